@@ -1,0 +1,113 @@
+/* Configuration: one option table (redis's createIntConfig rows) drives the YAML file,
+ * the environment, validation, --check-config and the README reference.
+ * Precedence, lowest first: defaults < YAML file < environment. Inside one layer a
+ * discrete key (mysql.host) beats the same field taken from mysql.url. */
+#ifndef MYSYNC_CONFIG_H
+#define MYSYNC_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "mysync/error.h"
+
+enum ms_sync_mode { MS_SYNC_MODE_BINLOG, MS_SYNC_MODE_POLL, MS_SYNC_MODE_AUTO };
+enum ms_ssl_mode {
+    MS_SSL_DISABLED,
+    MS_SSL_PREFERRED,
+    MS_SSL_REQUIRED,
+    MS_SSL_VERIFY_CA,
+    MS_SSL_VERIFY_IDENTITY,
+};
+enum ms_decimal_as { MS_DECIMAL_AS_DECIMAL128, MS_DECIMAL_AS_STRING, MS_DECIMAL_AS_DOUBLE };
+
+/* Where an option's effective value came from. */
+enum ms_config_origin {
+    MS_ORIGIN_DEFAULT = 0,
+    MS_ORIGIN_FILE,
+    MS_ORIGIN_ENV,
+    MS_ORIGIN_URL,     /* expanded from mysql.url */
+    MS_ORIGIN_DERIVED, /* computed from other options */
+};
+
+struct ms_strlist {
+    char **v;
+    size_t n;
+};
+
+struct ms_config {
+    char *file; /* the YAML file loaded, or NULL */
+
+    char *mysql_url;
+    char *mysql_host;
+    int64_t mysql_port;
+    char *mysql_user;
+    char *mysql_password;
+    char *mysql_password_file;
+    char *mysql_database;
+    char *mysql_charset;
+    int mysql_ssl_mode; /* enum ms_ssl_mode */
+    char *mysql_ssl_ca;
+
+    char *mongodb_uri;
+    char *mongodb_database;
+
+    bool sync_enabled;
+    int sync_mode; /* enum ms_sync_mode */
+    struct ms_strlist sync_tables;
+    int64_t sync_batch_size;
+    int64_t sync_flush_ms;
+    int64_t sync_interval_minutes;
+    int64_t sync_interval_seconds; /* 0 = use minutes */
+    int64_t sync_max_retries;
+    int64_t sync_retry_delay_ms;
+    int64_t sync_server_id; /* 0 = derive at start-up */
+    int sync_decimal_as;    /* enum ms_decimal_as */
+    char *collection_products;
+    char *collection_orders;
+    char *collection_customers;
+    char *collection_inventory;
+
+    char *http_listen;
+    char *http_token;
+    char *http_token_file;
+
+    int log_level;  /* enum ms_log_level */
+    int log_format; /* enum ms_log_format */
+
+    /* Private: origin of each option, indexed like the option table. */
+    unsigned char *origin;
+};
+
+/* Fills cfg with defaults, then the YAML file (path may be NULL), then the environment
+ * (envp: NULL-terminated "NAME=value" strings; NULL = the process environment), then
+ * validates and derives. On failure cfg is still safe to ms_config_cleanup().
+ * Errors name the file, line and column, or the environment variable, and the key.
+ * Every secret found is registered with ms_log_add_secret(). */
+bool ms_config_load(struct ms_config *cfg, const char *path, const char *const *envp,
+                    struct ms_error *err);
+
+void ms_config_cleanup(struct ms_config *cfg);
+
+/* Writes the effective configuration as YAML, secrets as "***", each value commented
+ * with its origin (default, file, env VAR, ...). */
+void ms_config_print(const struct ms_config *cfg, FILE *out);
+
+/* Writes the configuration reference (every key, env var, default, range) as a Markdown
+ * table: README.md carries this output, checked by a unit test. */
+void ms_config_print_reference(FILE *out);
+
+/* Effective sync interval in seconds (interval_seconds when set, else minutes * 60). */
+int64_t ms_config_interval_seconds(const struct ms_config *cfg);
+
+/* Parses mysql://user:pass@host:port/db (percent-decoded) into cfg's mysql fields. */
+bool ms_config_parse_mysql_url(struct ms_config *cfg, const char *url, struct ms_error *err);
+
+/* Copies uri to out with any password replaced by "***". */
+void ms_config_redact_uri(const char *uri, char *out, size_t outsz);
+
+/* The option key closest to name (edit distance), or NULL when none is close. */
+const char *ms_config_suggest_key(const char *name);
+
+#endif

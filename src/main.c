@@ -1,0 +1,329 @@
+/* mysync command line: the daemon, one-shot backfill, binlog-dump, verify, --check-config.
+ * Exit codes follow sysexits.h (see usage() and README "Exit codes"). */
+#define MS_LOG_DOMAIN "main"
+
+#include "mysync/config.h"
+#include "mysync/log.h"
+#include "mysync/mysql.h"
+#include "mysync/sink.h"
+#include "mysync_build.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+enum command { CMD_DAEMON, CMD_FULL, CMD_BINLOG_DUMP, CMD_VERIFY, CMD_CHECK_CONFIG };
+
+struct cli {
+    enum command cmd;
+    const char *config;
+    const char **tables;
+    size_t ntables;
+    const char *where;
+    long chunk_size;
+    const char *file;
+    const char *start;
+    bool from_server;
+    long sample;
+};
+
+enum {
+    OPT_CHECK_CONFIG = 256,
+    OPT_FULL,
+    OPT_WHERE,
+    OPT_CHUNK_SIZE,
+    OPT_FILE,
+    OPT_START,
+    OPT_FROM_SERVER,
+    OPT_SAMPLE,
+    OPT_CONFIG_REFERENCE,
+};
+
+static const struct option long_options[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
+    {"full", no_argument, NULL, OPT_FULL},
+    {"table", required_argument, NULL, 't'},
+    {"where", required_argument, NULL, OPT_WHERE},
+    {"chunk-size", required_argument, NULL, OPT_CHUNK_SIZE},
+    {"file", required_argument, NULL, OPT_FILE},
+    {"start", required_argument, NULL, OPT_START},
+    {"from-server", no_argument, NULL, OPT_FROM_SERVER},
+    {"sample", required_argument, NULL, OPT_SAMPLE},
+    {"config-reference", no_argument, NULL, OPT_CONFIG_REFERENCE},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+static void usage(FILE *out)
+{
+    fputs("Usage:\n"
+          "  mysync [--config FILE]                 run the replication daemon\n"
+          "  mysync --full --table NAME [--table NAME ...] [--where SQL] [--chunk-size N]\n"
+          "                                         one-shot backfill of tables\n"
+          "  mysync binlog-dump --file PATH [--start POS]\n"
+          "  mysync binlog-dump --from-server [--start FILE:POS]\n"
+          "                                         print decoded row changes as JSON lines\n"
+          "  mysync verify --table NAME [--sample N] compare source rows with documents\n"
+          "  mysync --check-config [--config FILE]  validate, print the effective configuration\n"
+          "                                         (secrets redacted) and exit\n"
+          "\n"
+          "Options:\n"
+          "  -c, --config FILE      YAML configuration file; environment variables override it\n"
+          "  -t, --table NAME       table (repeatable), `table` or `db.table`\n"
+          "      --where SQL        backfill only rows matching this condition\n"
+          "      --chunk-size N     backfill rows per chunk\n"
+          "      --file PATH        binlog file to read (binlog-dump)\n"
+          "      --start POS        start position: byte offset (--file) or FILE:POS\n"
+          "      --from-server      read the binlog from the configured server (binlog-dump)\n"
+          "      --sample N         verify N random rows only (verify)\n"
+          "      --config-reference print every configuration key as a Markdown table\n"
+          "  -h, --help             this text\n"
+          "  -V, --version          print the version\n"
+          "\n"
+          "Configuration: see config/mysync.example.yaml and README.md; every key also has an\n"
+          "environment variable (MYSQL_*, MONGODB_*, SYNC_*, HTTP_*, LOG_*).\n"
+          "\n"
+          "Exit codes (sysexits.h):\n"
+          "  0   success\n"
+          "  64  EX_USAGE        bad command line\n"
+          "  65  EX_DATAERR      data mismatch found (verify) or unreadable input data\n"
+          "  69  EX_UNAVAILABLE  a server is unreachable or refuses us, or the binlog position is\n"
+          "                      gone, or the command is not part of this build yet\n"
+          "  70  EX_SOFTWARE     internal error\n"
+          "  74  EX_IOERR        input/output error (files)\n"
+          "  78  EX_CONFIG       invalid configuration\n",
+          out);
+}
+
+static bool parse_long(const char *s, long min, long *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+
+    if (end == s || *end != '\0' || v < min) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* Returns 0 to go on, or an exit code. */
+static int parse_cli(int argc, char **argv, struct cli *cli)
+{
+    int c;
+    bool check = false, full = false;
+
+    memset(cli, 0, sizeof(*cli));
+    while ((c = getopt_long(argc, argv, "c:t:hV", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            cli->config = optarg;
+            break;
+        case 't':
+            cli->tables = realloc(cli->tables, (cli->ntables + 1) * sizeof(char *));
+            cli->tables[cli->ntables++] = optarg;
+            break;
+        case OPT_CHECK_CONFIG:
+            check = true;
+            break;
+        case OPT_FULL:
+            full = true;
+            break;
+        case OPT_WHERE:
+            cli->where = optarg;
+            break;
+        case OPT_CHUNK_SIZE:
+            if (!parse_long(optarg, 1, &cli->chunk_size)) {
+                fprintf(stderr, "mysync: --chunk-size: '%s' is not a positive integer\n", optarg);
+                return EX_USAGE;
+            }
+            break;
+        case OPT_FILE:
+            cli->file = optarg;
+            break;
+        case OPT_START:
+            cli->start = optarg;
+            break;
+        case OPT_FROM_SERVER:
+            cli->from_server = true;
+            break;
+        case OPT_SAMPLE:
+            if (!parse_long(optarg, 1, &cli->sample)) {
+                fprintf(stderr, "mysync: --sample: '%s' is not a positive integer\n", optarg);
+                return EX_USAGE;
+            }
+            break;
+        case OPT_CONFIG_REFERENCE:
+            ms_config_print_reference(stdout);
+            exit(EX_OK);
+        case 'h':
+            usage(stdout);
+            exit(EX_OK);
+        case 'V':
+            printf("mysync %s\n", MYSYNC_VERSION);
+            exit(EX_OK);
+        default:
+            fputs("Try 'mysync --help'.\n", stderr);
+            return EX_USAGE;
+        }
+    }
+    if (optind < argc) {
+        const char *sub = argv[optind];
+        if (strcmp(sub, "binlog-dump") == 0) {
+            cli->cmd = CMD_BINLOG_DUMP;
+        } else if (strcmp(sub, "verify") == 0) {
+            cli->cmd = CMD_VERIFY;
+        } else {
+            fprintf(stderr, "mysync: unknown command '%s'. Try 'mysync --help'.\n", sub);
+            return EX_USAGE;
+        }
+        if (optind + 1 < argc) {
+            fprintf(stderr, "mysync: unexpected argument '%s'\n", argv[optind + 1]);
+            return EX_USAGE;
+        }
+    }
+    if (check + full + (cli->cmd != CMD_DAEMON) > 1) {
+        fputs("mysync: --check-config, --full, binlog-dump and verify exclude each other\n",
+              stderr);
+        return EX_USAGE;
+    }
+    if (check) {
+        cli->cmd = CMD_CHECK_CONFIG;
+    } else if (full) {
+        cli->cmd = CMD_FULL;
+    }
+    /* Each option belongs to the commands that use it. */
+    if (cli->ntables > 0 && cli->cmd != CMD_FULL && cli->cmd != CMD_VERIFY) {
+        fputs("mysync: --table goes with --full or verify\n", stderr);
+        return EX_USAGE;
+    }
+    if ((cli->where != NULL || cli->chunk_size != 0) && cli->cmd != CMD_FULL) {
+        fputs("mysync: --where and --chunk-size go with --full\n", stderr);
+        return EX_USAGE;
+    }
+    if ((cli->file != NULL || cli->from_server || cli->start != NULL) &&
+        cli->cmd != CMD_BINLOG_DUMP) {
+        fputs("mysync: --file, --from-server and --start go with binlog-dump\n", stderr);
+        return EX_USAGE;
+    }
+    if (cli->sample != 0 && cli->cmd != CMD_VERIFY) {
+        fputs("mysync: --sample goes with verify\n", stderr);
+        return EX_USAGE;
+    }
+    if ((cli->cmd == CMD_FULL || cli->cmd == CMD_VERIFY) && cli->ntables == 0) {
+        fputs("mysync: name at least one --table\n", stderr);
+        return EX_USAGE;
+    }
+    if (cli->cmd == CMD_BINLOG_DUMP && (cli->file != NULL) == cli->from_server) {
+        fputs("mysync: binlog-dump needs exactly one of --file PATH or --from-server\n", stderr);
+        return EX_USAGE;
+    }
+    return 0;
+}
+
+/* Connects to both servers and reports what it finds; the daemon's first step. */
+static int preflight(const struct ms_config *cfg)
+{
+    struct ms_error err = {0};
+    struct ms_mysql_info mi;
+    struct ms_mongo_info gi;
+    mongoc_client_pool_t *pool;
+    MYSQL *conn;
+    char uri[1024];
+    int rc = EX_OK;
+
+    conn = ms_mysql_connect(cfg, &err);
+    if (conn == NULL) {
+        ms_log(MS_LOG_ERROR, "%s", err.msg);
+        return EX_UNAVAILABLE;
+    }
+    if (!ms_mysql_probe(conn, &mi, &err)) {
+        ms_log(MS_LOG_ERROR, "%s", err.msg);
+        mysql_close(conn);
+        return EX_UNAVAILABLE;
+    }
+    mysql_close(conn);
+    ms_log_kv(MS_LOG_INFO,
+              ((struct ms_log_field[]){MS_LF_STR("version", mi.version),
+                                       MS_LF_STR("log_bin", mi.log_bin ? "ON" : "OFF"),
+                                       MS_LF_STR("binlog_format", mi.binlog_format),
+                                       MS_LF_STR("binlog_row_image", mi.binlog_row_image),
+                                       MS_LF_STR("binlog_row_metadata", mi.binlog_row_metadata),
+                                       MS_LF_INT("server_id", mi.server_id)}),
+              "connected to MySQL at %s:%d", cfg->mysql_host, (int)cfg->mysql_port);
+
+    ms_config_redact_uri(cfg->mongodb_uri, uri, sizeof(uri));
+    pool = ms_sink_pool_new(cfg, &err);
+    if (pool == NULL || !ms_sink_ping(pool, &gi, &err)) {
+        ms_log(MS_LOG_ERROR, "%s (uri %s)", err.msg, uri);
+        rc = EX_UNAVAILABLE;
+    } else {
+        ms_log_kv(MS_LOG_INFO,
+                  ((struct ms_log_field[]){MS_LF_STR("version", gi.version),
+                                           MS_LF_INT("max_wire_version", gi.max_wire_version),
+                                           MS_LF_STR("database", cfg->mongodb_database)}),
+                  "connected to MongoDB at %s", uri);
+    }
+    if (pool != NULL) {
+        mongoc_client_pool_destroy(pool);
+    }
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli cli;
+    struct ms_config cfg;
+    struct ms_error err = {0};
+    int rc = parse_cli(argc, argv, &cli);
+
+    if (rc != 0) {
+        free(cli.tables);
+        return rc;
+    }
+    if (!ms_config_load(&cfg, cli.config, NULL, &err)) {
+        fprintf(stderr, "mysync: configuration error: %s\n", err.msg);
+        ms_config_cleanup(&cfg);
+        free(cli.tables);
+        return EX_CONFIG;
+    }
+    ms_log_set_level((enum ms_log_level)cfg.log_level);
+    ms_log_set_format((enum ms_log_format)cfg.log_format);
+
+    switch (cli.cmd) {
+    case CMD_CHECK_CONFIG:
+        ms_config_print(&cfg, stdout);
+        rc = EX_OK;
+        break;
+    case CMD_DAEMON:
+        ms_log(MS_LOG_INFO, "mysync %s starting (mode %s)", MYSYNC_VERSION,
+               cfg.sync_mode == MS_SYNC_MODE_BINLOG ? "binlog"
+               : cfg.sync_mode == MS_SYNC_MODE_POLL ? "poll"
+                                                    : "auto");
+        rc = preflight(&cfg);
+        if (rc == EX_OK) {
+            ms_log(MS_LOG_WARN, "preflight passed; replication is not part of this build yet "
+                                "(it arrives with the binlog CDC core): exiting");
+        }
+        break;
+    case CMD_FULL:
+    case CMD_BINLOG_DUMP:
+    case CMD_VERIFY:
+        ms_log(MS_LOG_ERROR, "%s is not part of this build yet",
+               cli.cmd == CMD_FULL          ? "--full (backfill)"
+               : cli.cmd == CMD_BINLOG_DUMP ? "binlog-dump"
+                                            : "verify");
+        rc = EX_UNAVAILABLE;
+        break;
+    }
+    ms_config_cleanup(&cfg);
+    free(cli.tables);
+    if (cli.cmd == CMD_DAEMON) {
+        mongoc_cleanup();
+    }
+    return rc;
+}
