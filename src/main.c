@@ -285,10 +285,12 @@ int main(int argc, char **argv)
         free(cli.tables);
         return rc;
     }
+    ms_sink_global_init(); /* libmongoc (URI checks in config too) logs through ms_log */
     if (!ms_config_load(&cfg, cli.config, NULL, &err)) {
         fprintf(stderr, "mysync: configuration error: %s\n", err.msg);
         ms_config_cleanup(&cfg);
         free(cli.tables);
+        mongoc_cleanup();
         return EX_CONFIG;
     }
     ms_log_set_level((enum ms_log_level)cfg.log_level);
@@ -322,8 +324,6 @@ int main(int argc, char **argv)
     }
     ms_config_cleanup(&cfg);
     free(cli.tables);
-    if (cli.cmd == CMD_DAEMON) {
-        mongoc_cleanup();
-    }
+    mongoc_cleanup();
     return rc;
 }

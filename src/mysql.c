@@ -65,9 +65,9 @@ static MYSQL *try_connect(const struct ms_config *cfg, bool tls, struct ms_error
     if (mysql_real_connect(m, cfg->mysql_host, cfg->mysql_user, cfg->mysql_password,
                            cfg->mysql_database, (unsigned int)cfg->mysql_port, NULL,
                            CLIENT_REMEMBER_OPTIONS) == NULL) {
-        snprintf(doing, sizeof(doing), "cannot connect to MySQL at %s:%d as '%s'%s",
+        snprintf(doing, sizeof(doing), "cannot connect to MySQL at %s:%d as '%s'",
                  cfg->mysql_host, (int)cfg->mysql_port,
-                 cfg->mysql_user != NULL ? cfg->mysql_user : "", tls ? " with TLS" : "");
+                 cfg->mysql_user != NULL ? cfg->mysql_user : "");
         ms_mysql_error(m, doing, err);
         mysql_close(m);
         return NULL;
@@ -77,17 +77,23 @@ static MYSQL *try_connect(const struct ms_config *cfg, bool tls, struct ms_error
 
 MYSQL *ms_mysql_connect(const struct ms_config *cfg, struct ms_error *err)
 {
-    MYSQL *m;
+    MYSQL *m = try_connect(cfg, cfg->mysql_ssl_mode != MS_SSL_DISABLED, err);
 
-    if (cfg->mysql_ssl_mode == MS_SSL_DISABLED) {
-        return try_connect(cfg, false, err);
+    /* libmariadb 3.3 falls back to plain text when the server offers no TLS, even with
+     * MYSQL_OPT_SSL_ENFORCE (measured against the rig's MariaDB, have_ssl=DISABLED):
+     * "required" and stricter are enforced here, from the negotiated cipher. */
+    if (m != NULL && cfg->mysql_ssl_mode >= MS_SSL_REQUIRED && mysql_get_ssl_cipher(m) == NULL) {
+        ms_error_set(err, MS_ERR_MYSQL, 0,
+                     "MySQL at %s:%d offers no TLS but mysql.ssl_mode is %s: enable TLS on the "
+                     "server or lower MYSQL_SSL_MODE",
+                     cfg->mysql_host, (int)cfg->mysql_port,
+                     cfg->mysql_ssl_mode == MS_SSL_REQUIRED ? "required" : "verify_*");
+        mysql_close(m);
+        return NULL;
     }
-    m = try_connect(cfg, true, err);
-    if (m == NULL && cfg->mysql_ssl_mode == MS_SSL_PREFERRED && err != NULL &&
-        !err->retryable && err->code != ER_ACCESS_DENIED_ERROR && err->code != ER_BAD_DB_ERROR) {
-        /* The server offers no TLS (or the handshake failed): "preferred" accepts plain text. */
-        ms_log(MS_LOG_DEBUG, "TLS not available (%s); connecting without TLS", err->msg);
-        m = try_connect(cfg, false, err);
+    if (m != NULL) {
+        ms_log(MS_LOG_DEBUG, "connected to %s:%d %s", cfg->mysql_host, (int)cfg->mysql_port,
+               mysql_get_ssl_cipher(m) != NULL ? "with TLS" : "without TLS");
     }
     return m;
 }

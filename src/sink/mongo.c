@@ -8,8 +8,42 @@
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
+/* libmongoc logs through us: one format, one level, and the same redaction. */
+static void mongoc_to_ms_log(mongoc_log_level_t level, const char *domain, const char *message,
+                             void *ud)
+{
+    enum ms_log_level l;
+    char component[48];
+
+    (void)ud;
+    switch (level) {
+    case MONGOC_LOG_LEVEL_ERROR:
+    case MONGOC_LOG_LEVEL_CRITICAL:
+        l = MS_LOG_ERROR;
+        break;
+    case MONGOC_LOG_LEVEL_WARNING:
+        l = MS_LOG_WARN;
+        break;
+    case MONGOC_LOG_LEVEL_MESSAGE:
+    case MONGOC_LOG_LEVEL_INFO:
+        l = MS_LOG_INFO;
+        break;
+    case MONGOC_LOG_LEVEL_DEBUG:
+        l = MS_LOG_DEBUG;
+        break;
+    default:
+        l = MS_LOG_TRACE;
+        break;
+    }
+    if (ms_log_enabled(l)) {
+        snprintf(component, sizeof(component), "mongoc.%s", domain != NULL ? domain : "");
+        ms_log_emit(l, component, NULL, 0, "%s", message);
+    }
+}
+
 static void do_init(void)
 {
+    mongoc_log_set_handler(mongoc_to_ms_log, NULL);
     mongoc_init();
 }
 

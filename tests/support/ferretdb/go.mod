@@ -1,0 +1,3 @@
+module mysync/tests/support/ferretdb
+
+go 1.26.8
