@@ -1070,10 +1070,12 @@ static bool validate(struct ms_config *cfg, struct ms_error *err)
     mongoc_uri_destroy(uri);
     if (strpbrk(cfg->mongodb_database, "/\\. \"$") != NULL || cfg->mongodb_database[0] == '\0' ||
         strlen(cfg->mongodb_database) > 63) {
+        bool derived = cfg->origin[find_option("mongodb.database") - options] == MS_ORIGIN_DERIVED;
         ms_error_set(err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE,
-                     "mongodb.database: '%s' is not a valid MongoDB database name (1..63 chars, "
-                     "none of /\\. \"$)",
-                     cfg->mongodb_database);
+                     "mongodb.database: '%s'%s is not a valid MongoDB database name (1..63 chars, "
+                     "none of /\\. \"$)%s",
+                     cfg->mongodb_database, derived ? " (derived from the URI or mysql.database)" : "",
+                     derived ? ": set mongodb.database (MONGODB_DATABASE)" : "");
         return false;
     }
     for (size_t i = 0; i < cfg->sync_tables.n; i++) {
@@ -1179,8 +1181,7 @@ static void print_value(const struct ms_config *cfg, const struct option *o, FIL
         if (s == NULL) {
             fputs("null", out);
         } else {
-            ms_log_redact(s, buf, sizeof(buf));
-            yaml_quote(out, buf);
+            yaml_quote(out, s); /* not a secret: printed as is */
         }
         break;
     }
@@ -1190,13 +1191,11 @@ static void print_value(const struct ms_config *cfg, const struct option *o, FIL
     case OPT_URI:
     case OPT_MYSQL_URL: {
         const char *s = *FIELD(cfg, o, char *);
-        char red[1024];
         if (s == NULL) {
             fputs("null", out);
             break;
         }
-        ms_config_redact_uri(s, red, sizeof(red));
-        ms_log_redact(red, buf, sizeof(buf));
+        ms_config_redact_uri(s, buf, sizeof(buf));
         yaml_quote(out, buf);
         break;
     }

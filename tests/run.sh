@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, builds (-Werror), starts the rig (MariaDB with
+# and without binlog, mongo-java-server, FerretDB), runs every suite, prints a summary and
+# exits non-zero on any failure. Servers are stopped on exit, whatever happens.
+#
+#   tests/run.sh              unit + integration suites
+#   tests/run.sh --sanitize   also an ASan+UBSan build running every suite, and valgrind on
+#                             the unit suite (always on in CI, i.e. when CI=true)
+#   tests/run.sh --suite unit only one suite
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+. tests/support/deps.sh
+
+SANITIZE=0
+SUITES=(unit integration)
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --sanitize) SANITIZE=1; shift ;;
+    --suite) SUITES=("$2"); shift 2 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "tests/run.sh: unknown argument $1" >&2; exit 64 ;;
+  esac
+done
+[ "${CI:-}" = true ] && SANITIZE=1
+
+ms_install_deps
+
+configure() { # configure DIR [meson options...]
+  local dir=$1; shift
+  if [ -f "$dir/build.ninja" ]; then
+    meson configure "$dir" "$@" >/dev/null
+  else
+    meson setup "$dir" "$@" >/dev/null
+  fi
+  ninja -C "$dir"
+}
+
+echo "== build (-Werror)"
+configure build -Dwerror=true -Dbuildtype=debugoptimized
+if [ "$SANITIZE" = 1 ]; then
+  echo "== build with AddressSanitizer + UndefinedBehaviorSanitizer"
+  configure build-asan -Dwerror=true -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+fi
+
+RIG=""
+cleanup() { [ -n "$RIG" ] && bash tests/support/rig.sh stop --dir "$RIG"; }
+trap cleanup EXIT INT TERM
+if [[ " ${SUITES[*]} " == *" integration "* ]]; then
+  echo "== rig"
+  bash tests/support/rig.sh prepare
+  RIG=$(bash tests/support/rig.sh start --owner $$)
+  export MS_RIG_DIR=$RIG
+fi
+
+passed=0; failed=0; status=0
+run_suite() { # run_suite BUILDDIR SUITE [meson test args...]
+  local dir=$1 suite=$2; shift 2
+  local log
+  echo "== $suite ($dir${*:+, $*})"
+  log=$(mktemp)
+  if ! meson test -C "$dir" --suite "$suite" --print-errorlogs "$@" 2>&1 | tee "$log"; then
+    status=1
+  fi
+  # meson's own summary lines: "Ok: N", "Fail: N", "Timeout: N", ...
+  passed=$((passed + $(awk '/^Ok:/{print $2}' "$log" | tail -n1)))
+  failed=$((failed + $(awk '/^(Fail|Timeout|Unexpected Pass):/{s+=$NF} END{print s+0}' "$log")))
+  grep -q '^Ok:' "$log" || status=1   # no summary: the runner itself failed
+  rm -f "$log"
+}
+
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+for s in "${SUITES[@]}"; do run_suite build "$s"; done
+if [ "$SANITIZE" = 1 ]; then
+  for s in "${SUITES[@]}"; do run_suite build-asan "$s"; done
+  if [[ " ${SUITES[*]} " == *" unit "* ]]; then
+    run_suite build unit --setup valgrind
+  fi
+fi
+
+echo
+echo "summary: $passed passed, $failed failed"
+[ "$failed" = 0 ] || status=1
+exit $status

@@ -1,0 +1,256 @@
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+struct buf {
+    char *p;
+    size_t n, cap;
+};
+
+static void buf_add(struct buf *b, const char *s, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        b->cap = (b->n + n + 1) * 2;
+        b->p = realloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+bool tu_run(const char *const *argv, const char *const *envp, int timeout_s, struct tu_proc *p)
+{
+    int out[2], err[2];
+    pid_t pid;
+    struct buf bo = {0}, be = {0};
+    time_t deadline = time(NULL) + timeout_s;
+    int status = 0;
+    bool open_o = true, open_e = true;
+
+    memset(p, 0, sizeof(*p));
+    if (pipe(out) != 0 || pipe(err) != 0) {
+        return false;
+    }
+    pid = fork();
+    if (pid < 0) {
+        return false;
+    }
+    if (pid == 0) {
+        char *env[64];
+        size_t n = 0;
+        static const char *const keep[] = {"PATH", "HOME", "TMPDIR", "ASAN_OPTIONS",
+                                            "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
+        for (size_t i = 0; keep[i] != NULL; i++) {
+            const char *v = getenv(keep[i]);
+            if (v != NULL) {
+                size_t len = strlen(keep[i]) + strlen(v) + 2;
+                env[n] = malloc(len);
+                snprintf(env[n++], len, "%s=%s", keep[i], v);
+            }
+        }
+        for (size_t i = 0; envp != NULL && envp[i] != NULL && n < 62; i++) {
+            env[n++] = (char *)envp[i];
+        }
+        env[n] = NULL;
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        close(out[0]);
+        close(err[0]);
+        close(out[1]);
+        close(err[1]);
+        execve(argv[0], (char *const *)argv, env);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    buf_add(&bo, "", 0);
+    buf_add(&be, "", 0);
+    while (open_o || open_e) {
+        struct pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+        char chunk[4096];
+        int left = (int)(deadline - time(NULL));
+        if (left <= 0) {
+            kill(pid, SIGKILL);
+            break;
+        }
+        if (poll(fds, 2, left * 1000) <= 0) {
+            continue;
+        }
+        for (int i = 0; i < 2; i++) {
+            if (fds[i].revents != 0 && (i == 0 ? open_o : open_e)) {
+                ssize_t r = read(fds[i].fd, chunk, sizeof(chunk));
+                if (r <= 0) {
+                    if (i == 0) {
+                        open_o = false;
+                    } else {
+                        open_e = false;
+                    }
+                    fds[i].fd = -1;
+                } else {
+                    buf_add(i == 0 ? &bo : &be, chunk, (size_t)r);
+                }
+            }
+        }
+        if (!open_o) {
+            fds[0].fd = -1;
+        }
+    }
+    close(out[0]);
+    close(err[0]);
+    waitpid(pid, &status, 0);
+    p->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    p->out = bo.p;
+    p->err = be.p;
+    return true;
+}
+
+void tu_proc_cleanup(struct tu_proc *p)
+{
+    free(p->out);
+    free(p->err);
+    p->out = p->err = NULL;
+}
+
+char *tu_write_temp(const char *content)
+{
+    const char *dir = getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp";
+    size_t n = strlen(dir) + 32;
+    char *path = malloc(n);
+    int fd;
+
+    snprintf(path, n, "%s/mysync-test.XXXXXX", dir);
+    fd = mkstemp(path);
+    if (fd < 0 || write(fd, content, strlen(content)) != (ssize_t)strlen(content)) {
+        abort();
+    }
+    close(fd);
+    return path;
+}
+
+/* ---- rig ---------------------------------------------------------------------------- */
+
+static char rig_dir[1024];
+static char *rig_env; /* contents of rig.env */
+
+static const char *rig_script(void)
+{
+    const char *s = getenv("MS_RIG_SCRIPT");
+
+    if (s == NULL) {
+        fprintf(stderr, "MS_RIG_SCRIPT is not set (meson test sets it)\n");
+        abort();
+    }
+    return s;
+}
+
+static void rig_load(void)
+{
+    char path[1100];
+    FILE *f;
+    long n;
+
+    snprintf(path, sizeof(path), "%s/rig.env", rig_dir);
+    f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "rig: cannot read %s\n", path);
+        abort();
+    }
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    free(rig_env);
+    rig_env = calloc(1, (size_t)n + 1);
+    if (fread(rig_env, 1, (size_t)n, f) != (size_t)n) {
+        abort();
+    }
+    fclose(f);
+}
+
+static void rig_ensure(void)
+{
+    if (rig_env != NULL) {
+        return;
+    }
+    if (getenv("MS_RIG_DIR") != NULL) {
+        snprintf(rig_dir, sizeof(rig_dir), "%s", getenv("MS_RIG_DIR"));
+    } else {
+        char owner[32], cmd[1400];
+        FILE *p;
+        snprintf(owner, sizeof(owner), "%d", (int)getpid());
+        snprintf(cmd, sizeof(cmd), "bash '%s' start --owner %s", rig_script(), owner);
+        fprintf(stderr, "rig: no MS_RIG_DIR, starting servers for this test\n");
+        p = popen(cmd, "r");
+        if (p == NULL || fgets(rig_dir, sizeof(rig_dir), p) == NULL) {
+            fprintf(stderr, "rig: could not start the servers (%s)\n", cmd);
+            abort();
+        }
+        rig_dir[strcspn(rig_dir, "\n")] = '\0';
+        if (pclose(p) != 0) {
+            fprintf(stderr, "rig: start failed\n");
+            abort();
+        }
+        setenv("MS_RIG_DIR", rig_dir, 1);
+    }
+    rig_load();
+}
+
+static char *values[256];
+static size_t nvalues;
+
+static void free_values(void)
+{
+    for (size_t i = 0; i < nvalues; i++) {
+        free(values[i]);
+    }
+    nvalues = 0;
+    free(rig_env);
+    rig_env = NULL;
+}
+
+const char *tu_rig(const char *key)
+{
+    size_t klen = strlen(key);
+
+    if (nvalues == 0) {
+        atexit(free_values);
+    }
+
+    rig_ensure();
+    for (const char *line = rig_env; line != NULL && *line != '\0';) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl != NULL ? (size_t)(nl - line) : strlen(line);
+        if (len > klen && strncmp(line, key, klen) == 0 && line[klen] == '=') {
+            char *v = strndup(line + klen + 1, len - klen - 1);
+            if (nvalues == sizeof(values) / sizeof(values[0])) {
+                abort();
+            }
+            values[nvalues++] = v;
+            return v;
+        }
+        line = nl != NULL ? nl + 1 : NULL;
+    }
+    fprintf(stderr, "rig: %s is not in %s/rig.env (service not started?)\n", key, rig_dir);
+    abort();
+}
+
+bool tu_rig_ctl(const char *cmd, const char *service)
+{
+    char line[1600];
+    bool ok;
+
+    rig_ensure();
+    snprintf(line, sizeof(line), "bash '%s' %s %s --dir '%s'", rig_script(), cmd, service, rig_dir);
+    ok = system(line) == 0;
+    rig_load();
+    return ok;
+}
