@@ -80,4 +80,6 @@ cat <<TXT
 TXT
 if [ "$KEEP" = 1 ]; then
   echo "  Servers keep running; stop them with: tests/support/rig.sh stop --dir $RIG"
+else
+  echo "  The servers stop when this script ends: run deploy/demo.sh --keep to explore them."
 fi

@@ -16,8 +16,8 @@ extern char **environ;
 
 enum opt_type {
     OPT_STR,
-    OPT_SECRET,    /* string never printed */
-    OPT_URI,       /* string printed with its password redacted */
+    OPT_SECRET, /* string never printed */
+    OPT_URI,    /* string printed with its password redacted */
     OPT_INT,
     OPT_BOOL,
     OPT_ENUM,
@@ -39,8 +39,8 @@ struct option {
     const char *help;
 };
 
-static const char *const ssl_modes[] = {"disabled", "preferred", "required", "verify_ca",
-                                        "verify_identity", NULL};
+static const char *const ssl_modes[] = {"disabled",  "preferred",       "required",
+                                        "verify_ca", "verify_identity", NULL};
 static const char *const sync_modes[] = {"binlog", "poll", "auto", NULL};
 static const char *const decimal_as[] = {"decimal128", "string", "double", NULL};
 static const char *const log_levels[] = {"error", "warn", "info", "debug", "trace", NULL};
@@ -68,15 +68,16 @@ static const struct option options[] = {
      "Default schema for unqualified table names."},
     {"mysql.charset", "MYSQL_CHARSET", OPT_STR, OFF(mysql_charset), "utf8mb4", 0, 0, NULL, false,
      "Connection character set."},
-    {"mysql.ssl_mode", "MYSQL_SSL_MODE", OPT_ENUM, OFF(mysql_ssl_mode), "preferred", 0, 0, ssl_modes,
-     false, "TLS to the source: disabled, preferred, required, verify_ca, verify_identity."},
+    {"mysql.ssl_mode", "MYSQL_SSL_MODE", OPT_ENUM, OFF(mysql_ssl_mode), "preferred", 0, 0,
+     ssl_modes, false,
+     "TLS to the source: disabled, preferred, required, verify_ca, verify_identity."},
     {"mysql.ssl_ca", "MYSQL_SSL_CA", OPT_STR, OFF(mysql_ssl_ca), NULL, 0, 0, NULL, false,
      "CA certificate file (PEM) for verify_ca / verify_identity."},
 
     {"mongodb.uri", "MONGODB_URI", OPT_URI, OFF(mongodb_uri), "mongodb://127.0.0.1:27017", 0, 0,
      NULL, false, "MongoDB connection string (credentials are redacted in all output)."},
-    {"mongodb.database", "MONGODB_DATABASE", OPT_STR, OFF(mongodb_database), NULL, 0, 0, NULL, false,
-     "Target database. Default: the URI's database, else `mysql.database`, else `mysync`."},
+    {"mongodb.database", "MONGODB_DATABASE", OPT_STR, OFF(mongodb_database), NULL, 0, 0, NULL,
+     false, "Target database. Default: the URI's database, else `mysql.database`, else `mysync`."},
 
     {"sync.enabled", "SYNC_ENABLED", OPT_BOOL, OFF(sync_enabled), "true", 0, 0, NULL, true,
      "Start replicating at start-up (false: start paused)."},
@@ -99,22 +100,20 @@ static const struct option options[] = {
      "First retry delay (doubles each retry, with jitter): `500ms`, `5s`, `2m`; bare number = s."},
     {"sync.server_id", "SYNC_SERVER_ID", OPT_INT, OFF(sync_server_id), "0", 0, 4294967295LL, NULL,
      false,
-     "Replica server id for the binlog dump; 0 derives a stable one from host name and "
-     "database."},
+     "Replica server id for the binlog dump (must differ from every server's id); 0 = "
+     "derived at start-up."},
     {"sync.decimal_as", "SYNC_DECIMAL_AS", OPT_ENUM, OFF(sync_decimal_as), "decimal128", 0, 0,
      decimal_as, false,
      "DECIMAL columns as decimal128 (exact), string (exact) or double (for targets without "
      "Decimal128, e.g. FerretDB v1)."},
     {"sync.collections.products", "SYNC_PRODUCTS_COLLECTION", OPT_STR, OFF(collection_products),
      "products", 0, 0, NULL, false, "Collection of the products strategy."},
-    {"sync.collections.orders", "SYNC_ORDERS_COLLECTION", OPT_STR, OFF(collection_orders),
-     "orders", 0, 0, NULL, false, "Collection of the orders strategy."},
-    {"sync.collections.customers", "SYNC_CUSTOMERS_COLLECTION", OPT_STR,
-     OFF(collection_customers), "customers", 0, 0, NULL, false,
-     "Collection of the customers strategy."},
-    {"sync.collections.inventory", "SYNC_INVENTORY_COLLECTION", OPT_STR,
-     OFF(collection_inventory), "inventory", 0, 0, NULL, false,
-     "Collection of the inventory strategy."},
+    {"sync.collections.orders", "SYNC_ORDERS_COLLECTION", OPT_STR, OFF(collection_orders), "orders",
+     0, 0, NULL, false, "Collection of the orders strategy."},
+    {"sync.collections.customers", "SYNC_CUSTOMERS_COLLECTION", OPT_STR, OFF(collection_customers),
+     "customers", 0, 0, NULL, false, "Collection of the customers strategy."},
+    {"sync.collections.inventory", "SYNC_INVENTORY_COLLECTION", OPT_STR, OFF(collection_inventory),
+     "inventory", 0, 0, NULL, false, "Collection of the inventory strategy."},
 
     {"http.listen", "HTTP_LISTEN", OPT_LISTEN, OFF(http_listen), "127.0.0.1:8080", 0, 0, NULL,
      false, "Control-plane address `host:port` (`[::1]:8080` for IPv6); loopback by default."},
@@ -181,7 +180,8 @@ static size_t edit_distance(const char *a, const char *b)
         row[0] = i;
         for (size_t j = 1; j <= lb; j++) {
             size_t cur = row[j];
-            size_t cost = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
+            size_t cost =
+                tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
             size_t best = prev + cost;
             if (row[j] + 1 < best) {
                 best = row[j] + 1;
@@ -395,8 +395,8 @@ static bool apply(struct ms_config *cfg, const struct option *o, const char *s,
         int64_t v;
         if (!parse_int(s, &v)) {
             ms_error_set(err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE,
-                         "%s: %s: '%s' is not an integer (allowed %" PRId64 "..%" PRId64 ")",
-                         where, o->key, shown, o->min, o->max);
+                         "%s: %s: '%s' is not an integer (allowed %" PRId64 "..%" PRId64 ")", where,
+                         o->key, shown, o->min, o->max);
             return false;
         }
         if (v < o->min || v > o->max) {
@@ -578,8 +578,7 @@ bool ms_config_parse_mysql_url(struct ms_config *cfg, const char *url, struct ms
                 return false;
             }
             ms_log_add_secret(cfg->mysql_password);
-        } else if (!url_component(&cfg->mysql_user, p, (size_t)(auth_end - p), "user name",
-                                  err)) {
+        } else if (!url_component(&cfg->mysql_user, p, (size_t)(auth_end - p), "user name", err)) {
             return false;
         }
         p = auth_end + 1;
@@ -741,8 +740,8 @@ static bool walk_mapping(struct walk *w, yaml_node_t *map, const char *prefix)
 {
     char where[600];
 
-    for (yaml_node_pair_t *pair = map->data.mapping.pairs.start;
-         pair < map->data.mapping.pairs.top; pair++) {
+    for (yaml_node_pair_t *pair = map->data.mapping.pairs.start; pair < map->data.mapping.pairs.top;
+         pair++) {
         yaml_node_t *k = yaml_document_get_node(w->doc, pair->key);
         yaml_node_t *v = yaml_document_get_node(w->doc, pair->value);
         char key[256];
@@ -750,19 +749,18 @@ static bool walk_mapping(struct walk *w, yaml_node_t *map, const char *prefix)
 
         mark_where(where, sizeof(where), w->file, k->start_mark);
         if (k->type != YAML_SCALAR_NODE) {
-            ms_error_set(w->err, MS_ERR_CONFIG, MS_CONFIG_SYNTAX,
-                         "%s: a key must be a plain name", where);
+            ms_error_set(w->err, MS_ERR_CONFIG, MS_CONFIG_SYNTAX, "%s: a key must be a plain name",
+                         where);
             return false;
         }
         snprintf(key, sizeof(key), "%s%s%s", prefix, prefix[0] != '\0' ? "." : "",
                  (const char *)k->data.scalar.value);
         for (yaml_node_pair_t *prev = map->data.mapping.pairs.start; prev < pair; prev++) {
             yaml_node_t *pk = yaml_document_get_node(w->doc, prev->key);
-            if (pk->type == YAML_SCALAR_NODE &&
-                strcmp((const char *)pk->data.scalar.value, (const char *)k->data.scalar.value) ==
-                    0) {
-                ms_error_set(w->err, MS_ERR_CONFIG, MS_CONFIG_SYNTAX,
-                             "%s: duplicate key '%s'", where, key);
+            if (pk->type == YAML_SCALAR_NODE && strcmp((const char *)pk->data.scalar.value,
+                                                       (const char *)k->data.scalar.value) == 0) {
+                ms_error_set(w->err, MS_ERR_CONFIG, MS_CONFIG_SYNTAX, "%s: duplicate key '%s'",
+                             where, key);
                 return false;
             }
         }
@@ -815,8 +813,8 @@ static bool walk_mapping(struct walk *w, yaml_node_t *map, const char *prefix)
                 return false;
             }
             joined = bson_string_new(NULL);
-            for (yaml_node_item_t *i = v->data.sequence.items.start;
-                 i < v->data.sequence.items.top; i++) {
+            for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top;
+                 i++) {
                 yaml_node_t *e = yaml_document_get_node(w->doc, *i);
                 if (e->type != YAML_SCALAR_NODE || strchr((char *)e->data.scalar.value, ',')) {
                     char ew[600];
@@ -902,8 +900,8 @@ static bool load_file(struct ms_config *cfg, const char *path, struct ms_error *
     for (int pass = 0; pass < 2 && ok; pass++) {
         for (size_t i = 0; i < w.n && ok; i++) {
             if ((w.items[i].opt->type == OPT_MYSQL_URL) == (pass == 0)) {
-                ok = apply(cfg, w.items[i].opt, w.items[i].value, MS_ORIGIN_FILE,
-                           w.items[i].where, err);
+                ok = apply(cfg, w.items[i].opt, w.items[i].value, MS_ORIGIN_FILE, w.items[i].where,
+                           err);
             }
         }
     }
@@ -990,8 +988,8 @@ static bool read_secret_file(const char *key, const char *path, char **out, stru
     n = fread(buf, 1, sizeof(buf) - 1, f);
     if (!feof(f)) {
         fclose(f);
-        ms_error_set(err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE,
-                     "%s: '%s' is larger than %zu bytes", key, path, sizeof(buf) - 1);
+        ms_error_set(err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE, "%s: '%s' is larger than %zu bytes",
+                     key, path, sizeof(buf) - 1);
         return false;
     }
     fclose(f);
@@ -1020,8 +1018,8 @@ static bool validate(struct ms_config *cfg, struct ms_error *err)
     bson_error_t berr;
 
     if (cfg->mysql_password_file != NULL) {
-        if (!read_secret_file("mysql.password_file", cfg->mysql_password_file,
-                              &cfg->mysql_password, err)) {
+        if (!read_secret_file("mysql.password_file", cfg->mysql_password_file, &cfg->mysql_password,
+                              err)) {
             return false;
         }
         set_origin(cfg, "mysql.password", MS_ORIGIN_DERIVED);
@@ -1074,7 +1072,8 @@ static bool validate(struct ms_config *cfg, struct ms_error *err)
         ms_error_set(err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE,
                      "mongodb.database: '%s'%s is not a valid MongoDB database name (1..63 chars, "
                      "none of /\\. \"$)%s",
-                     cfg->mongodb_database, derived ? " (derived from the URI or mysql.database)" : "",
+                     cfg->mongodb_database,
+                     derived ? " (derived from the URI or mysql.database)" : "",
                      derived ? ": set mongodb.database (MONGODB_DATABASE)" : "");
         return false;
     }
@@ -1284,8 +1283,8 @@ void ms_config_print_reference(FILE *out)
     fputs("|---|---|---|---|---|---|\n", out);
     for (size_t i = 0; i < NOPTIONS; i++) {
         const struct option *o = &options[i];
-        static const char *const types[] = {"string", "secret", "URI", "integer", "boolean",
-                                            "enum", "list", "duration", "host:port", "URL"};
+        static const char *const types[] = {"string", "secret", "URI",      "integer",   "boolean",
+                                            "enum",   "list",   "duration", "host:port", "URL"};
         char allowed[200] = "";
 
         if (o->type == OPT_INT) {
@@ -1302,8 +1301,7 @@ void ms_config_print_reference(FILE *out)
             }
         }
         fprintf(out, "| `%s` | `%s` | %s | %s%s%s | %s | %s%s |\n", o->key, o->env, types[o->type],
-                o->def != NULL ? "`" : "", o->def != NULL ? o->def : "—",
-                o->def != NULL ? "`" : "", allowed, o->help,
-                o->reloadable ? " (reloadable)" : "");
+                o->def != NULL ? "`" : "", o->def != NULL ? o->def : "—", o->def != NULL ? "`" : "",
+                allowed, o->help, o->reloadable ? " (reloadable)" : "");
     }
 }

@@ -45,9 +45,9 @@ void ms_error_prefix(struct ms_error *err, const char *fmt, ...)
 const char *ms_error_domain_name(uint32_t domain)
 {
     static const char *const names[] = {
-        [MS_ERR_NONE] = "none",       [MS_ERR_CONFIG] = "config", [MS_ERR_MYSQL] = "mysql",
-        [MS_ERR_MONGO] = "mongodb",   [MS_ERR_DECODE] = "decode", [MS_ERR_STRATEGY] = "strategy",
-        [MS_ERR_HTTP] = "http",       [MS_ERR_SYSTEM] = "system",
+        [MS_ERR_NONE] = "none",     [MS_ERR_CONFIG] = "config", [MS_ERR_MYSQL] = "mysql",
+        [MS_ERR_MONGO] = "mongodb", [MS_ERR_DECODE] = "decode", [MS_ERR_STRATEGY] = "strategy",
+        [MS_ERR_HTTP] = "http",     [MS_ERR_SYSTEM] = "system",
     };
 
     if (domain < sizeof(names) / sizeof(names[0]) && names[domain] != NULL) {

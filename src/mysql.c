@@ -65,9 +65,8 @@ static MYSQL *try_connect(const struct ms_config *cfg, bool tls, struct ms_error
     if (mysql_real_connect(m, cfg->mysql_host, cfg->mysql_user, cfg->mysql_password,
                            cfg->mysql_database, (unsigned int)cfg->mysql_port, NULL,
                            CLIENT_REMEMBER_OPTIONS) == NULL) {
-        snprintf(doing, sizeof(doing), "cannot connect to MySQL at %s:%d as '%s'",
-                 cfg->mysql_host, (int)cfg->mysql_port,
-                 cfg->mysql_user != NULL ? cfg->mysql_user : "");
+        snprintf(doing, sizeof(doing), "cannot connect to MySQL at %s:%d as '%s'", cfg->mysql_host,
+                 (int)cfg->mysql_port, cfg->mysql_user != NULL ? cfg->mysql_user : "");
         ms_mysql_error(m, doing, err);
         mysql_close(m);
         return NULL;

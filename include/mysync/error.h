@@ -42,7 +42,8 @@ void ms_error_set(struct ms_error *err, uint32_t domain, uint32_t code, const ch
 void ms_error_clear(struct ms_error *err);
 
 /* Prefixes the message of an already set error: "prefix: old message". */
-void ms_error_prefix(struct ms_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ms_error_prefix(struct ms_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Stable lower-case name of a domain ("config", "mysql", ...). */
 const char *ms_error_domain_name(uint32_t domain);

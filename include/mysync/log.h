@@ -39,8 +39,10 @@ struct ms_log_field {
     } v;
 };
 
-#define MS_LF_STR(k, val) ((struct ms_log_field){.key = (k), .type = MS_LOG_FIELD_STR, .v.s = (val)})
-#define MS_LF_INT(k, val) ((struct ms_log_field){.key = (k), .type = MS_LOG_FIELD_INT, .v.i = (val)})
+#define MS_LF_STR(k, val)                                                                          \
+    ((struct ms_log_field){.key = (k), .type = MS_LOG_FIELD_STR, .v.s = (val)})
+#define MS_LF_INT(k, val)                                                                          \
+    ((struct ms_log_field){.key = (k), .type = MS_LOG_FIELD_INT, .v.i = (val)})
 #define MS_LF_DBL(k, val)                                                                          \
     ((struct ms_log_field){.key = (k), .type = MS_LOG_FIELD_DOUBLE, .v.d = (val)})
 

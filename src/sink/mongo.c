@@ -127,11 +127,14 @@ bool ms_sink_ping(mongoc_client_pool_t *pool, struct ms_mongo_info *info, struct
         snprintf(info->version, sizeof(info->version), "%s", bson_iter_utf8(&it, NULL));
     }
     bson_destroy(&reply);
-    if (admin_command(client, "hello", &reply, &berr) &&
-        bson_iter_init_find(&it, &reply, "maxWireVersion") && BSON_ITER_HOLDS_INT32(&it)) {
-        info->max_wire_version = bson_iter_int32(&it);
+    /* "hello" (MongoDB 4.4.2+), else the legacy "isMaster" (mongo-java-server) */
+    for (int i = 0; i < 2 && info->max_wire_version == 0; i++) {
+        if (admin_command(client, i == 0 ? "hello" : "isMaster", &reply, &berr) &&
+            bson_iter_init_find(&it, &reply, "maxWireVersion") && BSON_ITER_HOLDS_NUMBER(&it)) {
+            info->max_wire_version = (int32_t)bson_iter_as_int64(&it);
+        }
+        bson_destroy(&reply);
     }
-    bson_destroy(&reply);
     ok = true;
 done:
     mongoc_client_pool_push(pool, client);

@@ -20,8 +20,8 @@ static MYSQL *admin_connect(const char *port_key)
     MYSQL *m = mysql_init(NULL);
 
     if (mysql_real_connect(m, "127.0.0.1", tu_rig("MS_RIG_ADMIN_USER"),
-                           tu_rig("MS_RIG_ADMIN_PASSWORD"), NULL,
-                           (unsigned)atoi(tu_rig(port_key)), NULL, 0) == NULL) {
+                           tu_rig("MS_RIG_ADMIN_PASSWORD"), NULL, (unsigned)atoi(tu_rig(port_key)),
+                           NULL, 0) == NULL) {
         fail_msg("connect to %s: %s", port_key, mysql_error(m));
     }
     mysql_set_character_set(m, "utf8mb4");
@@ -141,12 +141,12 @@ static void common_types_roundtrip(const char *uri_key)
 {
     mongoc_client_t *c = mongo_client(uri_key);
     mongoc_collection_t *coll = mongoc_client_get_collection(c, "it_rig", "docs");
-    bson_t *doc = BCON_NEW("_id", BCON_INT32(1), "s", BCON_UTF8("caf\xc3\xa9 \xf0\x9f\x8d\xb0"),
-                           "i32", BCON_INT32(-2147483647 - 1), "i64", BCON_INT64(INT64_MAX),
-                           "d", BCON_DOUBLE(0.1), "dt", BCON_DATE_TIME(1700000000123LL), "n",
-                           BCON_NULL, "b", BCON_BIN(BSON_SUBTYPE_BINARY, (const uint8_t *)"\0\1\2", 3),
-                           "sub", "{", "k", BCON_UTF8("v"), "}", "arr", "[", BCON_UTF8("a"),
-                           BCON_UTF8("b"), "]");
+    bson_t *doc =
+        BCON_NEW("_id", BCON_INT32(1), "s", BCON_UTF8("caf\xc3\xa9 \xf0\x9f\x8d\xb0"), "i32",
+                 BCON_INT32(-2147483647 - 1), "i64", BCON_INT64(INT64_MAX), "d", BCON_DOUBLE(0.1),
+                 "dt", BCON_DATE_TIME(1700000000123LL), "n", BCON_NULL, "b",
+                 BCON_BIN(BSON_SUBTYPE_BINARY, (const uint8_t *)"\0\1\2", 3), "sub", "{", "k",
+                 BCON_UTF8("v"), "}", "arr", "[", BCON_UTF8("a"), BCON_UTF8("b"), "]");
     bson_t *filter = BCON_NEW("_id", BCON_INT32(1));
     const bson_t *got;
     bson_error_t err;

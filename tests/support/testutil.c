@@ -47,8 +47,8 @@ bool tu_run(const char *const *argv, const char *const *envp, int timeout_s, str
     if (pid == 0) {
         char *env[64];
         size_t n = 0;
-        static const char *const keep[] = {"PATH", "HOME", "TMPDIR", "ASAN_OPTIONS",
-                                            "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
+        static const char *const keep[] = {
+            "PATH", "HOME", "TMPDIR", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
         for (size_t i = 0; keep[i] != NULL; i++) {
             const char *v = getenv(keep[i]);
             if (v != NULL) {

@@ -20,11 +20,11 @@
 
 struct config_case {
     const char *name;
-    const char *yaml;             /* file content, or NULL for no file */
-    const char *env[MAXE];        /* "NAME=value" */
-    const char *error;            /* expected error substring; NULL = must load */
-    const char *expect[MAXE];     /* substrings of the printed configuration */
-    const char *forbid[MAXE];     /* must not appear in the printed configuration */
+    const char *yaml;         /* file content, or NULL for no file */
+    const char *env[MAXE];    /* "NAME=value" */
+    const char *error;        /* expected error substring; NULL = must load */
+    const char *expect[MAXE]; /* substrings of the printed configuration */
+    const char *forbid[MAXE]; /* must not appear in the printed configuration */
 };
 
 static const struct config_case cases[] = {
@@ -55,8 +55,9 @@ static const struct config_case cases[] = {
      .yaml = "mysql:\n  database: shop\nsync:\n  tables:\n    - products\n    - other.t\n",
      .expect = {"  tables: [\"products\", \"other.t\"]  # file"}},
     {.name = "mysql url with percent-decoding",
-     .env = {"MYSQL_URL=mysql://app%2Buser:p%40ss%3Aw0rd@db.example:3310/my%20shop?ssl-mode=disabled",
-             "MONGODB_DATABASE=shop"},
+     .env =
+         {"MYSQL_URL=mysql://app%2Buser:p%40ss%3Aw0rd@db.example:3310/my%20shop?ssl-mode=disabled",
+          "MONGODB_DATABASE=shop"},
      .expect = {"  host: \"db.example\"  # from mysql.url", "  port: 3310  # from mysql.url",
                 "  user: \"app+user\"  # from mysql.url", "  password: \"***\"",
                 "  database: \"my shop\"", "  ssl_mode: disabled",
@@ -82,67 +83,96 @@ static const struct config_case cases[] = {
      .env = {"MYSQL_HOST=", "SYNC_BATCH_SIZE="},
      .expect = {"  host: \"127.0.0.1\"  # default", "  batch_size: 1000  # default"}},
     {.name = "empty file", .yaml = "", .expect = {"  port: 3306  # default"}},
-    {.name = "comment-only file and empty section", .yaml = "# nothing\nmysql:\n",
+    {.name = "comment-only file and empty section",
+     .yaml = "# nothing\nmysql:\n",
      .expect = {"  port: 3306  # default"}},
-    {.name = "interval seconds wins", .env = {"SYNC_INTERVAL_SECONDS=90"},
+    {.name = "interval seconds wins",
+     .env = {"SYNC_INTERVAL_SECONDS=90"},
      .expect = {"  interval_seconds: 90"}},
 
     /* errors */
     {.name = "yaml syntax error names file line column",
-     .yaml = "mysql:\n  host: [db\n  port: 1\n", .error = ":3:"},
-    {.name = "yaml syntax error text", .yaml = "mysql:\n  host: \"unterminated\n",
+     .yaml = "mysql:\n  host: [db\n  port: 1\n",
+     .error = ":3:"},
+    {.name = "yaml syntax error text",
+     .yaml = "mysql:\n  host: \"unterminated\n",
      .error = "YAML syntax error"},
-    {.name = "unknown key with suggestion", .yaml = "mysql:\n  hots: x\n",
+    {.name = "unknown key with suggestion",
+     .yaml = "mysql:\n  hots: x\n",
      .error = ":2:3: unknown key 'mysql.hots' (did you mean 'mysql.host'?)"},
-    {.name = "key in wrong section", .yaml = "mysql:\n  batch_size: 10\n",
+    {.name = "key in wrong section",
+     .yaml = "mysql:\n  batch_size: 10\n",
      .error = "unknown key 'mysql.batch_size' (did you mean 'sync.batch_size'?)"},
-    {.name = "unknown top-level section", .yaml = "mysqll:\n  host: x\n",
+    {.name = "unknown top-level section",
+     .yaml = "mysqll:\n  host: x\n",
      .error = "unknown key 'mysqll'"},
-    {.name = "unknown key far from anything", .yaml = "zzzzzzzz: 1\n",
+    {.name = "unknown key far from anything",
+     .yaml = "zzzzzzzz: 1\n",
      .error = "unknown key 'zzzzzzzz' (see config/mysync.example.yaml)"},
-    {.name = "duplicate key", .yaml = "mysql:\n  host: a\n  host: b\n",
+    {.name = "duplicate key",
+     .yaml = "mysql:\n  host: a\n  host: b\n",
      .error = ":3:3: duplicate key 'mysql.host'"},
-    {.name = "out of range names key and range", .yaml = "sync:\n  batch_size: 0\n",
+    {.name = "out of range names key and range",
+     .yaml = "sync:\n  batch_size: 0\n",
      .error = ":2:15: sync.batch_size: 0 is out of range (allowed 1..100000)"},
-    {.name = "not an integer", .env = {"MYSQL_PORT=33o6"},
+    {.name = "not an integer",
+     .env = {"MYSQL_PORT=33o6"},
      .error = "environment variable MYSQL_PORT: mysql.port: '33o6' is not an integer (allowed "
               "1..65535)"},
-    {.name = "bad enum lists allowed values", .env = {"SYNC_MODE=stream"},
+    {.name = "bad enum lists allowed values",
+     .env = {"SYNC_MODE=stream"},
      .error = "'stream' is not one of: binlog, poll, auto"},
     {.name = "bad bool", .yaml = "sync:\n  enabled: maybe\n", .error = "is not a boolean"},
     {.name = "bad duration", .env = {"SYNC_RETRY_DELAY=5 parsecs"}, .error = "is not a duration"},
     {.name = "duration out of range", .env = {"SYNC_RETRY_DELAY=1ms"}, .error = "out of range"},
     {.name = "bad listen", .env = {"HTTP_LISTEN=8080"}, .error = "is not host:port"},
-    {.name = "bad listen port", .env = {"HTTP_LISTEN=127.0.0.1:70000"}, .error = "is not host:port"},
-    {.name = "unknown SYNC_ env with suggestion", .env = {"SYNC_BATCH_SZIE=5"},
+    {.name = "bad listen port",
+     .env = {"HTTP_LISTEN=127.0.0.1:70000"},
+     .error = "is not host:port"},
+    {.name = "unknown SYNC_ env with suggestion",
+     .env = {"SYNC_BATCH_SZIE=5"},
      .error = "unknown environment variable SYNC_BATCH_SZIE (did you mean SYNC_BATCH_SIZE?)"},
-    {.name = "section given a scalar", .yaml = "mysql: localhost\n",
+    {.name = "section given a scalar",
+     .yaml = "mysql: localhost\n",
      .error = "'mysql' is a section"},
-    {.name = "scalar key given a mapping", .yaml = "mysql:\n  host:\n    a: b\n",
+    {.name = "scalar key given a mapping",
+     .yaml = "mysql:\n  host:\n    a: b\n",
      .error = "mysql.host takes a value, not a mapping"},
-    {.name = "list for scalar key", .yaml = "mysql:\n  host: [a, b]\n",
+    {.name = "list for scalar key",
+     .yaml = "mysql:\n  host: [a, b]\n",
      .error = "mysql.host takes a single value, not a list"},
-    {.name = "top level not a mapping", .yaml = "- a\n- b\n", .error = "top level must be a mapping"},
-    {.name = "bad url scheme", .env = {"MYSQL_URL=postgres://x"},
+    {.name = "top level not a mapping",
+     .yaml = "- a\n- b\n",
+     .error = "top level must be a mapping"},
+    {.name = "bad url scheme",
+     .env = {"MYSQL_URL=postgres://x"},
      .error = "expected mysql://user:password@host:port/database"},
-    {.name = "bad url percent", .env = {"MYSQL_URL=mysql://u:%zz@h/d"},
+    {.name = "bad url percent",
+     .env = {"MYSQL_URL=mysql://u:%zz@h/d"},
      .error = "bad percent-encoding in the password"},
     {.name = "bad url port", .env = {"MYSQL_URL=mysql://u@h:99999/d"}, .error = "not in 1..65535"},
-    {.name = "bad url parameter", .env = {"MYSQL_URL=mysql://u@h/d?foo=1"},
+    {.name = "bad url parameter",
+     .env = {"MYSQL_URL=mysql://u@h/d?foo=1"},
      .error = "URL parameter 'foo' is not known"},
     {.name = "bad mongodb uri", .env = {"MONGODB_URI=http://x"}, .error = "mongodb.uri:"},
     {.name = "bad mongodb uri keeps password out",
-     .env = {"MONGODB_URI=mongodb://u:hunter2hunter2@h:99999999"}, .error = "mongodb.uri:"},
-    {.name = "derived mongodb database must be valid", .env = {"MYSQL_DATABASE=my shop"},
+     .env = {"MONGODB_URI=mongodb://u:hunter2hunter2@h:99999999"},
+     .error = "mongodb.uri:"},
+    {.name = "derived mongodb database must be valid",
+     .env = {"MYSQL_DATABASE=my shop"},
      .error = "'my shop' (derived from the URI or mysql.database) is not a valid MongoDB "
               "database name (1..63 chars, none of /\\. \"$): set mongodb.database"},
-    {.name = "unqualified table needs a database", .env = {"SYNC_TABLES=products"},
+    {.name = "unqualified table needs a database",
+     .env = {"SYNC_TABLES=products"},
      .error = "sync.tables: 'products' names no database"},
-    {.name = "bad qualified table", .env = {"SYNC_TABLES=a.b.c", "MYSQL_DATABASE=x"},
+    {.name = "bad qualified table",
+     .env = {"SYNC_TABLES=a.b.c", "MYSQL_DATABASE=x"},
      .error = "'a.b.c' is not 'table' or 'database.table'"},
-    {.name = "empty list element", .env = {"SYNC_TABLES=a,,b", "MYSQL_DATABASE=x"},
+    {.name = "empty list element",
+     .env = {"SYNC_TABLES=a,,b", "MYSQL_DATABASE=x"},
      .error = "empty element"},
-    {.name = "missing password file", .env = {"MYSQL_PASSWORD_FILE=/nonexistent/pw"},
+    {.name = "missing password file",
+     .env = {"MYSQL_PASSWORD_FILE=/nonexistent/pw"},
      .error = "mysql.password_file: cannot read '/nonexistent/pw'"},
 };
 
@@ -228,8 +258,9 @@ static void password_file_read_and_redacted(void **state)
 
 static void typed_values(void **state)
 {
-    const char *envp[] = {"SYNC_RETRY_DELAY=2m", "SYNC_INTERVAL_MINUTES=5", "SYNC_DECIMAL_AS=string",
-                          "SYNC_SERVER_ID=4294967295", "LOG_LEVEL=debug", NULL};
+    const char *envp[] = {"SYNC_RETRY_DELAY=2m",    "SYNC_INTERVAL_MINUTES=5",
+                          "SYNC_DECIMAL_AS=string", "SYNC_SERVER_ID=4294967295",
+                          "LOG_LEVEL=debug",        NULL};
     struct ms_config cfg;
     struct ms_error err = {0};
 

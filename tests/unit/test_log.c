@@ -62,11 +62,11 @@ static void level_filter(void **state)
 static void text_fields(void **state)
 {
     (void)state;
-    ms_log_kv(MS_LOG_INFO,
-              ((struct ms_log_field[]){MS_LF_STR("table", "shop.products"), MS_LF_INT("rows", 42),
-                                       MS_LF_DBL("duration_ms", 1.5),
-                                       MS_LF_STR("note", "has space")}),
-              "batch written");
+    ms_log_kv(
+        MS_LOG_INFO,
+        ((struct ms_log_field[]){MS_LF_STR("table", "shop.products"), MS_LF_INT("rows", 42),
+                                 MS_LF_DBL("duration_ms", 1.5), MS_LF_STR("note", "has space")}),
+        "batch written");
     assert_non_null(strstr(output(), "batch written table=shop.products rows=42 "
                                      "duration_ms=1.500 note=\"has space\""));
 }
