@@ -2,6 +2,7 @@
  * Exit codes follow sysexits.h (see usage() and README "Exit codes"). */
 #define MS_LOG_DOMAIN "main"
 
+#include "mysync/binlog.h"
 #include "mysync/config.h"
 #include "mysync/log.h"
 #include "mysync/mysql.h"
@@ -90,7 +91,8 @@ static void usage(FILE *out)
           "Exit codes (sysexits.h):\n"
           "  0   success\n"
           "  64  EX_USAGE        bad command line\n"
-          "  65  EX_DATAERR      data mismatch found (verify) or unreadable input data\n"
+          "  65  EX_DATAERR      data mismatch found (verify) or malformed input (binlog)\n"
+          "  66  EX_NOINPUT      an input file cannot be opened\n"
           "  69  EX_UNAVAILABLE  a server is unreachable or refuses us, or the binlog position is\n"
           "                      gone, or the command is not part of this build yet\n"
           "  70  EX_SOFTWARE     internal error\n"
@@ -274,6 +276,42 @@ static int preflight(const struct ms_config *cfg)
     return rc;
 }
 
+static int binlog_dump(const struct cli *cli, const struct ms_config *cfg)
+{
+    struct ms_value_opts vo = {.decimal_as = (enum ms_decimal_mode)cfg->sync_decimal_as};
+    struct ms_dump_stats stats;
+    struct ms_error err = {0};
+    uint64_t start = 0;
+    static char outbuf[1 << 20];
+
+    if (cli->from_server) {
+        ms_log(MS_LOG_ERROR, "binlog-dump --from-server is not part of this build yet");
+        return EX_UNAVAILABLE;
+    }
+    if (cli->start != NULL) {
+        char *end;
+        unsigned long long v = strtoull(cli->start, &end, 10);
+        if (end == cli->start || *end != '\0') {
+            fprintf(stderr, "mysync: --start: '%s' is not a byte offset\n", cli->start);
+            return EX_USAGE;
+        }
+        start = v;
+    }
+    setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
+    if (!ms_binlog_dump_file(cli->file, start, &vo, stdout, &stats, &err)) {
+        fflush(stdout);
+        ms_log(MS_LOG_ERROR, "%s", err.msg);
+        return err.domain == MS_ERR_SYSTEM ? EX_NOINPUT : EX_DATAERR;
+    }
+    fflush(stdout);
+    ms_log_kv(MS_LOG_INFO,
+              ((struct ms_log_field[]){MS_LF_INT("events", (int64_t)stats.events),
+                                       MS_LF_INT("changes", (int64_t)stats.changes),
+                                       MS_LF_INT("end_pos", (int64_t)stats.end_pos)}),
+              "binlog-dump done: %s", cli->file);
+    return EX_OK;
+}
+
 int main(int argc, char **argv)
 {
     struct cli cli;
@@ -312,13 +350,13 @@ int main(int argc, char **argv)
                                 "(it arrives with the binlog CDC core): exiting");
         }
         break;
-    case CMD_FULL:
     case CMD_BINLOG_DUMP:
+        rc = binlog_dump(&cli, &cfg);
+        break;
+    case CMD_FULL:
     case CMD_VERIFY:
         ms_log(MS_LOG_ERROR, "%s is not part of this build yet",
-               cli.cmd == CMD_FULL          ? "--full (backfill)"
-               : cli.cmd == CMD_BINLOG_DUMP ? "binlog-dump"
-                                            : "verify");
+               cli.cmd == CMD_FULL ? "--full (backfill)" : "verify");
         rc = EX_UNAVAILABLE;
         break;
     }

@@ -27,6 +27,15 @@ enum ms_config_code {
     MS_CONFIG_IO = 5,          /* a file named by the configuration cannot be read */
 };
 
+/* MS_ERR_DECODE codes (binlog events, row images, JSON). */
+enum ms_decode_code {
+    MS_DECODE_MALFORMED = 1,    /* truncated or impossible bytes, bad metadata, CRC mismatch */
+    MS_DECODE_SCHEMA = 2,       /* a rows event and its table map disagree */
+    MS_DECODE_CHARSET = 3,      /* a string that is not valid in its character set */
+    MS_DECODE_UNSUPPORTED = 4,  /* a type, collation or format this build does not decode */
+    MS_DECODE_CANNOT_APPLY = 5, /* a JSON diff does not apply to the before image: re-read */
+};
+
 struct ms_error {
     uint32_t domain;
     uint32_t code;

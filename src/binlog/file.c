@@ -1,0 +1,235 @@
+#define MS_LOG_DOMAIN "binlog"
+
+#include "mysync/binlog.h"
+#include "mysync/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const uint8_t magic[4] = {0xfe, 'b', 'i', 'n'};
+
+struct dump {
+    struct ms_binlog_parser *parser;
+    const struct ms_value_opts *opts;
+    FILE *out;
+    struct ms_dump_stats *stats;
+};
+
+static const char *op_name(enum ms_row_op op)
+{
+    return op == MS_OP_INSERT ? "insert" : op == MS_OP_UPDATE ? "update" : "delete";
+}
+
+static bool dump_rows(struct dump *d, const struct ms_event *ev, uint64_t pos, struct ms_error *err)
+{
+    size_t off = 0;
+    bson_t before, after;
+
+    while (ms_binlog_rows_next(d->parser, ev, &off, d->opts, &before, &after, err)) {
+        const struct ms_table_map *tm = ev->u.rows.map;
+        bson_t line = BSON_INITIALIZER;
+        char *json;
+        size_t jlen;
+
+        BSON_APPEND_INT64(&line, "pos", (int64_t)pos);
+        BSON_APPEND_UTF8(&line, "gtid", ms_binlog_parser_gtid(d->parser));
+        BSON_APPEND_DATE_TIME(&line, "ts", (int64_t)ev->h.timestamp * 1000);
+        BSON_APPEND_UTF8(&line, "db", tm->db);
+        BSON_APPEND_UTF8(&line, "table", tm->table);
+        BSON_APPEND_UTF8(&line, "op", op_name(ev->u.rows.op));
+        if (ev->u.rows.op == MS_OP_INSERT) {
+            BSON_APPEND_NULL(&line, "before");
+        } else {
+            BSON_APPEND_DOCUMENT(&line, "before", &before);
+        }
+        if (ev->u.rows.op == MS_OP_DELETE) {
+            BSON_APPEND_NULL(&line, "after");
+        } else {
+            BSON_APPEND_DOCUMENT(&line, "after", &after);
+        }
+        {
+            const char *const *names;
+            size_t nu = ms_binlog_rows_unresolved(d->parser, &names);
+            if (nu > 0) {
+                bson_t arr;
+                char idx[16];
+                const char *k;
+                BSON_APPEND_ARRAY_BEGIN(&line, "unresolved", &arr);
+                for (size_t i = 0; i < nu; i++) {
+                    bson_uint32_to_string((uint32_t)i, &k, idx, sizeof(idx));
+                    bson_append_utf8(&arr, k, -1, names[i], -1);
+                }
+                bson_append_array_end(&line, &arr);
+            }
+        }
+        json = bson_as_relaxed_extended_json(&line, &jlen);
+        if (json != NULL) {
+            fwrite(json, 1, jlen, d->out);
+            fputc('\n', d->out);
+            bson_free(json);
+        }
+        bson_destroy(&line);
+        bson_destroy(&before);
+        bson_destroy(&after);
+        d->stats->changes++;
+    }
+    bson_destroy(&before);
+    bson_destroy(&after);
+    return err == NULL || err->domain == MS_ERR_NONE;
+}
+
+static bool handle(struct dump *d, const struct ms_event *ev, uint64_t pos, struct ms_error *err)
+{
+    d->stats->events++;
+    switch (ev->h.type) {
+    case MS_EV_TRANSACTION_PAYLOAD: {
+        size_t off = 0;
+        struct ms_event inner;
+        while (ms_binlog_payload_next(d->parser, ev, &off, &inner, err)) {
+            if (!handle(d, &inner, pos, err)) {
+                return false;
+            }
+        }
+        return err->domain == MS_ERR_NONE;
+    }
+    case MS_EV_WRITE_ROWS_V1:
+    case MS_EV_UPDATE_ROWS_V1:
+    case MS_EV_DELETE_ROWS_V1:
+    case MS_EV_WRITE_ROWS:
+    case MS_EV_UPDATE_ROWS:
+    case MS_EV_DELETE_ROWS:
+    case MS_EV_PARTIAL_UPDATE_ROWS:
+    case MS_EV_MARIA_WRITE_ROWS_COMPRESSED_V1:
+    case MS_EV_MARIA_UPDATE_ROWS_COMPRESSED_V1:
+    case MS_EV_MARIA_DELETE_ROWS_COMPRESSED_V1:
+    case MS_EV_MARIA_WRITE_ROWS_COMPRESSED:
+    case MS_EV_MARIA_UPDATE_ROWS_COMPRESSED:
+    case MS_EV_MARIA_DELETE_ROWS_COMPRESSED:
+        return dump_rows(d, ev, pos, err);
+    default:
+        return true;
+    }
+}
+
+static bool parse_at(struct dump *d, const uint8_t *base, size_t size, size_t off,
+                     struct ms_event *ev, size_t *evlen, bool *partial, struct ms_error *err)
+{
+    uint32_t len;
+
+    *partial = false;
+    if (size - off < MS_BINLOG_HEADER_LEN) {
+        *partial = true;
+        return false;
+    }
+    len = (uint32_t)base[off + 9] | (uint32_t)base[off + 10] << 8 | (uint32_t)base[off + 11] << 16 |
+          (uint32_t)base[off + 12] << 24;
+    if (len < MS_BINLOG_HEADER_LEN) {
+        ms_error_set(err, MS_ERR_DECODE, MS_DECODE_MALFORMED,
+                     "event at offset %zu has an impossible size %u", off, len);
+        return false;
+    }
+    if (len > size - off) {
+        *partial = true;
+        return false;
+    }
+    *evlen = len;
+    if (!ms_binlog_parse(d->parser, base + off, len, ev, err)) {
+        ms_error_prefix(err, "offset %zu", off);
+        return false;
+    }
+    return true;
+}
+
+bool ms_binlog_dump_file(const char *path, uint64_t start, const struct ms_value_opts *opts,
+                         FILE *out, struct ms_dump_stats *stats, struct ms_error *err)
+{
+    int fd = open(path, O_RDONLY);
+    struct stat st;
+    const uint8_t *base = NULL;
+    size_t size = 0, off = 4, evlen = 0;
+    struct dump d = {.opts = opts, .out = out, .stats = stats};
+    struct ms_event ev;
+    bool ok = false, partial = false;
+
+    memset(stats, 0, sizeof(*stats));
+    ms_error_clear(err);
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        ms_error_set(err, MS_ERR_SYSTEM, (uint32_t)errno, "%s: %s", path, strerror(errno));
+        goto done;
+    }
+    size = (size_t)st.st_size;
+    if (size < 4) {
+        ms_error_set(err, MS_ERR_DECODE, MS_DECODE_MALFORMED, "%s: not a binlog file (too short)",
+                     path);
+        goto done;
+    }
+    base = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (base == MAP_FAILED) {
+        base = NULL;
+        ms_error_set(err, MS_ERR_SYSTEM, (uint32_t)errno, "%s: mmap: %s", path, strerror(errno));
+        goto done;
+    }
+    madvise((void *)base, size, MADV_SEQUENTIAL);
+    if (memcmp(base, magic, 4) != 0) {
+        ms_error_set(err, MS_ERR_DECODE, MS_DECODE_MALFORMED,
+                     "%s: not a binlog file (no \\xfebin magic)", path);
+        goto done;
+    }
+    d.parser = ms_binlog_parser_new();
+    /* the format description first, whatever the start */
+    if (!parse_at(&d, base, size, 4, &ev, &evlen, &partial, err)) {
+        if (partial) {
+            ms_error_set(err, MS_ERR_DECODE, MS_DECODE_MALFORMED,
+                         "%s: truncated format description", path);
+        }
+        goto done;
+    }
+    if (ev.h.type != MS_EV_FORMAT_DESCRIPTION) {
+        ms_error_set(err, MS_ERR_DECODE, MS_DECODE_MALFORMED,
+                     "%s: first event is %s, not a format description", path,
+                     ms_binlog_event_name(ev.h.type));
+        goto done;
+    }
+    stats->events++;
+    off = 4 + evlen;
+    if (start > off) {
+        if (start >= size) {
+            ms_error_set(err, MS_ERR_DECODE, MS_DECODE_MALFORMED,
+                         "%s: --start %llu is past the end (%zu bytes)", path,
+                         (unsigned long long)start, size);
+            goto done;
+        }
+        off = (size_t)start;
+    }
+    while (off < size) {
+        if (!parse_at(&d, base, size, off, &ev, &evlen, &partial, err)) {
+            if (partial) {
+                ms_log(MS_LOG_WARN, "%s: partial event at offset %zu (file still being written?)",
+                       path, off);
+                break;
+            }
+            goto done;
+        }
+        if (!handle(&d, &ev, off, err)) {
+            ms_error_prefix(err, "%s: offset %zu", path, off);
+            goto done;
+        }
+        off += evlen;
+    }
+    stats->end_pos = off;
+    ok = true;
+done:
+    ms_binlog_parser_destroy(d.parser);
+    if (base != NULL) {
+        munmap((void *)base, size);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ok;
+}
