@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 enum command { CMD_DAEMON, CMD_FULL, CMD_BINLOG_DUMP, CMD_VERIFY, CMD_CHECK_CONFIG };
 
@@ -27,6 +29,7 @@ struct cli {
     const char *file;
     const char *start;
     bool from_server;
+    bool no_follow;
     long sample;
 };
 
@@ -40,6 +43,7 @@ enum {
     OPT_FROM_SERVER,
     OPT_SAMPLE,
     OPT_CONFIG_REFERENCE,
+    OPT_NO_FOLLOW,
 };
 
 static const struct option long_options[] = {
@@ -52,6 +56,7 @@ static const struct option long_options[] = {
     {"file", required_argument, NULL, OPT_FILE},
     {"start", required_argument, NULL, OPT_START},
     {"from-server", no_argument, NULL, OPT_FROM_SERVER},
+    {"no-follow", no_argument, NULL, OPT_NO_FOLLOW},
     {"sample", required_argument, NULL, OPT_SAMPLE},
     {"config-reference", no_argument, NULL, OPT_CONFIG_REFERENCE},
     {"help", no_argument, NULL, 'h'},
@@ -66,7 +71,7 @@ static void usage(FILE *out)
           "  mysync --full --table NAME [--table NAME ...] [--where SQL] [--chunk-size N]\n"
           "                                         one-shot backfill of tables\n"
           "  mysync binlog-dump --file PATH [--start POS]\n"
-          "  mysync binlog-dump --from-server [--start FILE:POS]\n"
+          "  mysync binlog-dump --from-server [--start FILE:POS] [--no-follow]\n"
           "                                         print decoded row changes as JSON lines\n"
           "  mysync verify --table NAME [--sample N] compare source rows with documents\n"
           "  mysync --check-config [--config FILE]  validate, print the effective configuration\n"
@@ -80,6 +85,7 @@ static void usage(FILE *out)
           "      --file PATH        binlog file to read (binlog-dump)\n"
           "      --start POS        start position: byte offset (--file) or FILE:POS\n"
           "      --from-server      read the binlog from the configured server (binlog-dump)\n"
+          "      --no-follow        stop at the server's current end instead of following\n"
           "      --sample N         verify N random rows only (verify)\n"
           "      --config-reference print every configuration key as a Markdown table\n"
           "  -h, --help             this text\n"
@@ -153,6 +159,9 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
         case OPT_FROM_SERVER:
             cli->from_server = true;
             break;
+        case OPT_NO_FOLLOW:
+            cli->no_follow = true;
+            break;
         case OPT_SAMPLE:
             if (!parse_long(optarg, 1, &cli->sample)) {
                 fprintf(stderr, "mysync: --sample: '%s' is not a positive integer\n", optarg);
@@ -207,9 +216,10 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
         fputs("mysync: --where and --chunk-size go with --full\n", stderr);
         return EX_USAGE;
     }
-    if ((cli->file != NULL || cli->from_server || cli->start != NULL) &&
+    if ((cli->file != NULL || cli->from_server || cli->start != NULL || cli->no_follow) &&
         cli->cmd != CMD_BINLOG_DUMP) {
-        fputs("mysync: --file, --from-server and --start go with binlog-dump\n", stderr);
+        fputs("mysync: --file, --from-server, --start and --no-follow go with binlog-dump\n",
+              stderr);
         return EX_USAGE;
     }
     if (cli->sample != 0 && cli->cmd != CMD_VERIFY) {
@@ -276,39 +286,87 @@ static int preflight(const struct ms_config *cfg)
     return rc;
 }
 
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* The replica id of this process: configured, else derived from the host name and pid,
+ * kept away from 1 (the usual id of a primary) and from the small ids people configure. */
+static uint32_t replica_server_id(const struct ms_config *cfg)
+{
+    char host[256] = "";
+    uint32_t h = 2166136261u;
+
+    if (cfg->sync_server_id != 0) {
+        return (uint32_t)cfg->sync_server_id;
+    }
+    gethostname(host, sizeof(host) - 1);
+    for (const char *c = host; *c != '\0'; c++) {
+        h = (h ^ (uint8_t)*c) * 16777619u;
+    }
+    h = (h ^ (uint32_t)getpid()) * 16777619u;
+    return 1000000u + h % 3000000000u;
+}
+
 static int binlog_dump(const struct cli *cli, const struct ms_config *cfg)
 {
     struct ms_value_opts vo = {.decimal_as = (enum ms_decimal_mode)cfg->sync_decimal_as};
     struct ms_dump_stats stats;
     struct ms_error err = {0};
-    uint64_t start = 0;
     static char outbuf[1 << 20];
+    bool ok;
 
-    if (cli->from_server) {
-        ms_log(MS_LOG_ERROR, "binlog-dump --from-server is not part of this build yet");
-        return EX_UNAVAILABLE;
-    }
-    if (cli->start != NULL) {
-        char *end;
-        unsigned long long v = strtoull(cli->start, &end, 10);
-        if (end == cli->start || *end != '\0') {
-            fprintf(stderr, "mysync: --start: '%s' is not a byte offset\n", cli->start);
-            return EX_USAGE;
-        }
-        start = v;
-    }
     setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
-    if (!ms_binlog_dump_file(cli->file, start, &vo, stdout, &stats, &err)) {
-        fflush(stdout);
-        ms_log(MS_LOG_ERROR, "%s", err.msg);
-        return err.domain == MS_ERR_SYSTEM ? EX_NOINPUT : EX_DATAERR;
+    if (cli->from_server) {
+        struct ms_reader_opts ro = {.server_id = replica_server_id(cfg),
+                                    .stop_at_end = cli->no_follow};
+        char file[512];
+        if (cli->start != NULL) {
+            const char *colon = strrchr(cli->start, ':');
+            char *end;
+            if (colon == NULL || colon == cli->start) {
+                fprintf(stderr, "mysync: --start: '%s' is not FILE:POS\n", cli->start);
+                return EX_USAGE;
+            }
+            snprintf(file, sizeof(file), "%.*s", (int)(colon - cli->start), cli->start);
+            ro.file = file;
+            ro.pos = strtoull(colon + 1, &end, 10);
+            if (end == colon + 1 || *end != '\0') {
+                fprintf(stderr, "mysync: --start: '%s' is not FILE:POS\n", cli->start);
+                return EX_USAGE;
+            }
+        }
+        signal(SIGINT, on_signal);
+        signal(SIGTERM, on_signal);
+        ok = ms_binlog_dump_server(cfg, &ro, &vo, stdout, &stats, &stop_requested, &err);
+    } else {
+        uint64_t start = 0;
+        if (cli->start != NULL) {
+            char *end;
+            start = strtoull(cli->start, &end, 10);
+            if (end == cli->start || *end != '\0') {
+                fprintf(stderr, "mysync: --start: '%s' is not a byte offset\n", cli->start);
+                return EX_USAGE;
+            }
+        }
+        ok = ms_binlog_dump_file(cli->file, start, &vo, stdout, &stats, &err);
     }
     fflush(stdout);
+    if (!ok) {
+        ms_log(MS_LOG_ERROR, "%s", err.msg);
+        return err.domain == MS_ERR_SYSTEM  ? EX_NOINPUT
+               : err.domain == MS_ERR_MYSQL ? EX_UNAVAILABLE
+                                            : EX_DATAERR;
+    }
     ms_log_kv(MS_LOG_INFO,
               ((struct ms_log_field[]){MS_LF_INT("events", (int64_t)stats.events),
                                        MS_LF_INT("changes", (int64_t)stats.changes),
                                        MS_LF_INT("end_pos", (int64_t)stats.end_pos)}),
-              "binlog-dump done: %s", cli->file);
+              "binlog-dump done");
     return EX_OK;
 }
 

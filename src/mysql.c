@@ -40,7 +40,8 @@ void ms_mysql_error(MYSQL *conn, const char *doing, struct ms_error *err)
     }
 }
 
-static MYSQL *try_connect(const struct ms_config *cfg, bool tls, struct ms_error *err)
+static MYSQL *try_connect(const struct ms_config *cfg, bool tls, unsigned int read_timeout,
+                          struct ms_error *err)
 {
     MYSQL *m = mysql_init(NULL);
     unsigned int timeout = 10;
@@ -51,6 +52,9 @@ static MYSQL *try_connect(const struct ms_config *cfg, bool tls, struct ms_error
         return NULL;
     }
     mysql_optionsv(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+    if (read_timeout > 0) {
+        mysql_optionsv(m, MYSQL_OPT_READ_TIMEOUT, &read_timeout);
+    }
     mysql_optionsv(m, MYSQL_SET_CHARSET_NAME, cfg->mysql_charset);
     if (tls) {
         my_bool enforce = 1;
@@ -76,7 +80,13 @@ static MYSQL *try_connect(const struct ms_config *cfg, bool tls, struct ms_error
 
 MYSQL *ms_mysql_connect(const struct ms_config *cfg, struct ms_error *err)
 {
-    MYSQL *m = try_connect(cfg, cfg->mysql_ssl_mode != MS_SSL_DISABLED, err);
+    return ms_mysql_connect_timeout(cfg, 0, err);
+}
+
+MYSQL *ms_mysql_connect_timeout(const struct ms_config *cfg, unsigned int read_timeout_s,
+                                struct ms_error *err)
+{
+    MYSQL *m = try_connect(cfg, cfg->mysql_ssl_mode != MS_SSL_DISABLED, read_timeout_s, err);
 
     /* libmariadb 3.3 falls back to plain text when the server offers no TLS, even with
      * MYSQL_OPT_SSL_ENFORCE (measured against the rig's MariaDB, have_ssl=DISABLED):

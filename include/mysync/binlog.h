@@ -8,11 +8,15 @@
 #define MYSYNC_BINLOG_H
 
 #include <bson/bson.h>
+#include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mysync/config.h"
 #include "mysync/error.h"
+#include "mysync/reader.h"
 #include "mysync/rows.h"
 
 enum ms_event_type {
@@ -177,5 +181,12 @@ struct ms_dump_stats {
  * read; stats->end_pos says where. */
 bool ms_binlog_dump_file(const char *path, uint64_t start, const struct ms_value_opts *opts,
                          FILE *out, struct ms_dump_stats *stats, struct ms_error *err);
+
+/* The same from a server's binlog dump (ro: start, server id, stop_at_end), each line also
+ * carrying "file". Runs until *stop becomes non-zero (checked at least every heartbeat),
+ * the end of a non-blocking dump, or an error. */
+bool ms_binlog_dump_server(const struct ms_config *cfg, const struct ms_reader_opts *ro,
+                           const struct ms_value_opts *opts, FILE *out, struct ms_dump_stats *stats,
+                           volatile sig_atomic_t *stop, struct ms_error *err);
 
 #endif

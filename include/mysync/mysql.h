@@ -26,6 +26,11 @@ struct ms_mysql_info {
  * The caller closes the handle with mysql_close(). */
 MYSQL *ms_mysql_connect(const struct ms_config *cfg, struct ms_error *err);
 
+/* The same with a socket read timeout (seconds; 0 = none): a read that waits longer fails
+ * with a retryable error. */
+MYSQL *ms_mysql_connect_timeout(const struct ms_config *cfg, unsigned int read_timeout_s,
+                                struct ms_error *err);
+
 /* Reads version and binlog settings into *info. */
 bool ms_mysql_probe(MYSQL *conn, struct ms_mysql_info *info, struct ms_error *err);
 

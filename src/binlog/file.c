@@ -2,6 +2,7 @@
 
 #include "mysync/binlog.h"
 #include "mysync/log.h"
+#include "mysync/reader.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +19,7 @@ struct dump {
     const struct ms_value_opts *opts;
     FILE *out;
     struct ms_dump_stats *stats;
+    const char *file; /* server mode: the current binlog file, printed with each change */
 };
 
 static const char *op_name(enum ms_row_op op)
@@ -36,6 +38,9 @@ static bool dump_rows(struct dump *d, const struct ms_event *ev, uint64_t pos, s
         char *json;
         size_t jlen;
 
+        if (d->file != NULL) {
+            BSON_APPEND_UTF8(&line, "file", d->file);
+        }
         BSON_APPEND_INT64(&line, "pos", (int64_t)pos);
         BSON_APPEND_UTF8(&line, "gtid", ms_binlog_parser_gtid(d->parser));
         BSON_APPEND_DATE_TIME(&line, "ts", (int64_t)ev->h.timestamp * 1000);
@@ -231,5 +236,58 @@ done:
     if (fd >= 0) {
         close(fd);
     }
+    return ok;
+}
+
+bool ms_binlog_dump_server(const struct ms_config *cfg, const struct ms_reader_opts *ro,
+                           const struct ms_value_opts *opts, FILE *out, struct ms_dump_stats *stats,
+                           volatile sig_atomic_t *stop, struct ms_error *err)
+{
+    struct ms_reader *r;
+    struct dump d = {.opts = opts, .out = out, .stats = stats};
+    char file[512];
+    const uint8_t *buf;
+    size_t len;
+    struct ms_event ev;
+    bool ok = false;
+
+    memset(stats, 0, sizeof(*stats));
+    r = ms_reader_open(cfg, ro, err);
+    if (r == NULL) {
+        return false;
+    }
+    snprintf(file, sizeof(file), "%s", ms_reader_start_file(r));
+    d.file = file;
+    d.parser = ms_binlog_parser_new();
+    ms_binlog_parser_expect_checksum(d.parser, ms_reader_checksum(r));
+    while (stop == NULL || !*stop) {
+        uint64_t pos;
+        if (!ms_reader_next(r, &buf, &len, err)) {
+            ok = err->domain == MS_ERR_NONE; /* end of a non-blocking dump */
+            break;
+        }
+        if (!ms_binlog_parse(d.parser, buf, len, &ev, err)) {
+            break;
+        }
+        if (ev.h.type == MS_EV_ROTATE) {
+            snprintf(file, sizeof(file), "%.*s", (int)ev.u.rotate.file_len, ev.u.rotate.file);
+            continue;
+        }
+        pos = ev.h.log_pos >= ev.h.event_size ? ev.h.log_pos - ev.h.event_size : 0;
+        if (ev.h.type == MS_EV_HEARTBEAT || ev.h.type == MS_EV_FORMAT_DESCRIPTION) {
+            continue;
+        }
+        if (!handle(&d, &ev, pos, err)) {
+            ms_error_prefix(err, "%s:%llu", file, (unsigned long long)pos);
+            break;
+        }
+        stats->end_pos = ev.h.log_pos;
+        fflush(out);
+    }
+    if (stop != NULL && *stop) {
+        ok = true;
+    }
+    ms_binlog_parser_destroy(d.parser);
+    ms_reader_close(r);
     return ok;
 }

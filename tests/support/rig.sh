@@ -40,7 +40,7 @@ setenv() { # setenv KEY VALUE: add or replace in rig.env
   printf '%s=%s\n' "$1" "$2" >> "$f.tmp"
   mv "$f.tmp" "$f"
 }
-getenv() { grep "^$1=" "$DIR/rig.env" 2>/dev/null | tail -n1 | cut -d= -f2-; }
+getenv() { { grep "^$1=" "$DIR/rig.env" 2>/dev/null || true; } | tail -n1 | cut -d= -f2-; }
 
 wait_ready_line() { # wait_ready_line LOGFILE PID SECONDS -> prints port
   local out=$1 pid=$2 secs=$3 line

@@ -1,0 +1,279 @@
+/* The binlog reader against the rig's real MariaDB, through the mysync binary:
+ * binlog-dump --from-server decodes every column type as the golden file says, follows
+ * live changes, stops on SIGTERM, and refuses unusable sources with a message that says
+ * what to do. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <mysql.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static MYSQL *admin(void)
+{
+    MYSQL *m = mysql_init(NULL);
+
+    if (mysql_real_connect(
+            m, "127.0.0.1", tu_rig("MS_RIG_ADMIN_USER"), tu_rig("MS_RIG_ADMIN_PASSWORD"), NULL,
+            (unsigned)atoi(tu_rig("MS_RIG_MARIADB_PORT")), NULL, CLIENT_MULTI_STATEMENTS) == NULL) {
+        fail_msg("connect: %s", mysql_error(m));
+    }
+    mysql_set_character_set(m, "utf8mb4");
+    return m;
+}
+
+static void sql(MYSQL *m, const char *q)
+{
+    if (mysql_query(m, q) != 0) {
+        fail_msg("%s: %s", q, mysql_error(m));
+    }
+    /* drain the results of multi-statements */
+    do {
+        MYSQL_RES *r = mysql_store_result(m);
+        if (r != NULL) {
+            mysql_free_result(r);
+        }
+    } while (mysql_next_result(m) == 0);
+}
+
+static void master_status(MYSQL *m, char *file, size_t n, unsigned long long *pos)
+{
+    MYSQL_RES *r;
+    MYSQL_ROW row;
+
+    sql(m, "SELECT 1"); /* no pending results */
+    if (mysql_query(m, "SHOW MASTER STATUS") != 0) {
+        fail_msg("SHOW MASTER STATUS: %s", mysql_error(m));
+    }
+    r = mysql_store_result(m);
+    row = mysql_fetch_row(r);
+    snprintf(file, n, "%s", row[0]);
+    *pos = strtoull(row[1], NULL, 10);
+    mysql_free_result(r);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *s;
+    long n;
+
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    s = calloc(1, (size_t)n + 1);
+    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    return s;
+}
+
+/* env for the mysync binary: the rig's MariaDB as the least-privileged mysync user */
+static void mysync_env(const char **env, char bufs[][128], const char *port_key, const char *user,
+                       const char *password)
+{
+    snprintf(bufs[0], 128, "MYSQL_PORT=%s", tu_rig(port_key));
+    snprintf(bufs[1], 128, "MYSQL_USER=%s", user != NULL ? user : tu_rig("MS_RIG_MYSYNC_USER"));
+    snprintf(bufs[2], 128, "MYSQL_PASSWORD=%s",
+             password != NULL ? password : tu_rig("MS_RIG_MYSYNC_PASSWORD"));
+    env[0] = bufs[0];
+    env[1] = bufs[1];
+    env[2] = bufs[2];
+    env[3] = NULL;
+}
+
+/* Compares JSON lines from the "db" key on (file, pos, gtid and ts differ per capture). */
+static void assert_same_changes(const char *got, const char *want)
+{
+    char *g = strdup(got), *w = strdup(want), *gs = NULL, *ws = NULL;
+    char *gl = strtok_r(g, "\n", &gs), *wl = strtok_r(w, "\n", &ws);
+    size_t n = 0;
+
+    while (gl != NULL && wl != NULL) {
+        const char *a = strstr(gl, "\"db\""), *b = strstr(wl, "\"db\"");
+        if (a == NULL || b == NULL || strcmp(a, b) != 0) {
+            fail_msg("change %zu differs:\n got: %s\nwant: %s", n, gl, wl);
+        }
+        n++;
+        gl = strtok_r(NULL, "\n", &gs);
+        wl = strtok_r(NULL, "\n", &ws);
+    }
+    if (gl != NULL || wl != NULL) {
+        fail_msg("change count differs after %zu changes (extra: %s)", n, gl != NULL ? gl : wl);
+    }
+    free(g);
+    free(w);
+}
+
+static void every_type_over_the_network(void **state)
+{
+    MYSQL *m = admin();
+    char file[256], start[300], bufs[3][128], golden[1024];
+    const char *env[4];
+    unsigned long long pos;
+    char *workload, *want;
+    struct tu_proc p;
+
+    (void)state;
+    snprintf(golden, sizeof(golden), "%s/tests/data/binlogs/types.sql", getenv("MS_SOURCE_ROOT"));
+    workload = slurp(golden);
+    sql(m, "FLUSH BINARY LOGS");
+    master_status(m, file, sizeof(file), &pos);
+    sql(m, workload);
+    snprintf(start, sizeof(start), "%s:4", file);
+    mysync_env(env, bufs, "MS_RIG_MARIADB_PORT", NULL, NULL);
+    const char *argv[] = {getenv("MS_MYSYNC"), "binlog-dump", "--from-server", "--start", start,
+                          "--no-follow",       NULL};
+    assert_true(tu_run(argv, env, 60, &p));
+    if (p.status != 0) {
+        fail_msg("binlog-dump exit %d: %s", p.status, p.err);
+    }
+    snprintf(golden, sizeof(golden), "%s/tests/data/binlogs/expected/mariadb-10.11.19-types.jsonl",
+             getenv("MS_SOURCE_ROOT"));
+    want = slurp(golden);
+    assert_same_changes(p.out, want);
+    free(want);
+    free(workload);
+    tu_proc_cleanup(&p);
+    mysql_close(m);
+}
+
+static void follows_live_changes_and_stops_on_sigterm(void **state)
+{
+    MYSQL *m = admin();
+    char bufs[3][128], out[] = "/tmp/mysync-follow-XXXXXX";
+    const char *env[4];
+    int fd = mkstemp(out);
+    pid_t pid;
+    int status;
+    char *got = NULL;
+    time_t deadline;
+
+    (void)state;
+    sql(m, "CREATE DATABASE IF NOT EXISTS it_follow");
+    sql(m, "CREATE TABLE IF NOT EXISTS it_follow.t (id INT PRIMARY KEY, v VARCHAR(20))");
+    mysync_env(env, bufs, "MS_RIG_MARIADB_PORT", NULL, NULL);
+    pid = fork();
+    if (pid == 0) {
+        char *const argv[] = {getenv("MS_MYSYNC"), "binlog-dump", "--from-server", NULL};
+        char *const envp[] = {(char *)env[0], (char *)env[1], (char *)env[2], NULL};
+        dup2(fd, 1);
+        execve(argv[0], argv, envp);
+        _exit(127);
+    }
+    sleep(1); /* the dump starts at the current position */
+    sql(m, "INSERT INTO it_follow.t VALUES (1, 'live one')");
+    deadline = time(NULL) + 20;
+    while (time(NULL) < deadline) {
+        free(got);
+        got = slurp(out);
+        if (strstr(got, "live one") != NULL) {
+            break;
+        }
+        usleep(50000);
+    }
+    assert_non_null(strstr(got, "\"after\" : { \"id\" : 1, \"v\" : \"live one\" }"));
+    kill(pid, SIGTERM);
+    /* stops within a heartbeat period (1 s) or two */
+    deadline = time(NULL) + 10;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (time(NULL) > deadline) {
+            kill(pid, SIGKILL);
+            fail_msg("binlog-dump did not stop after SIGTERM");
+        }
+        usleep(50000);
+    }
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    free(got);
+    close(fd);
+    unlink(out);
+    sql(m, "DROP DATABASE it_follow");
+    mysql_close(m);
+}
+
+static void expect_refusal(const char *port_key, const char *user, const char *password,
+                           const char *start, const char *message)
+{
+    char bufs[3][128];
+    const char *env[4];
+    struct tu_proc p;
+    const char *argv[] = {getenv("MS_MYSYNC"),
+                          "binlog-dump",
+                          "--from-server",
+                          "--no-follow",
+                          start != NULL ? "--start" : NULL,
+                          start,
+                          NULL};
+
+    mysync_env(env, bufs, port_key, user, password);
+    assert_true(tu_run(argv, env, 60, &p));
+    if (p.status != 69 || strstr(p.err, message) == NULL) {
+        fail_msg("expected exit 69 and \"%s\", got exit %d: %s", message, p.status, p.err);
+    }
+    tu_proc_cleanup(&p);
+}
+
+static void refuses_binlog_off(void **state)
+{
+    (void)state;
+    expect_refusal("MS_RIG_MARIADB_NOBINLOG_PORT", NULL, NULL, NULL,
+                   "binary logging is off on the source (log_bin=OFF)");
+}
+
+static void refuses_statement_format(void **state)
+{
+    MYSQL *m = admin();
+
+    (void)state;
+    sql(m, "SET GLOBAL binlog_format = 'STATEMENT'");
+    expect_refusal("MS_RIG_MARIADB_PORT", NULL, NULL, NULL,
+                   "binlog_format is STATEMENT on the source, ROW is needed");
+    sql(m, "SET GLOBAL binlog_format = 'ROW'");
+    mysql_close(m);
+}
+
+static void refuses_purged_position(void **state)
+{
+    (void)state;
+    expect_refusal("MS_RIG_MARIADB_PORT", NULL, NULL, "mysql-bin.999999:4",
+                   "is no longer on the server (purged)");
+    expect_refusal("MS_RIG_MARIADB_PORT", NULL, NULL, "mysql-bin.999999:4", "mysync --full");
+}
+
+static void refuses_missing_privilege(void **state)
+{
+    MYSQL *m = admin();
+
+    (void)state;
+    sql(m, "CREATE USER IF NOT EXISTS 'noreplica'@'127.0.0.1' IDENTIFIED BY 'pw-noreplica'");
+    sql(m, "GRANT SELECT, BINLOG MONITOR ON *.* TO 'noreplica'@'127.0.0.1'");
+    expect_refusal("MS_RIG_MARIADB_PORT", "noreplica", "pw-noreplica", NULL,
+                   "missing privilege: GRANT REPLICATION SLAVE");
+    sql(m, "DROP USER 'noreplica'@'127.0.0.1'");
+    mysql_close(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(every_type_over_the_network),
+        cmocka_unit_test(follows_live_changes_and_stops_on_sigterm),
+        cmocka_unit_test(refuses_binlog_off),
+        cmocka_unit_test(refuses_statement_format),
+        cmocka_unit_test(refuses_purged_position),
+        cmocka_unit_test(refuses_missing_privilege),
+    };
+    return cmocka_run_group_tests_name("binlog", tests, NULL, NULL);
+}
