@@ -80,8 +80,23 @@ static bool append_decimal_or_string(bson_t *dst, const char *key, int klen, con
         leading = false;
         sig++;
     }
-    if (sig <= 34 && bson_decimal128_from_string_w_len(s, (int)slen, &dec)) {
-        return bson_append_decimal128(dst, key, klen, &dec);
+    if (sig <= 34) {
+        /* libbson 1.23's bson_decimal128_from_string_w_len reads past len (valgrind shows
+         * it), so it gets a NUL-terminated copy */
+        char small[128], *z = slen < sizeof(small) ? small : malloc(slen + 1);
+        bool ok;
+        if (z == NULL) {
+            return false;
+        }
+        memcpy(z, s, slen);
+        z[slen] = '\0';
+        ok = bson_decimal128_from_string(z, &dec);
+        if (z != small) {
+            free(z);
+        }
+        if (ok) {
+            return bson_append_decimal128(dst, key, klen, &dec);
+        }
     }
     return bson_append_utf8(dst, key, klen, s, (int)slen);
 }
