@@ -32,7 +32,6 @@ sql <<SQL
 CREATE DATABASE bench; USE bench;
 CREATE TABLE t (id BIGINT PRIMARY KEY, a INT, b INT UNSIGNED, c BIGINT, name VARCHAR(64),
   price DECIMAL(12,2), qty SMALLINT, created DATETIME(3), note TEXT, flag TINYINT);
-SET SESSION cte_max_recursion_depth = 0;
 INSERT INTO t SELECT seq, seq % 1000, seq * 7, seq * 1000003, CONCAT('name-', seq),
   (seq % 100000) / 100, seq % 300, '2024-01-01 00:00:00' + INTERVAL seq SECOND,
   REPEAT('x', 20 + seq % 40), seq % 2 FROM seq_1_to_$ins;
