@@ -181,7 +181,7 @@ static void rig_ensure(void)
     if (rig_env != NULL) {
         return;
     }
-    if (getenv("MS_RIG_DIR") != NULL) {
+    if (getenv("MS_RIG_DIR") != NULL && getenv("MS_RIG_DIR")[0] != '\0') {
         snprintf(rig_dir, sizeof(rig_dir), "%s", getenv("MS_RIG_DIR"));
     } else {
         char owner[32], cmd[1400];
