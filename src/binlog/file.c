@@ -1,6 +1,7 @@
 #define MS_LOG_DOMAIN "binlog"
 
 #include "mysync/binlog.h"
+#include "mysync/extjson.h"
 #include "mysync/log.h"
 #include "mysync/reader.h"
 
@@ -19,7 +20,8 @@ struct dump {
     const struct ms_value_opts *opts;
     FILE *out;
     struct ms_dump_stats *stats;
-    const char *file; /* server mode: the current binlog file, printed with each change */
+    const char *file;  /* server mode: the current binlog file, printed with each change */
+    struct ms_buf buf; /* the line being written */
 };
 
 static const char *op_name(enum ms_row_op op)
@@ -72,8 +74,11 @@ static bool dump_rows(struct dump *d, const struct ms_event *ev, uint64_t pos, s
                 bson_append_array_end(&line, &arr);
             }
         }
-        json = bson_as_relaxed_extended_json(&line, &jlen);
-        if (json != NULL) {
+        ms_buf_reset(&d->buf);
+        if (ms_extjson_append(&d->buf, &line)) {
+            d->buf.p[d->buf.len++] = '\n'; /* ms_buf keeps one spare byte */
+            fwrite(d->buf.p, 1, d->buf.len, d->out);
+        } else if ((json = bson_as_relaxed_extended_json(&line, &jlen)) != NULL) {
             fwrite(json, 1, jlen, d->out);
             fputc('\n', d->out);
             bson_free(json);
@@ -229,6 +234,7 @@ bool ms_binlog_dump_file(const char *path, uint64_t start, const struct ms_value
     stats->end_pos = off;
     ok = true;
 done:
+    ms_buf_free(&d.buf);
     ms_binlog_parser_destroy(d.parser);
     if (base != NULL) {
         munmap((void *)base, size);
@@ -287,6 +293,7 @@ bool ms_binlog_dump_server(const struct ms_config *cfg, const struct ms_reader_o
     if (stop != NULL && *stop) {
         ok = true;
     }
+    ms_buf_free(&d.buf);
     ms_binlog_parser_destroy(d.parser);
     ms_reader_close(r);
     return ok;
