@@ -153,6 +153,9 @@ const char *ms_binlog_parser_gtid(const struct ms_binlog_parser *p);
 int ms_binlog_parser_checksum(const struct ms_binlog_parser *p);
 const char *ms_binlog_parser_server_version(const struct ms_binlog_parser *p);
 
+/* The parser's table map for an id, for completing it (schema cache); NULL if unknown. */
+struct ms_table_map *ms_binlog_parser_table_mut(struct ms_binlog_parser *p, uint64_t table_id);
+
 /* Looks up a table map by id (NULL if unknown). */
 const struct ms_table_map *ms_binlog_parser_table(const struct ms_binlog_parser *p,
                                                   uint64_t table_id);

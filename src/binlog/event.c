@@ -298,6 +298,16 @@ const char *ms_binlog_parser_server_version(const struct ms_binlog_parser *p)
     return p->server_version;
 }
 
+struct ms_table_map *ms_binlog_parser_table_mut(struct ms_binlog_parser *p, uint64_t table_id)
+{
+    for (size_t i = p->nmaps; i > 0; i--) {
+        if (p->maps[i - 1].id == table_id) {
+            return p->maps[i - 1].map;
+        }
+    }
+    return NULL;
+}
+
 const struct ms_table_map *ms_binlog_parser_table(const struct ms_binlog_parser *p,
                                                   uint64_t table_id)
 {

@@ -4,6 +4,7 @@
 #include "mysync/extjson.h"
 #include "mysync/log.h"
 #include "mysync/reader.h"
+#include "mysync/schema.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,8 +21,9 @@ struct dump {
     const struct ms_value_opts *opts;
     FILE *out;
     struct ms_dump_stats *stats;
-    const char *file;  /* server mode: the current binlog file, printed with each change */
-    struct ms_buf buf; /* the line being written */
+    const char *file;         /* server mode: the current binlog file, printed with each change */
+    struct ms_buf buf;        /* the line being written */
+    struct ms_schema *schema; /* server mode: completes table maps from information_schema */
 };
 
 static const char *op_name(enum ms_row_op op)
@@ -97,6 +99,26 @@ static bool handle(struct dump *d, const struct ms_event *ev, uint64_t pos, stru
 {
     d->stats->events++;
     switch (ev->h.type) {
+    case MS_EV_TABLE_MAP:
+        if (d->schema != NULL) {
+            struct ms_table_map *tm =
+                ms_binlog_parser_table_mut(d->parser, ev->u.table_map.map->table_id);
+            struct ms_error serr = {0};
+            bool applied;
+            if (tm != NULL && !ms_schema_enrich(d->schema, tm, &applied, &serr)) {
+                /* e.g. the table was dropped since: decode with what the event says */
+                ms_log(MS_LOG_WARN, "%s.%s: no definition from information_schema (%s)", tm->db,
+                       tm->table, serr.msg);
+            }
+        }
+        return true;
+    case MS_EV_QUERY:
+    case MS_EV_MARIA_QUERY_COMPRESSED:
+        if (d->schema != NULL) {
+            ms_schema_note_query(d->schema, ev->u.query.db, ev->u.query.db_len, ev->u.query.sql,
+                                 ev->u.query.sql_len);
+        }
+        return true;
     case MS_EV_TRANSACTION_PAYLOAD: {
         size_t off = 0;
         struct ms_event inner;
@@ -264,6 +286,7 @@ bool ms_binlog_dump_server(const struct ms_config *cfg, const struct ms_reader_o
     }
     snprintf(file, sizeof(file), "%s", ms_reader_start_file(r));
     d.file = file;
+    d.schema = ms_schema_new(cfg);
     d.parser = ms_binlog_parser_new();
     ms_binlog_parser_expect_checksum(d.parser, ms_reader_checksum(r));
     while (stop == NULL || !*stop) {
@@ -294,6 +317,7 @@ bool ms_binlog_dump_server(const struct ms_config *cfg, const struct ms_reader_o
         ok = true;
     }
     ms_buf_free(&d.buf);
+    ms_schema_destroy(d.schema);
     ms_binlog_parser_destroy(d.parser);
     ms_reader_close(r);
     return ok;

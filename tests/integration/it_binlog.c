@@ -116,6 +116,9 @@ static void assert_same_changes(const char *got, const char *want)
     free(w);
 }
 
+/* The golden differs from the file-mode one only in the MariaDB JSON column "js": over the
+ * network information_schema tells that it is JSON (LONGTEXT + json_valid), so it arrives as
+ * a document; a file alone cannot say so and keeps the text. */
 static void every_type_over_the_network(void **state)
 {
     MYSQL *m = admin();
@@ -139,7 +142,8 @@ static void every_type_over_the_network(void **state)
     if (p.status != 0) {
         fail_msg("binlog-dump exit %d: %s", p.status, p.err);
     }
-    snprintf(golden, sizeof(golden), "%s/tests/data/binlogs/expected/mariadb-10.11.19-types.jsonl",
+    snprintf(golden, sizeof(golden),
+             "%s/tests/data/binlogs/expected/mariadb-10.11.19-types.server.jsonl",
              getenv("MS_SOURCE_ROOT"));
     want = slurp(golden);
     assert_same_changes(p.out, want);
@@ -265,6 +269,46 @@ static void refuses_missing_privilege(void **state)
     mysql_close(m);
 }
 
+/* MariaDB's default binlog_row_metadata=NO_LOG carries no names, signedness or charsets:
+ * information_schema completes them, and detects MariaDB JSON (LONGTEXT + json_valid). */
+static void no_metadata_completed_from_information_schema(void **state)
+{
+    MYSQL *m = admin();
+    char file[256], start[300], bufs[3][128];
+    const char *env[4];
+    unsigned long long pos;
+    struct tu_proc p;
+
+    (void)state;
+    sql(m, "SET GLOBAL binlog_row_metadata = 'NO_LOG'");
+    sql(m, "DROP DATABASE IF EXISTS it_sc");
+    sql(m, "CREATE DATABASE it_sc");
+    sql(m, "CREATE TABLE it_sc.t (a INT UNSIGNED, b VARCHAR(5), big BIGINT UNSIGNED, "
+           "e ENUM('x','y''q'), s SET('p','q'), js JSON, l1 VARCHAR(10) CHARACTER SET latin1, "
+           "bl BLOB, PRIMARY KEY (b, a))");
+    master_status(m, file, sizeof(file), &pos);
+    sql(m, "INSERT INTO it_sc.t VALUES (4294967295, 'k', 18446744073709551615, 'y''q', 'p,q', "
+           "'{\"n\": [1, {\"x\": null}]}', 'd\xc3\xa9j\xc3\xa0 \xe2\x82\xac', 0x00ff)");
+    sql(m, "SET GLOBAL binlog_row_metadata = 'FULL'");
+    snprintf(start, sizeof(start), "%s:%llu", file, pos);
+    mysync_env(env, bufs, "MS_RIG_MARIADB_PORT", NULL, NULL);
+    const char *argv[] = {getenv("MS_MYSYNC"), "binlog-dump", "--from-server", "--start", start,
+                          "--no-follow",       NULL};
+    assert_true(tu_run(argv, env, 60, &p));
+    assert_int_equal(p.status, 0);
+    if (strstr(p.out,
+               "\"after\" : { \"a\" : 4294967295, \"b\" : \"k\", \"big\" : { "
+               "\"$numberDecimal\" : \"18446744073709551615\" }, \"e\" : \"y'q\", "
+               "\"s\" : [ \"p\", \"q\" ], \"js\" : { \"n\" : [ 1, { \"x\" : null } ] "
+               "}, \"l1\" : \"d\xc3\xa9j\xc3\xa0 \xe2\x82\xac\", \"bl\" : { "
+               "\"$binary\" : { \"base64\" : \"AP8=\", \"subType\" : \"00\" } } }") == NULL) {
+        fail_msg("unexpected decoding:\n%s\n%s", p.out, p.err);
+    }
+    tu_proc_cleanup(&p);
+    sql(m, "DROP DATABASE it_sc");
+    mysql_close(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -274,6 +318,7 @@ int main(void)
         cmocka_unit_test(refuses_statement_format),
         cmocka_unit_test(refuses_purged_position),
         cmocka_unit_test(refuses_missing_privilege),
+        cmocka_unit_test(no_metadata_completed_from_information_schema),
     };
     return cmocka_run_group_tests_name("binlog", tests, NULL, NULL);
 }
