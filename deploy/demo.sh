@@ -61,10 +61,18 @@ if [ "$status" != 0 ]; then
   exit "$status"
 fi
 
+# shellcheck disable=SC2086
 before=$(mariadb --no-defaults $MS_DEMO_MYSQL -N -e "SHOW MASTER STATUS" | awk '{print $1":"$2}')
 echo "== load generator for ${MS_DEMO_SECONDS:-10}s (deploy/demo/load.sh)"
 bash deploy/demo/load.sh "${MS_DEMO_SECONDS:-10}"
+# shellcheck disable=SC2086
 after=$(mariadb --no-defaults $MS_DEMO_MYSQL -N -e "SHOW MASTER STATUS" | awk '{print $1":"$2}')
+
+CHANGES="${TMPDIR:-/tmp}/mysync-demo-changes.jsonl"
+echo "== the load as mysync decodes it from the server's binlog (binlog-dump --from-server)"
+build/mysync binlog-dump --from-server --start "$before" --no-follow 2>/dev/null > "$CHANGES"
+echo "   $(wc -l < "$CHANGES") row changes decoded; the first three:"
+head -n 3 "$CHANGES" | cut -c1-400
 
 cat <<TXT
 
@@ -73,10 +81,13 @@ cat <<TXT
              binlog moved from $before to $after during the load
   MongoDB:   $(get MS_RIG_MONGO_URI)  (database "shop"; any MongoDB client or driver)
   mysync:    set -a; . $RIG/mysync.env; set +a; build/mysync --check-config
+             build/mysync binlog-dump --from-server      (live decoded changes; Ctrl-C stops)
+  decoded:   $CHANGES
 
-  This build connects to both servers and checks the binlog settings, then stops:
-  live replication of these changes into MongoDB arrives with the binlog CDC core, and
-  status/metrics on http://127.0.0.1:8080 with the control plane. The demo grows with them.
+  This build checks both servers and decodes the live binlog (every column type, exact
+  values, as the documents will be written); writing them into MongoDB arrives with the
+  CDC pipeline, and status/metrics on http://127.0.0.1:8080 with the control plane. The
+  demo grows with them.
 TXT
 if [ "$KEEP" = 1 ]; then
   echo "  Servers keep running; stop them with: tests/support/rig.sh stop --dir $RIG"
