@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -24,6 +26,8 @@ struct dump {
     const char *file;         /* server mode: the current binlog file, printed with each change */
     struct ms_buf buf;        /* the line being written */
     struct ms_schema *schema; /* server mode: completes table maps from information_schema */
+    uint64_t txn_index;       /* row changes seen in the current transaction */
+    uint64_t skip_until;      /* after a reconnect: changes of it already printed */
 };
 
 static const char *op_name(enum ms_row_op op)
@@ -41,6 +45,14 @@ static bool dump_rows(struct dump *d, const struct ms_event *ev, uint64_t pos, s
         bson_t line = BSON_INITIALIZER;
         char *json;
         size_t jlen;
+
+        if (d->txn_index++ < d->skip_until) {
+            /* replayed after a reconnect: printed before the connection was lost */
+            bson_destroy(&line);
+            bson_destroy(&before);
+            bson_destroy(&after);
+            continue;
+        }
 
         if (d->file != NULL) {
             BSON_APPEND_UTF8(&line, "file", d->file);
@@ -267,51 +279,122 @@ done:
     return ok;
 }
 
+static bool is_transaction_start(uint8_t type)
+{
+    return type == MS_EV_GTID || type == MS_EV_ANONYMOUS_GTID || type == MS_EV_GTID_TAGGED ||
+           type == MS_EV_MARIA_GTID;
+}
+
+/* Sleeps about ms (+-20 %), waking early when *stop is set. */
+static void backoff_sleep(int64_t ms, volatile sig_atomic_t *stop)
+{
+    int64_t jittered = ms * (80 + rand() % 41) / 100;
+
+    for (int64_t slept = 0; slept < jittered && (stop == NULL || !*stop); slept += 50) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 bool ms_binlog_dump_server(const struct ms_config *cfg, const struct ms_reader_opts *ro,
                            const struct ms_value_opts *opts, FILE *out, struct ms_dump_stats *stats,
                            volatile sig_atomic_t *stop, struct ms_error *err)
 {
-    struct ms_reader *r;
+    struct ms_reader *r = NULL;
+    struct ms_reader_opts o = *ro;
     struct dump d = {.opts = opts, .out = out, .stats = stats};
-    char file[512];
+    char file[512] = "", txn_file[512] = "";
+    uint64_t txn_pos = 0;
+    int64_t delay_ms = 100;
     const uint8_t *buf;
     size_t len;
     struct ms_event ev;
     bool ok = false;
 
     memset(stats, 0, sizeof(*stats));
-    r = ms_reader_open(cfg, ro, err);
-    if (r == NULL) {
-        return false;
-    }
-    snprintf(file, sizeof(file), "%s", ms_reader_start_file(r));
     d.file = file;
     d.schema = ms_schema_new(cfg);
-    d.parser = ms_binlog_parser_new();
-    ms_binlog_parser_expect_checksum(d.parser, ms_reader_checksum(r));
     while (stop == NULL || !*stop) {
-        uint64_t pos;
-        if (!ms_reader_next(r, &buf, &len, err)) {
-            ok = err->domain == MS_ERR_NONE; /* end of a non-blocking dump */
+        /* (re)connect: the first time from the requested position, after a loss from the
+         * start of the transaction that was being read */
+        if (txn_file[0] != '\0') {
+            o.file = txn_file;
+            o.pos = txn_pos;
+        }
+        r = ms_reader_open(cfg, &o, err);
+        if (r == NULL) {
+            if (err->retryable && !ro->stop_at_end) {
+                ms_log(MS_LOG_WARN, "%s; retrying in %lld ms", err->msg, (long long)delay_ms);
+                backoff_sleep(delay_ms, stop);
+                delay_ms = delay_ms * 2 > 30000 ? 30000 : delay_ms * 2;
+                continue;
+            }
             break;
         }
-        if (!ms_binlog_parse(d.parser, buf, len, &ev, err)) {
+        snprintf(file, sizeof(file), "%s", ms_reader_start_file(r));
+        if (txn_file[0] == '\0') {
+            snprintf(txn_file, sizeof(txn_file), "%s", file);
+            txn_pos = ms_reader_start_pos(r);
+        }
+        /* a restarted server may reuse table ids: start from a clean parser */
+        ms_binlog_parser_destroy(d.parser);
+        d.parser = ms_binlog_parser_new();
+        ms_binlog_parser_expect_checksum(d.parser, ms_reader_checksum(r));
+        d.skip_until = d.txn_index;
+        d.txn_index = 0;
+        while (stop == NULL || !*stop) {
+            uint64_t pos;
+            if (!ms_reader_next(r, &buf, &len, err)) {
+                break;
+            }
+            delay_ms = 100; /* the stream is alive again */
+            if (!ms_binlog_parse(d.parser, buf, len, &ev, err)) {
+                break;
+            }
+            if (ev.h.type == MS_EV_ROTATE) {
+                snprintf(file, sizeof(file), "%.*s", (int)ev.u.rotate.file_len, ev.u.rotate.file);
+                continue;
+            }
+            pos = ev.h.log_pos >= ev.h.event_size ? ev.h.log_pos - ev.h.event_size : 0;
+            if (ev.h.type == MS_EV_HEARTBEAT || ev.h.type == MS_EV_FORMAT_DESCRIPTION) {
+                continue;
+            }
+            if (is_transaction_start(ev.h.type)) {
+                /* the transaction we resumed at keeps its skip count; a new one starts
+                 * from nothing */
+                if (strcmp(txn_file, file) != 0 || txn_pos != pos) {
+                    d.skip_until = 0;
+                }
+                snprintf(txn_file, sizeof(txn_file), "%s", file);
+                txn_pos = pos;
+                d.txn_index = 0;
+            }
+            if (!handle(&d, &ev, pos, err)) {
+                ms_error_prefix(err, "%s:%llu", file, (unsigned long long)pos);
+                break;
+            }
+            stats->end_pos = ev.h.log_pos;
+            fflush(out);
+        }
+        ms_reader_close(r);
+        r = NULL;
+        if (stop != NULL && *stop) {
             break;
         }
-        if (ev.h.type == MS_EV_ROTATE) {
-            snprintf(file, sizeof(file), "%.*s", (int)ev.u.rotate.file_len, ev.u.rotate.file);
-            continue;
-        }
-        pos = ev.h.log_pos >= ev.h.event_size ? ev.h.log_pos - ev.h.event_size : 0;
-        if (ev.h.type == MS_EV_HEARTBEAT || ev.h.type == MS_EV_FORMAT_DESCRIPTION) {
-            continue;
-        }
-        if (!handle(&d, &ev, pos, err)) {
-            ms_error_prefix(err, "%s:%llu", file, (unsigned long long)pos);
+        if (err->domain == MS_ERR_NONE) {
+            ok = true; /* the end of a non-blocking dump */
             break;
         }
-        stats->end_pos = ev.h.log_pos;
-        fflush(out);
+        if (!err->retryable || ro->stop_at_end) {
+            break;
+        }
+        ms_log_kv(MS_LOG_WARN,
+                  ((struct ms_log_field[]){MS_LF_STR("file", txn_file),
+                                           MS_LF_INT("pos", (int64_t)txn_pos),
+                                           MS_LF_INT("retry_in_ms", delay_ms)}),
+                  "%s; resuming from the start of the interrupted transaction", err->msg);
+        backoff_sleep(delay_ms, stop);
+        delay_ms = delay_ms * 2 > 30000 ? 30000 : delay_ms * 2;
     }
     if (stop != NULL && *stop) {
         ok = true;
@@ -319,6 +402,5 @@ bool ms_binlog_dump_server(const struct ms_config *cfg, const struct ms_reader_o
     ms_buf_free(&d.buf);
     ms_schema_destroy(d.schema);
     ms_binlog_parser_destroy(d.parser);
-    ms_reader_close(r);
     return ok;
 }

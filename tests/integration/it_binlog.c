@@ -309,6 +309,69 @@ static void no_metadata_completed_from_information_schema(void **state)
     mysql_close(m);
 }
 
+static size_t count_of(const char *hay, const char *needle)
+{
+    size_t n = 0;
+
+    for (const char *p = strstr(hay, needle); p != NULL; p = strstr(p + 1, needle)) {
+        n++;
+    }
+    return n;
+}
+
+/* MariaDB restarted mid-stream: the dump reconnects with backoff, resumes from the start of
+ * the interrupted transaction and prints every change exactly once. */
+static void follow_survives_mariadb_restart(void **state)
+{
+    MYSQL *m = admin();
+    char bufs[3][128], out[] = "/tmp/mysync-restart-XXXXXX";
+    const char *env[4];
+    int fd = mkstemp(out), status;
+    pid_t pid;
+    char *got = NULL;
+    time_t deadline;
+
+    (void)state;
+    sql(m, "CREATE DATABASE IF NOT EXISTS it_restart");
+    sql(m, "CREATE TABLE IF NOT EXISTS it_restart.t (id INT PRIMARY KEY, v VARCHAR(20))");
+    mysync_env(env, bufs, "MS_RIG_MARIADB_PORT", NULL, NULL);
+    pid = fork();
+    if (pid == 0) {
+        char *const argv[] = {getenv("MS_MYSYNC"), "binlog-dump", "--from-server", NULL};
+        char *const envp[] = {(char *)env[0], (char *)env[1], (char *)env[2], NULL};
+        dup2(fd, 1);
+        execve(argv[0], argv, envp);
+        _exit(127);
+    }
+    sleep(1);
+    sql(m, "INSERT INTO it_restart.t VALUES (1, 'before restart'), (2, 'also before')");
+    mysql_close(m);
+    assert_true(tu_rig_ctl("restart", "mariadb"));
+    m = admin();
+    sql(m, "INSERT INTO it_restart.t VALUES (3, 'after restart')");
+    deadline = time(NULL) + 60;
+    while (time(NULL) < deadline) {
+        free(got);
+        got = slurp(out);
+        if (strstr(got, "after restart") != NULL) {
+            break;
+        }
+        usleep(100000);
+    }
+    kill(pid, SIGTERM);
+    waitpid(pid, &status, 0);
+    assert_int_equal(count_of(got, "\"before restart\""), 1);
+    assert_int_equal(count_of(got, "\"also before\""), 1);
+    if (count_of(got, "\"after restart\"") != 1) {
+        fail_msg("the change after the restart did not arrive exactly once:\n%s", got);
+    }
+    free(got);
+    close(fd);
+    unlink(out);
+    sql(m, "DROP DATABASE it_restart");
+    mysql_close(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +382,7 @@ int main(void)
         cmocka_unit_test(refuses_purged_position),
         cmocka_unit_test(refuses_missing_privilege),
         cmocka_unit_test(no_metadata_completed_from_information_schema),
+        cmocka_unit_test(follow_survives_mariadb_restart),
     };
     return cmocka_run_group_tests_name("binlog", tests, NULL, NULL);
 }
