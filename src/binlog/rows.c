@@ -326,14 +326,12 @@ static bool decode_decimal(const struct vctx *c, const uint8_t *p, size_t avail,
          * of the fraction are dropped only when that makes the coefficient fit (the value
          * stays exact, the printed scale shrinks); beyond 34 significant digits the exact
          * text is stored instead. */
-        char dec[DEC_MAX_PRECISION + 16];
         size_t last = ndig; /* one past the last digit kept */
         int exponent = -(int)scale;
         bson_decimal128_t d;
+        unsigned __int128 coef = 0;
 
-        if (zero) {
-            snprintf(dec, sizeof(dec), "0E%d", exponent);
-        } else {
+        if (!zero) {
             while (last - first > DEC128_MAX_DIGITS && exponent < 0 && digits[last - 1] == '0') {
                 last--;
                 exponent++;
@@ -341,12 +339,16 @@ static bool decode_decimal(const struct vctx *c, const uint8_t *p, size_t avail,
             if (last - first > DEC128_MAX_DIGITS) {
                 return bson_append_utf8(doc, c->key, -1, text, (int)t) || append_failed(c);
             }
-            snprintf(dec, sizeof(dec), "%s%.*sE%d", neg ? "-" : "", (int)(last - first),
-                     digits + first, exponent);
+            for (size_t i = first; i < last; i++) {
+                coef = coef * 10 + (unsigned)(digits[i] - '0');
+            }
         }
-        if (!bson_decimal128_from_string(dec, &d)) {
-            return vfail(c, MS_DECODE_MALFORMED, "DECIMAL %s not representable", text);
-        }
+        /* IEEE 754-2008 BID encoding, built directly (the text round trip through
+         * bson_decimal128_from_string cost more than the rest of the value): at most 34
+         * digits, so the coefficient is below 2^113 and the exponent within -6176..6111 */
+        d.high = (neg && !zero ? 1ULL << 63 : 0) | (uint64_t)(exponent + 6176) << 49 |
+                 ((uint64_t)(coef >> 64) & ((1ULL << 49) - 1));
+        d.low = (uint64_t)coef;
         return bson_append_decimal128(doc, c->key, -1, &d) || append_failed(c);
     }
 }
