@@ -321,3 +321,35 @@ bool ms_extjson_append(struct ms_buf *b, const bson_t *doc)
     b->len = mark;
     return false;
 }
+
+bool ms_extjson_append_nested(struct ms_buf *b, const bson_t *doc)
+{
+    size_t mark = b->len;
+    bson_iter_t it;
+
+    if (bson_iter_init(&it, doc) && put_iter(b, &it, false, 0)) {
+        return true;
+    }
+    b->len = mark;
+    return false;
+}
+
+bool ms_extjson_put_raw(struct ms_buf *b, const char *s, size_t n)
+{
+    return put(b, s, n);
+}
+
+bool ms_extjson_put_string(struct ms_buf *b, const char *s, size_t n)
+{
+    return put_string(b, s, n);
+}
+
+bool ms_extjson_put_int(struct ms_buf *b, int64_t v)
+{
+    return put_int(b, v);
+}
+
+bool ms_extjson_put_date(struct ms_buf *b, int64_t ms)
+{
+    return put_date(b, ms);
+}

@@ -22,4 +22,14 @@ void ms_buf_free(struct ms_buf *b);
  * b holds what it had before the call. */
 bool ms_extjson_append(struct ms_buf *b, const bson_t *doc);
 
+/* Pieces for writing a document field by field (binlog-dump's lines) in the same layout:
+ * a nested document (an empty one is "{  }" as libbson writes nested ones), a JSON
+ * string, an integer, a Date. They return false only when out of memory (or, for the
+ * document, on a type not handled). */
+bool ms_extjson_append_nested(struct ms_buf *b, const bson_t *doc);
+bool ms_extjson_put_raw(struct ms_buf *b, const char *s, size_t n);
+bool ms_extjson_put_string(struct ms_buf *b, const char *s, size_t n);
+bool ms_extjson_put_int(struct ms_buf *b, int64_t v);
+bool ms_extjson_put_date(struct ms_buf *b, int64_t ms);
+
 #endif

@@ -35,72 +35,104 @@ static const char *op_name(enum ms_row_op op)
     return op == MS_OP_INSERT ? "insert" : op == MS_OP_UPDATE ? "update" : "delete";
 }
 
+#define RAW(b, lit) ms_extjson_put_raw((b), (lit), sizeof(lit) - 1)
+
+/* One change as a JSON line, written field by field into d->buf (the same bytes libbson
+ * would write for the equivalent document; see tests/unit/test_extjson.c). */
+static bool write_line(struct dump *d, const struct ms_event *ev, uint64_t pos,
+                       const bson_t *before, const bson_t *after)
+{
+    const struct ms_table_map *tm = ev->u.rows.map;
+    const char *gtid = ms_binlog_parser_gtid(d->parser), *op = op_name(ev->u.rows.op);
+    struct ms_buf *b = &d->buf;
+    const char *const *names;
+    size_t nu = ms_binlog_rows_unresolved(d->parser, &names);
+
+    ms_buf_reset(b);
+    if (!RAW(b, "{ ")) {
+        return false;
+    }
+    if (d->file != NULL && !(RAW(b, "\"file\" : ") &&
+                             ms_extjson_put_string(b, d->file, strlen(d->file)) && RAW(b, ", "))) {
+        return false;
+    }
+    if (!(RAW(b, "\"pos\" : ") && ms_extjson_put_int(b, (int64_t)pos) && RAW(b, ", \"gtid\" : ") &&
+          ms_extjson_put_string(b, gtid, strlen(gtid)) && RAW(b, ", \"ts\" : ") &&
+          ms_extjson_put_date(b, (int64_t)ev->h.timestamp * 1000) && RAW(b, ", \"db\" : ") &&
+          ms_extjson_put_string(b, tm->db, strlen(tm->db)) && RAW(b, ", \"table\" : ") &&
+          ms_extjson_put_string(b, tm->table, strlen(tm->table)) && RAW(b, ", \"op\" : ") &&
+          ms_extjson_put_string(b, op, strlen(op)) && RAW(b, ", \"before\" : "))) {
+        return false;
+    }
+    if (ev->u.rows.op == MS_OP_INSERT ? !RAW(b, "null") : !ms_extjson_append_nested(b, before)) {
+        return false;
+    }
+    if (!RAW(b, ", \"after\" : ")) {
+        return false;
+    }
+    if (ev->u.rows.op == MS_OP_DELETE ? !RAW(b, "null") : !ms_extjson_append_nested(b, after)) {
+        return false;
+    }
+    if (nu > 0) {
+        if (!RAW(b, ", \"unresolved\" : [ ")) {
+            return false;
+        }
+        for (size_t i = 0; i < nu; i++) {
+            if ((i > 0 && !RAW(b, ", ")) || !ms_extjson_put_string(b, names[i], strlen(names[i]))) {
+                return false;
+            }
+        }
+        if (!RAW(b, " ]")) {
+            return false;
+        }
+    }
+    return RAW(b, " }\n");
+}
+
 static bool dump_rows(struct dump *d, const struct ms_event *ev, uint64_t pos, struct ms_error *err)
 {
     size_t off = 0;
     bson_t before, after;
 
     while (ms_binlog_rows_next(d->parser, ev, &off, d->opts, &before, &after, err)) {
-        const struct ms_table_map *tm = ev->u.rows.map;
-        bson_t line = BSON_INITIALIZER;
-        char *json;
-        size_t jlen;
-
-        if (d->txn_index++ < d->skip_until) {
-            /* replayed after a reconnect: printed before the connection was lost */
-            bson_destroy(&line);
-            bson_destroy(&before);
-            bson_destroy(&after);
-            continue;
-        }
-
-        if (d->file != NULL) {
-            BSON_APPEND_UTF8(&line, "file", d->file);
-        }
-        BSON_APPEND_INT64(&line, "pos", (int64_t)pos);
-        BSON_APPEND_UTF8(&line, "gtid", ms_binlog_parser_gtid(d->parser));
-        BSON_APPEND_DATE_TIME(&line, "ts", (int64_t)ev->h.timestamp * 1000);
-        BSON_APPEND_UTF8(&line, "db", tm->db);
-        BSON_APPEND_UTF8(&line, "table", tm->table);
-        BSON_APPEND_UTF8(&line, "op", op_name(ev->u.rows.op));
-        if (ev->u.rows.op == MS_OP_INSERT) {
-            BSON_APPEND_NULL(&line, "before");
-        } else {
-            BSON_APPEND_DOCUMENT(&line, "before", &before);
-        }
-        if (ev->u.rows.op == MS_OP_DELETE) {
-            BSON_APPEND_NULL(&line, "after");
-        } else {
-            BSON_APPEND_DOCUMENT(&line, "after", &after);
-        }
-        {
-            const char *const *names;
-            size_t nu = ms_binlog_rows_unresolved(d->parser, &names);
-            if (nu > 0) {
-                bson_t arr;
-                char idx[16];
-                const char *k;
-                BSON_APPEND_ARRAY_BEGIN(&line, "unresolved", &arr);
-                for (size_t i = 0; i < nu; i++) {
-                    bson_uint32_to_string((uint32_t)i, &k, idx, sizeof(idx));
-                    bson_append_utf8(&arr, k, -1, names[i], -1);
+        if (d->txn_index++ >= d->skip_until) {
+            /* (skipped: replayed after a reconnect, printed before the connection was lost) */
+            if (write_line(d, ev, pos, &before, &after)) {
+                fwrite(d->buf.p, 1, d->buf.len, d->out);
+            } else {
+                /* a type the writer does not handle: let libbson write the line */
+                bson_t line = BSON_INITIALIZER;
+                char *json;
+                if (d->file != NULL) {
+                    BSON_APPEND_UTF8(&line, "file", d->file);
                 }
-                bson_append_array_end(&line, &arr);
+                BSON_APPEND_INT64(&line, "pos", (int64_t)pos);
+                BSON_APPEND_UTF8(&line, "gtid", ms_binlog_parser_gtid(d->parser));
+                BSON_APPEND_DATE_TIME(&line, "ts", (int64_t)ev->h.timestamp * 1000);
+                BSON_APPEND_UTF8(&line, "db", ev->u.rows.map->db);
+                BSON_APPEND_UTF8(&line, "table", ev->u.rows.map->table);
+                BSON_APPEND_UTF8(&line, "op", op_name(ev->u.rows.op));
+                if (ev->u.rows.op == MS_OP_INSERT) {
+                    BSON_APPEND_NULL(&line, "before");
+                } else {
+                    BSON_APPEND_DOCUMENT(&line, "before", &before);
+                }
+                if (ev->u.rows.op == MS_OP_DELETE) {
+                    BSON_APPEND_NULL(&line, "after");
+                } else {
+                    BSON_APPEND_DOCUMENT(&line, "after", &after);
+                }
+                json = bson_as_relaxed_extended_json(&line, NULL);
+                if (json != NULL) {
+                    fprintf(d->out, "%s\n", json);
+                    bson_free(json);
+                }
+                bson_destroy(&line);
             }
+            d->stats->changes++;
         }
-        ms_buf_reset(&d->buf);
-        if (ms_extjson_append(&d->buf, &line)) {
-            d->buf.p[d->buf.len++] = '\n'; /* ms_buf keeps one spare byte */
-            fwrite(d->buf.p, 1, d->buf.len, d->out);
-        } else if ((json = bson_as_relaxed_extended_json(&line, &jlen)) != NULL) {
-            fwrite(json, 1, jlen, d->out);
-            fputc('\n', d->out);
-            bson_free(json);
-        }
-        bson_destroy(&line);
         bson_destroy(&before);
         bson_destroy(&after);
-        d->stats->changes++;
     }
     bson_destroy(&before);
     bson_destroy(&after);
