@@ -6,6 +6,7 @@
 #include "mysync/config.h"
 #include "mysync/log.h"
 #include "mysync/mysql.h"
+#include "mysync/reader.h"
 #include "mysync/sink.h"
 #include "mysync_build.h"
 
@@ -257,6 +258,15 @@ static int preflight(const struct ms_config *cfg)
         ms_log(MS_LOG_ERROR, "%s", err.msg);
         mysql_close(conn);
         return EX_UNAVAILABLE;
+    }
+    if (cfg->sync_mode != MS_SYNC_MODE_POLL && !ms_reader_preflight(conn, &err)) {
+        if (cfg->sync_mode == MS_SYNC_MODE_BINLOG) {
+            ms_log(MS_LOG_ERROR, "SYNC_MODE=binlog: %s", err.msg);
+            mysql_close(conn);
+            return EX_UNAVAILABLE;
+        }
+        ms_log(MS_LOG_WARN, "binlog replication is not possible (%s): SYNC_MODE=auto will poll",
+               err.msg);
     }
     mysql_close(conn);
     ms_log_kv(MS_LOG_INFO,

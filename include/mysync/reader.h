@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <mysql.h>
+
 #include "mysync/config.h"
 #include "mysync/error.h"
 
@@ -22,6 +24,10 @@ struct ms_reader_opts {
 };
 
 struct ms_reader;
+
+/* Checks that the source can be read as a binlog (log_bin ON, binlog_format ROW; warns
+ * about partial row images). err says what to change. */
+bool ms_reader_preflight(MYSQL *conn, struct ms_error *err);
 
 /* Connects (ms_mysql_connect), sets up checksum and heartbeat, starts the dump. */
 struct ms_reader *ms_reader_open(const struct ms_config *cfg, const struct ms_reader_opts *o,

@@ -56,7 +56,7 @@ static bool query_value(MYSQL *m, const char *sql, int col, char *out, size_t ou
 }
 
 /* Checks what the binlog reader needs, with the fix in each message. */
-static bool preflight(MYSQL *m, struct ms_error *err)
+bool ms_reader_preflight(MYSQL *m, struct ms_error *err)
 {
     struct ms_mysql_info info;
 
@@ -126,7 +126,7 @@ struct ms_reader *ms_reader_open(const struct ms_config *cfg, const struct ms_re
     if (r->conn == NULL) {
         goto fail;
     }
-    if (!preflight(r->conn, err)) {
+    if (!ms_reader_preflight(r->conn, err)) {
         goto fail;
     }
     /* Checksums: ask for events as the server writes them, and learn the algorithm. */

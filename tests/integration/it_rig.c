@@ -330,6 +330,32 @@ static void mysync_preflight_wrong_password(void **state)
     tu_proc_cleanup(&p);
 }
 
+/* The daemon's preflight checks the binlog: refused in binlog mode, a warning in auto mode. */
+static void mysync_preflight_binlog_off(void **state)
+{
+    char port[64], user[64], pw[128], uri[256];
+    const char *bin_env[] = {port, user, pw, uri, "SYNC_MODE=binlog", NULL};
+    const char *auto_env[] = {port, user, pw, uri, "SYNC_MODE=auto", NULL};
+    const char *argv[] = {getenv("MS_MYSYNC"), NULL};
+    struct tu_proc p;
+
+    (void)state;
+    snprintf(port, sizeof(port), "MYSQL_PORT=%s", tu_rig("MS_RIG_MARIADB_NOBINLOG_PORT"));
+    snprintf(user, sizeof(user), "MYSQL_USER=%s", tu_rig("MS_RIG_MYSYNC_USER"));
+    snprintf(pw, sizeof(pw), "MYSQL_PASSWORD=%s", tu_rig("MS_RIG_MYSYNC_PASSWORD"));
+    snprintf(uri, sizeof(uri), "MONGODB_URI=%s", tu_rig("MS_RIG_MONGO_URI"));
+    assert_true(tu_run(argv, bin_env, 60, &p));
+    if (p.status != 69 || strstr(p.err, "SYNC_MODE=binlog: binary logging is off") == NULL) {
+        fail_msg("binlog mode: exit %d\n%s", p.status, p.err);
+    }
+    tu_proc_cleanup(&p);
+    assert_true(tu_run(argv, auto_env, 60, &p));
+    if (p.status != 0 || strstr(p.err, "binlog replication is not possible") == NULL) {
+        fail_msg("auto mode: exit %d\n%s", p.status, p.err);
+    }
+    tu_proc_cleanup(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -339,6 +365,7 @@ int main(void)
         cmocka_unit_test(ferretdb_types_and_limits),
         cmocka_unit_test(mysync_preflight_against_rig),
         cmocka_unit_test(mysync_preflight_wrong_password),
+        cmocka_unit_test(mysync_preflight_binlog_off),
     };
     return cmocka_run_group_tests_name("rig", tests, NULL, NULL);
 }
