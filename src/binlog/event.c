@@ -891,6 +891,14 @@ static bool is_character(const struct ms_column *c)
     }
 }
 
+static void free_str_list(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
 /* Reads n length-prefixed strings into a new array; false when truncated. */
 static bool read_str_list(const uint8_t *b, size_t n, size_t *off, size_t count, char ***out)
 {
@@ -1033,6 +1041,16 @@ static bool parse_optional_metadata(struct ms_table_map *tm, const uint8_t *b, s
                     return false;
                 }
                 fo += used;
+                /* a repeated field (malformed input, found by fuzzing) replaces the first */
+                free_str_list(type == 5 ? c->set_values : c->enum_values,
+                              type == 5 ? c->n_set : c->n_enum);
+                if (type == 5) {
+                    c->set_values = NULL;
+                    c->n_set = 0;
+                } else {
+                    c->enum_values = NULL;
+                    c->n_enum = 0;
+                }
                 if (!read_str_list(f, (size_t)len, &fo, (size_t)count,
                                    type == 5 ? &c->set_values : &c->enum_values)) {
                     return false;
