@@ -27,13 +27,15 @@ done
 
 ms_install_deps
 
-configure() { # configure DIR [meson options...]
-  local dir=$1; shift
+configure() { # configure DIR [meson options...]: quiet unless it fails
+  local dir=$1 log; shift
+  log=$(mktemp)
   if [ -f "$dir/build.ninja" ]; then
-    meson configure "$dir" "$@" >/dev/null
+    meson configure "$dir" "$@" > "$log" 2>&1 || { cat "$log"; rm -f "$log"; return 1; }
   else
-    meson setup "$dir" "$@" >/dev/null
+    meson setup "$dir" "$@" > "$log" 2>&1 || { cat "$log"; rm -f "$log"; return 1; }
   fi
+  rm -f "$log"
   ninja -C "$dir"
 }
 
