@@ -1,5 +1,7 @@
-/* The MongoDB side: client pool built from the configuration, server checks.
- * (The bulk writer, checkpoint store and dead letters join this module with the CDC core.) */
+/* The MongoDB side: the client pool built from the configuration, server checks, and the
+ * batched idempotent writer (coalescing per _id, one bulk write per collection, retries of
+ * transient errors, dead letters for documents MongoDB refuses), the checkpoint store and
+ * index creation. */
 #ifndef MYSYNC_SINK_H
 #define MYSYNC_SINK_H
 
@@ -23,5 +25,118 @@ mongoc_client_pool_t *ms_sink_pool_new(const struct ms_config *cfg, struct ms_er
 
 /* Pings the server and reads its version. err is retryable for network failures. */
 bool ms_sink_ping(mongoc_client_pool_t *pool, struct ms_mongo_info *info, struct ms_error *err);
+
+/* ---- The writer (src/sink/writer.c): batched, idempotent writes, dead letters, checkpoints ----
+ */
+
+/* Largest document MongoDB stores (its BSON object limit); larger ones are dead-lettered
+ * without a round trip. */
+#define MS_SINK_MAX_DOC_SIZE (16 * 1024 * 1024)
+
+enum ms_write_kind {
+    MS_WRITE_UPSERT = 1, /* replaceOne({_id}, doc, {upsert: true}) */
+    MS_WRITE_DELETE = 2, /* deleteOne({_id}) */
+};
+
+/* One change for one document. Everything is borrowed for the duration of the call. */
+struct ms_write {
+    enum ms_write_kind kind;
+    const char *collection;
+    const bson_t *id;   /* exactly {"_id": <value>} (scalar, or a subdocument for composite keys) */
+    const bson_t *doc;  /* UPSERT: the full document with the same _id; ignored for DELETE */
+    const char *source; /* for dead letters: "db.table" (may be NULL) */
+    const char *position; /* for dead letters: "file:pos" or the GTID of the change (may be NULL) */
+};
+
+struct ms_sink_opts {
+    int max_retries;        /* retries of a transient failure; < 0: forever (never skip data) */
+    int64_t retry_delay_ms; /* first backoff (0: 1000), doubling, +-20 % jitter, capped at 30 s */
+    const char *dead_letter_collection; /* NULL: "_mysync_dead_letters" */
+    const char *checkpoint_collection;  /* NULL: "_mysync_checkpoints" */
+};
+
+/* What one ms_sink_apply() did (meaningful when it returns true). After a transient failure
+ * the replay of an already applied write counts as matched, not upserted. */
+struct ms_sink_result {
+    uint64_t upserted;      /* upserts that inserted a new document */
+    uint64_t matched;       /* upserts that found their document (replaced, changed or not) */
+    uint64_t modified;      /* of those, documents whose content changed */
+    uint64_t deleted;       /* deletes that removed a document (deleting a missing one is fine) */
+    uint64_t dead_lettered; /* writes refused by MongoDB, now in the dead-letter collection */
+    uint64_t retries;       /* bulk writes repeated after a transient failure */
+};
+
+struct ms_sink;
+
+/* A sink writing into `database` through `pool` (borrowed: it must outlive the sink). Does no
+ * I/O, so it succeeds while MongoDB is down. opts NULL: retry forever, 1 s first delay, default
+ * collection names. */
+struct ms_sink *ms_sink_new(mongoc_client_pool_t *pool, const char *database,
+                            const struct ms_sink_opts *opts, struct ms_error *err);
+void ms_sink_destroy(struct ms_sink *s);
+
+/* Makes every call on s stop retrying (for shutdown; it cannot be undone): a retry loop that is
+ * waiting returns at once, and later transient failures return at once, both with
+ * err {MS_ERR_SYSTEM, ECANCELED, retryable}. Thread-safe; calls already in a server round trip
+ * finish it first (at most the pool's serverSelectionTimeoutMS / socket timeout). */
+void ms_sink_cancel(struct ms_sink *s);
+
+/* Applies n writes. Per (collection, _id) the last write wins (upsert after delete = upsert,
+ * delete after upsert = delete; int32, int64 and integral double _ids that are equal numbers are
+ * the same _id, as in MongoDB); then per collection, in order of first appearance, unordered
+ * bulk writes: upserts, then deletes, each bulk sized to be one write command
+ * (maxWriteBatchSize, maxMessageSizeBytes).
+ *
+ * Transient failures (network, server selection, not primary, shutdown, write concern errors,
+ * the RetryableWriteError label, ...) repeat the bulk with backoff: replaying replaces and
+ * deletes is idempotent. When max_retries is exhausted or the sink is cancelled: false with
+ * err->retryable. A write MongoDB refuses for itself (a write error on that one operation:
+ * duplicate key on a unique index, an invalid field name, _id changed, a document over
+ * MS_SINK_MAX_DOC_SIZE (checked before sending, error code 10334), ...) goes to the dead-letter
+ * collection and the rest is applied. A reply that does not account for every statement
+ * (FerretDB v1 stops an unordered bulk at the first refusal and names the wrong statement) is
+ * resolved by writing that bulk again in halves, down to the refused statements. Any other error
+ * (authorization, bad namespace, ...): false, not retryable. Returns true when every write is
+ * applied or dead-lettered.
+ *
+ * A dead letter is upserted under a key derived from the change, so replaying a batch does not
+ * duplicate it:
+ *   {_id: {collection, doc_id, position}, collection, source, position, op: "upsert"|"delete",
+ *    doc_id, error: {code, codeName?, message}, at: Date, document_size?,
+ *    document? | document_bson?}
+ * error is the server's, or {code: 22, codeName: "ClientValidation"} when libmongoc refuses the
+ * replacement itself (top-level '$' keys, empty keys), or {code: 10334, codeName:
+ * "BSONObjectTooLarge"} for the size check. document_size is set for upserts.
+ * document is the refused document, embedded; document_bson the same as raw BSON bytes (binary)
+ * when the server refuses to store it embedded (FerretDB: invalid keys, nested arrays); neither
+ * when it would not fit into 16 MB with the envelope.
+ *
+ * res may be NULL. Calls on one sink may run in parallel (each takes its own pooled client). */
+bool ms_sink_apply(struct ms_sink *s, const struct ms_write *w, size_t n,
+                   struct ms_sink_result *res, struct ms_error *err);
+
+struct ms_checkpoint {
+    char file[256];        /* binlog file name, "" in GTID or polling mode */
+    uint64_t pos;          /* at most INT64_MAX */
+    char gtid[512];        /* GTID set or "" */
+    int64_t event_time_ms; /* time of the last applied event (ms since the epoch) */
+};
+
+/* One document per pipeline in the checkpoint collection:
+ * {_id: pipeline, file, pos, gtid, event_time: Date, updated_at: Date}. Saved with
+ * replaceOne(upsert) and write concern {w: "majority", j: true, wtimeout: 10 s}; when the server
+ * refuses that concern (no journal, not a replica set), with its default from then on.
+ * Transient failures retry as in ms_sink_apply(). */
+bool ms_sink_checkpoint_save(struct ms_sink *s, const char *pipeline,
+                             const struct ms_checkpoint *cp, struct ms_error *err);
+
+/* Reads the checkpoint of pipeline: *found = false (and cp zeroed) when there is none. */
+bool ms_sink_checkpoint_load(struct ms_sink *s, const char *pipeline, struct ms_checkpoint *cp,
+                             bool *found, struct ms_error *err);
+
+/* Creates an index (createIndexes) unless the same one exists; name NULL: MongoDB's default
+ * ("sku_1"). An existing index of that name with other keys or options is an error. */
+bool ms_sink_ensure_index(struct ms_sink *s, const char *collection, const bson_t *keys,
+                          bool unique, const char *name, struct ms_error *err);
 
 #endif

@@ -1,0 +1,1619 @@
+/* The MongoDB writer: coalesced, unordered bulk writes keyed by _id, retried through transient
+ * failures (replaying a replace or a delete is idempotent), dead letters for the writes MongoDB
+ * refuses one by one, and the checkpoint store. Contracts are in include/mysync/sink.h. */
+#define MS_LOG_DOMAIN "sink"
+
+#include "mysync/sink.h"
+#include "mysync/log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DEFAULT_RETRY_DELAY_MS 1000
+#define MAX_RETRY_DELAY_MS     30000
+#define DEFAULT_DEAD_LETTERS   "_mysync_dead_letters"
+#define DEFAULT_CHECKPOINTS    "_mysync_checkpoints"
+#define CHECKPOINT_WTIMEOUT_MS 10000
+/* A server message kept in a dead letter is cut here (some servers quote the whole document). */
+#define ERRMSG_MAX 1024
+/* _id values in log lines are cut here: logs never carry documents. */
+#define LOG_ID_MAX 200
+/* Bytes a write statement adds to its document ({q: ..., u: ..., upsert: true, multi: false}),
+ * rounded up, and the part of a message kept for the command itself (lsid, writeConcern, ...). */
+#define STATEMENT_OVERHEAD 64
+#define MESSAGE_RESERVE    (64 * 1024)
+/* Room for the element header of "document" inside a dead letter. */
+#define DEAD_LETTER_SLACK 64
+
+/* BSONObjectTooLarge: the server's own code, used for the documents we refuse before sending. */
+#define CODE_TOO_LARGE 10334
+
+struct ms_sink {
+    mongoc_client_pool_t *pool; /* borrowed */
+    char *database;
+    char *dead_letters;
+    char *checkpoints;
+    int max_retries;
+    int64_t retry_delay_ms;
+    atomic_bool cp_default_wc; /* the server refused {w: majority, j: true} for checkpoints */
+    atomic_bool cancelled;
+    atomic_uint_fast64_t seed; /* jitter */
+    pthread_mutex_t mu;        /* with cv: backoff waits that ms_sink_cancel() interrupts */
+    pthread_cond_t cv;
+};
+
+/* State of one public call: its pooled client, retry count and the server's limits. */
+struct call {
+    struct ms_sink *s;
+    mongoc_client_t *client;
+    uint64_t rng;
+    uint64_t retries;
+    bool have_limits;
+    int64_t max_batch, max_message, max_doc;
+};
+
+/* One write statement of a bulk and, once known, why MongoDB refused it. */
+struct item {
+    const bson_t *filter;     /* {_id: ...} */
+    const bson_t *doc;        /* replacement (upsert); NULL: delete */
+    const struct ms_write *w; /* the change, for its dead letter */
+    struct item *origin;      /* dead letters: the refused data item */
+    bool rejected;
+    int32_t code;
+    char code_name[64];
+    char *msg; /* malloc'd once rejected */
+};
+
+struct counts {
+    int64_t upserted, matched, modified, deleted;
+};
+
+enum outcome {
+    OUT_DONE,      /* applied (per-item refusals are recorded in the items) */
+    OUT_TRANSIENT, /* retry after a backoff */
+    OUT_FATAL,     /* give up, not retryable */
+    OUT_AGAIN,     /* retry at once, not counted (a setting was adapted to the server) */
+};
+
+typedef enum outcome (*attempt_fn)(struct call *c, void *arg, bson_error_t *berr);
+
+/* ---- small helpers --------------------------------------------------------------------- */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
+
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/* A copy of s cut to at most max bytes on a UTF-8 character boundary. */
+static char *dup_utf8_cut(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+
+    if (n > max) {
+        n = max;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) {
+            n--;
+        }
+    }
+    if (!bson_utf8_validate(s, n, false)) {
+        return strdup("(message is not valid UTF-8)");
+    }
+    return strndup(s, n);
+}
+
+/* n zeroed bson_t: the type is declared 128-byte aligned, which calloc does not promise. */
+static bson_t *bson_array_new(size_t n)
+{
+    size_t align = _Alignof(bson_t);
+    size_t bytes = ((n > 0 ? n : 1) * sizeof(bson_t) + align - 1) / align * align;
+    bson_t *a = aligned_alloc(align, bytes);
+
+    if (a != NULL) {
+        memset(a, 0, bytes);
+    }
+    return a;
+}
+
+static void append_str_or_null(bson_t *b, const char *key, const char *v)
+{
+    if (v != NULL) {
+        bson_append_utf8(b, key, -1, v, -1);
+    } else {
+        bson_append_null(b, key, -1);
+    }
+}
+
+/* The _id of a write as relaxed Extended JSON, cut for a log line. */
+static void id_for_log(const bson_t *id, char *out, size_t outsz)
+{
+    bson_iter_t it;
+    bson_t tmp = BSON_INITIALIZER;
+    char *json;
+    size_t len;
+
+    if (bson_iter_init_find(&it, id, "_id")) {
+        bson_append_iter(&tmp, "v", 1, &it);
+    }
+    json = bson_as_relaxed_extended_json(&tmp, &len);
+    bson_destroy(&tmp);
+    if (json == NULL) {
+        snprintf(out, outsz, "?");
+        return;
+    }
+    /* { "v" : <value> } -> <value> */
+    if (len > 9 && strncmp(json, "{ \"v\" : ", 8) == 0) {
+        json[len - 2] = '\0';
+        snprintf(out, outsz, "%s", json + 8);
+    } else {
+        snprintf(out, outsz, "%s", json);
+    }
+    if (strlen(out) + 1 == outsz && outsz > 4) {
+        memcpy(out + outsz - 4, "...", 4);
+    }
+    bson_free(json);
+}
+
+static void mongo_fail(struct ms_error *err, const bson_error_t *berr, bool retryable,
+                       const char *doing)
+{
+    char msg[sizeof(berr->message)];
+
+    ms_log_redact(berr->message, msg, sizeof(msg));
+    ms_error_set(err, MS_ERR_MONGO, berr->code, "%s: %s", doing, msg);
+    if (err != NULL) {
+        err->retryable = retryable;
+    }
+}
+
+/* ---- what is transient ----------------------------------------------------------------- */
+
+/* Server error codes after which the same write can succeed later. */
+static bool transient_code(int64_t code)
+{
+    switch (code) {
+    case 6:     /* HostUnreachable */
+    case 7:     /* HostNotFound */
+    case 24:    /* LockTimeout */
+    case 46:    /* LockBusy */
+    case 50:    /* MaxTimeMSExpired */
+    case 64:    /* WriteConcernFailed (wtimeout) */
+    case 89:    /* NetworkTimeout */
+    case 91:    /* ShutdownInProgress */
+    case 112:   /* WriteConflict */
+    case 189:   /* PrimarySteppedDown */
+    case 202:   /* NetworkInterfaceExceededTimeLimit */
+    case 262:   /* ExceededTimeLimit */
+    case 365:   /* TemporarilyUnavailable */
+    case 9001:  /* SocketException */
+    case 10058: /* LegacyNotPrimary */
+    case 10107: /* NotWritablePrimary */
+    case 11600: /* InterruptedAtShutdown */
+    case 11602: /* InterruptedDueToReplStateChange */
+    case 13388: /* StaleConfig */
+    case 13435: /* NotPrimaryNoSecondaryOk */
+    case 13436: /* NotPrimaryOrSecondary */
+    case 16500: /* RequestRateTooLarge (Cosmos DB) */
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* libmongoc's error of a whole operation. Server codes arrive in the SERVER domain with error
+ * API 2 (ms_sink_pool_new) and in QUERY / COMMAND / COLLECTION with the legacy API. */
+static bool transient_error(const bson_error_t *e)
+{
+    switch (e->domain) {
+    case MONGOC_ERROR_STREAM:           /* connect, read, write, timeouts */
+    case MONGOC_ERROR_SERVER_SELECTION: /* no writable server (yet) */
+    case MONGOC_ERROR_WRITE_CONCERN:    /* written, but not as durably as asked: replay */
+        return true;
+    case MONGOC_ERROR_PROTOCOL: /* a garbled reply, but an old server stays old */
+        return e->code != MONGOC_ERROR_PROTOCOL_BAD_WIRE_VERSION;
+    case MONGOC_ERROR_SERVER:
+    case MONGOC_ERROR_QUERY:
+    case MONGOC_ERROR_COMMAND:
+    case MONGOC_ERROR_COLLECTION:
+        return transient_code(e->code);
+    default:
+        return false;
+    }
+}
+
+/* ---- backoff and the retry loop -------------------------------------------------------- */
+
+static int64_t backoff_ms(struct call *c, int retry)
+{
+    int64_t d = c->s->retry_delay_ms;
+    double f;
+
+    for (int i = 1; i < retry && d < MAX_RETRY_DELAY_MS; i++) {
+        d *= 2;
+    }
+    if (d > MAX_RETRY_DELAY_MS) {
+        d = MAX_RETRY_DELAY_MS;
+    }
+    f = 0.8 + 0.4 * (double)(splitmix64(&c->rng) >> 11) / 9007199254740992.0; /* [0.8, 1.2) */
+    d = (int64_t)((double)d * f);
+    if (d > MAX_RETRY_DELAY_MS) {
+        d = MAX_RETRY_DELAY_MS;
+    }
+    return d < 1 ? 1 : d;
+}
+
+/* Waits ms unless the sink is cancelled first; false when cancelled. */
+static bool pause_ms(struct ms_sink *s, int64_t ms)
+{
+    struct timespec until;
+    bool cancelled;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->mu);
+    while (!atomic_load(&s->cancelled)) {
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &until) == ETIMEDOUT) {
+            break;
+        }
+    }
+    cancelled = atomic_load(&s->cancelled);
+    pthread_mutex_unlock(&s->mu);
+    return !cancelled;
+}
+
+static void cancelled_error(struct ms_error *err, const bson_error_t *berr, const char *what,
+                            int retry)
+{
+    mongo_fail(err, berr, true, what);
+    ms_error_prefix(err, "cancelled after %d %s", retry, retry == 1 ? "retry" : "retries");
+    if (err != NULL) {
+        err->domain = MS_ERR_SYSTEM;
+        err->code = ECANCELED;
+    }
+}
+
+/* Runs fn until it is done, fails for good, or the retries run out. */
+static bool with_retries(struct call *c, const char *what, const char *collection, attempt_fn fn,
+                         void *arg, struct ms_error *err)
+{
+    struct ms_sink *s = c->s;
+    int retry = 0;
+
+    for (;;) {
+        bson_error_t berr;
+        enum outcome o;
+        int64_t delay;
+
+        memset(&berr, 0, sizeof(berr));
+        o = fn(c, arg, &berr);
+        if (o == OUT_DONE) {
+            return true;
+        }
+        if (o == OUT_AGAIN) {
+            continue;
+        }
+        if (o == OUT_FATAL) {
+            mongo_fail(err, &berr, false, what);
+            return false;
+        }
+        if (s->max_retries >= 0 && retry >= s->max_retries) {
+            mongo_fail(err, &berr, true, what);
+            ms_error_prefix(err, "gave up after %d %s", retry, retry == 1 ? "retry" : "retries");
+            return false;
+        }
+        if (atomic_load(&s->cancelled)) {
+            cancelled_error(err, &berr, what, retry);
+            return false;
+        }
+        retry++;
+        delay = backoff_ms(c, retry);
+        ms_log_kv(MS_LOG_WARN,
+                  ((struct ms_log_field[]){
+                      MS_LF_STR("op", what), MS_LF_STR("collection", collection),
+                      MS_LF_INT("attempt", retry), MS_LF_INT("delay_ms", delay),
+                      MS_LF_INT("code", berr.code), MS_LF_STR("error", berr.message)}),
+                  "transient MongoDB error, retrying");
+        c->retries++;
+        if (!pause_ms(s, delay)) {
+            cancelled_error(err, &berr, what, retry);
+            return false;
+        }
+    }
+}
+
+static void call_init(struct call *c, struct ms_sink *s)
+{
+    memset(c, 0, sizeof(*c));
+    c->s = s;
+    c->rng = atomic_fetch_add(&s->seed, 0x9E3779B97F4A7C15ULL) ^ (uint64_t)mono_ms();
+    c->client = mongoc_client_pool_pop(s->pool);
+}
+
+static void call_cleanup(struct call *c)
+{
+    if (c->client != NULL) {
+        mongoc_client_pool_push(c->s->pool, c->client);
+        c->client = NULL;
+    }
+}
+
+/* The server's batch limits, read from its hello reply (cached per call). */
+static bool fetch_limits(struct call *c, bson_error_t *berr)
+{
+    mongoc_server_description_t *sd;
+    const bson_t *hello;
+    bson_iter_t it;
+
+    if (c->have_limits) {
+        return true;
+    }
+    sd = mongoc_client_select_server(c->client, true, NULL, berr);
+    if (sd == NULL) {
+        return false;
+    }
+    c->max_batch = 100000;
+    c->max_message = 48000000;
+    c->max_doc = MS_SINK_MAX_DOC_SIZE;
+    hello = mongoc_server_description_hello_response(sd);
+    if (bson_iter_init_find(&it, hello, "maxWriteBatchSize") && BSON_ITER_HOLDS_NUMBER(&it) &&
+        bson_iter_as_int64(&it) > 0) {
+        c->max_batch = bson_iter_as_int64(&it);
+    }
+    if (bson_iter_init_find(&it, hello, "maxMessageSizeBytes") && BSON_ITER_HOLDS_NUMBER(&it) &&
+        bson_iter_as_int64(&it) > 4 * MESSAGE_RESERVE) {
+        c->max_message = bson_iter_as_int64(&it);
+    }
+    if (bson_iter_init_find(&it, hello, "maxBsonObjectSize") && BSON_ITER_HOLDS_NUMBER(&it) &&
+        bson_iter_as_int64(&it) > 0 && bson_iter_as_int64(&it) < c->max_doc) {
+        c->max_doc = bson_iter_as_int64(&it);
+    }
+    mongoc_server_description_destroy(sd);
+    c->have_limits = true;
+    return true;
+}
+
+/* ---- bulk writes of items --------------------------------------------------------------- */
+
+static void item_reject(struct item *it, int32_t code, const char *code_name, const char *msg)
+{
+    free(it->msg);
+    it->rejected = true;
+    it->code = code;
+    snprintf(it->code_name, sizeof(it->code_name), "%s", code_name != NULL ? code_name : "");
+    it->msg = dup_utf8_cut(msg != NULL ? msg : "", ERRMSG_MAX);
+}
+
+static void items_cleanup(struct item *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(items[i].msg);
+        items[i].msg = NULL;
+    }
+}
+
+static int64_t reply_int(const bson_t *reply, const char *key)
+{
+    bson_iter_t it;
+
+    if (bson_iter_init_find(&it, reply, key) && BSON_ITER_HOLDS_NUMBER(&it)) {
+        return bson_iter_as_int64(&it);
+    }
+    return 0;
+}
+
+/* The first document of the array reply[key], if any. */
+static bool reply_first(const bson_t *reply, const char *key, bson_iter_t *doc)
+{
+    bson_iter_t it;
+
+    return bson_iter_init_find(&it, reply, key) && BSON_ITER_HOLDS_ARRAY(&it) &&
+           bson_iter_recurse(&it, doc) && bson_iter_next(doc) && BSON_ITER_HOLDS_DOCUMENT(doc);
+}
+
+/* {code, codeName, errmsg} of a write error or write concern error document. */
+static void error_doc(const bson_iter_t *doc, int32_t *code, const char **code_name,
+                      const char **msg)
+{
+    bson_iter_t f;
+
+    *code = 0;
+    *code_name = NULL;
+    *msg = NULL;
+    if (!bson_iter_recurse(doc, &f)) {
+        return;
+    }
+    while (bson_iter_next(&f)) {
+        if (strcmp(bson_iter_key(&f), "code") == 0 && BSON_ITER_HOLDS_NUMBER(&f)) {
+            *code = (int32_t)bson_iter_as_int64(&f);
+        } else if (strcmp(bson_iter_key(&f), "codeName") == 0 && BSON_ITER_HOLDS_UTF8(&f)) {
+            *code_name = bson_iter_utf8(&f, NULL);
+        } else if (strcmp(bson_iter_key(&f), "errmsg") == 0 && BSON_ITER_HOLDS_UTF8(&f)) {
+            *msg = bson_iter_utf8(&f, NULL);
+        }
+    }
+}
+
+/* Outcome of one bulk (one write command). Each bulk is a single command, so libmongoc's
+ * merged error describes that command alone (with several, an unordered bulk reports a later
+ * network error as the first write error: the unsent statements would look applied). */
+static enum outcome classify_bulk(bool ok, const bson_t *reply, bson_error_t *berr)
+{
+    bson_iter_t it, arr, doc;
+    int32_t code;
+    const char *name, *msg;
+
+    if (ok) {
+        return OUT_DONE;
+    }
+    if (mongoc_error_has_label(reply, "RetryableWriteError")) {
+        return OUT_TRANSIENT;
+    }
+    if (reply_first(reply, "writeConcernErrors", &doc)) {
+        error_doc(&doc, &code, &name, &msg);
+        bson_set_error(berr, MONGOC_ERROR_WRITE_CONCERN, (uint32_t)code, "write concern error: %s",
+                       msg != NULL ? msg : "");
+        return OUT_TRANSIENT;
+    }
+    if (bson_iter_init_find(&it, reply, "writeErrors") && BSON_ITER_HOLDS_ARRAY(&it) &&
+        bson_iter_recurse(&it, &arr)) {
+        bool any = false;
+        while (bson_iter_next(&arr)) {
+            if (!BSON_ITER_HOLDS_DOCUMENT(&arr)) {
+                continue;
+            }
+            any = true;
+            error_doc(&arr, &code, &name, &msg);
+            if (transient_code(code)) {
+                bson_set_error(berr, MONGOC_ERROR_SERVER, (uint32_t)code, "%s",
+                               msg != NULL ? msg : "");
+                return OUT_TRANSIENT;
+            }
+        }
+        if (any) {
+            return OUT_DONE; /* refusals of single statements: the caller records them */
+        }
+    }
+    return transient_error(berr) ? OUT_TRANSIENT : OUT_FATAL;
+}
+
+/* Items [pos, n) of one collection, written chunk by chunk. */
+struct chunk_run {
+    const char *collection;
+    struct item *items;
+    size_t n;
+    size_t pos; /* first item of the chunk */
+    size_t hi;  /* fixed: the chunk is exactly [pos, hi) */
+    bool fixed;
+    size_t end;          /* set by a successful attempt: first item of the next chunk */
+    bool ambiguous;      /* set by a successful attempt: the reply cannot be mapped to items */
+    struct counts delta; /* set by a successful attempt */
+};
+
+static size_t write_error_count(const bson_t *reply)
+{
+    bson_iter_t it, arr;
+    size_t n = 0;
+
+    if (bson_iter_init_find(&it, reply, "writeErrors") && BSON_ITER_HOLDS_ARRAY(&it) &&
+        bson_iter_recurse(&it, &arr)) {
+        while (bson_iter_next(&arr)) {
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Whether a reply with write errors can be mapped to its statements. An unordered bulk of
+ * replacements accounts for each statement once: upserted, matched or refused. FerretDB v1
+ * does not: it stops at the first refusal, names statement 0 and counts nothing, so the
+ * statements after it would look applied. Deletes cannot be checked this way (a missing
+ * document is not counted), so several deletes with a refusal are never taken at their word. */
+static bool reply_accounts(const bson_t *reply, bool deletes, size_t nsent, size_t nerrors)
+{
+    if (nsent == 1) {
+        return true; /* whatever index it names, the refusal is this statement's */
+    }
+    if (deletes) {
+        return false;
+    }
+    return (size_t)(reply_int(reply, "nUpserted") + reply_int(reply, "nMatched")) + nerrors ==
+           nsent;
+}
+
+/* Records the write errors of a successful bulk in the items they name. */
+static bool record_write_errors(struct chunk_run *r, const bson_t *reply, const size_t *map,
+                                size_t nsent, bson_error_t *berr)
+{
+    bson_iter_t it, arr, f;
+    bool *seen = NULL;
+    bool ok = false;
+
+    if (!bson_iter_init_find(&it, reply, "writeErrors") || !BSON_ITER_HOLDS_ARRAY(&it) ||
+        !bson_iter_recurse(&it, &arr)) {
+        return true;
+    }
+    seen = calloc(nsent, sizeof(*seen));
+    if (seen == NULL) {
+        bson_set_error(berr, MONGOC_ERROR_CLIENT, 0, "out of memory");
+        return false;
+    }
+    while (bson_iter_next(&arr)) {
+        int64_t index = -1;
+        int32_t code;
+        const char *name, *msg;
+
+        if (!BSON_ITER_HOLDS_DOCUMENT(&arr)) {
+            continue;
+        }
+        if (bson_iter_recurse(&arr, &f) && bson_iter_find(&f, "index") &&
+            BSON_ITER_HOLDS_NUMBER(&f)) {
+            index = bson_iter_as_int64(&f);
+        }
+        if (nsent == 1) {
+            index = 0;
+        }
+        if (index < 0 || (size_t)index >= nsent || seen[index]) {
+            bson_set_error(berr, MONGOC_ERROR_COMMAND, MONGOC_ERROR_COMMAND_INVALID_ARG,
+                           "the server reported a write error for statement %lld of %zu",
+                           (long long)index, nsent);
+            goto done;
+        }
+        seen[index] = true;
+        error_doc(&arr, &code, &name, &msg);
+        item_reject(&r->items[map[index]], code, name, msg);
+    }
+    ok = true;
+done:
+    free(seen);
+    return ok;
+}
+
+static enum outcome chunk_attempt(struct call *c, void *arg, bson_error_t *berr)
+{
+    struct chunk_run *r = arg;
+    mongoc_collection_t *coll = NULL;
+    mongoc_bulk_operation_t *bulk = NULL;
+    bson_t *bulk_opts = NULL, *upsert_opts = NULL;
+    bson_t reply;
+    bool executed = false;
+    size_t *map = NULL, nsent = 0, nerrors, end;
+    int64_t bytes = 0;
+    bool deletes;
+    enum outcome o = OUT_FATAL;
+
+    if (!fetch_limits(c, berr)) {
+        return transient_error(berr) ? OUT_TRANSIENT : OUT_FATAL;
+    }
+    /* One chunk = what one write command carries: one kind, maxWriteBatchSize statements,
+     * maxMessageSizeBytes. */
+    deletes = r->items[r->pos].doc == NULL;
+    for (end = r->pos; !r->fixed && end < r->n && (int64_t)(end - r->pos) < c->max_batch; end++) {
+        const struct item *it = &r->items[end];
+        int64_t sz =
+            (int64_t)it->filter->len + (it->doc != NULL ? it->doc->len : 0) + STATEMENT_OVERHEAD;
+        if ((it->doc == NULL) != deletes ||
+            (end > r->pos && bytes + sz > c->max_message - MESSAGE_RESERVE)) {
+            break;
+        }
+        bytes += sz;
+    }
+    if (r->fixed) {
+        end = r->hi;
+    }
+
+    map = malloc((end - r->pos) * sizeof(*map));
+    bulk_opts = BCON_NEW("ordered", BCON_BOOL(false));
+    upsert_opts = BCON_NEW("upsert", BCON_BOOL(true));
+    if (map == NULL || bulk_opts == NULL || upsert_opts == NULL) {
+        bson_set_error(berr, MONGOC_ERROR_CLIENT, 0, "out of memory");
+        goto done;
+    }
+    coll = mongoc_client_get_collection(c->client, c->s->database, r->collection);
+    bulk = mongoc_collection_create_bulk_operation_with_opts(coll, bulk_opts);
+    for (size_t i = r->pos; i < end; i++) {
+        struct item *it = &r->items[i];
+        bson_error_t aerr;
+        bool added;
+
+        if (it->rejected) {
+            continue;
+        }
+        if (it->doc != NULL && (int64_t)it->doc->len > c->max_doc) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "document is %u bytes, over the server's %lld-byte limit",
+                     it->doc->len, (long long)c->max_doc);
+            item_reject(it, CODE_TOO_LARGE, "BSONObjectTooLarge", msg);
+            continue;
+        }
+        memset(&aerr, 0, sizeof(aerr));
+        if (it->doc != NULL) {
+            /* libmongoc refuses top-level '$' keys and empty keys here, without a round trip */
+            added = mongoc_bulk_operation_replace_one_with_opts(bulk, it->filter, it->doc,
+                                                                upsert_opts, &aerr);
+        } else {
+            added = mongoc_bulk_operation_remove_one_with_opts(bulk, it->filter, NULL, &aerr);
+        }
+        if (!added) {
+            char msg[sizeof(aerr.message) + 40];
+            snprintf(msg, sizeof(msg), "refused by libmongoc: %s", aerr.message);
+            item_reject(it, (int32_t)aerr.code, "ClientValidation", msg);
+            continue;
+        }
+        map[nsent++] = i;
+    }
+    memset(&r->delta, 0, sizeof(r->delta));
+    r->ambiguous = false;
+    if (nsent == 0) {
+        r->end = end;
+        o = OUT_DONE;
+        goto done;
+    }
+    executed = true;
+    o = classify_bulk(mongoc_bulk_operation_execute(bulk, &reply, berr) != 0, &reply, berr);
+    if (o != OUT_DONE) {
+        goto done;
+    }
+    nerrors = write_error_count(&reply);
+    if (nerrors > 0 && !reply_accounts(&reply, deletes, nsent, nerrors)) {
+        /* which statements were applied is unknown: the caller bisects the chunk */
+        ms_log_kv(MS_LOG_INFO,
+                  ((struct ms_log_field[]){MS_LF_STR("collection", r->collection),
+                                           MS_LF_INT("statements", (int64_t)nsent),
+                                           MS_LF_INT("write_errors", (int64_t)nerrors),
+                                           MS_LF_INT("upserted", reply_int(&reply, "nUpserted")),
+                                           MS_LF_INT("matched", reply_int(&reply, "nMatched"))}),
+                  "bulk reply does not account for every statement; isolating the refused ones");
+        r->ambiguous = true;
+        r->end = end;
+        goto done;
+    }
+    if (!record_write_errors(r, &reply, map, nsent, berr)) {
+        o = OUT_FATAL;
+        goto done;
+    }
+    r->delta.upserted = reply_int(&reply, "nUpserted");
+    r->delta.matched = reply_int(&reply, "nMatched");
+    r->delta.modified = reply_int(&reply, "nModified");
+    r->delta.deleted = reply_int(&reply, "nRemoved");
+    r->end = end;
+done:
+    if (executed) {
+        bson_destroy(&reply);
+    }
+    mongoc_bulk_operation_destroy(bulk);
+    mongoc_collection_destroy(coll);
+    bson_destroy(bulk_opts);
+    bson_destroy(upsert_opts);
+    free(map);
+    return o;
+}
+
+static void counts_add(struct counts *k, const struct counts *d)
+{
+    k->upserted += d->upserted;
+    k->matched += d->matched;
+    k->modified += d->modified;
+    k->deleted += d->deleted;
+}
+
+/* Writes items [lo, hi) again in halves, down to single statements where a reply stays
+ * ambiguous. Replaying what the ambiguous bulk did apply is idempotent (it counts as matched). */
+static bool bisect(struct call *c, const struct chunk_run *parent, size_t lo, size_t hi,
+                   struct counts *k, struct ms_error *err)
+{
+    size_t mid = lo + (hi - lo) / 2;
+    size_t bounds[2][2] = {{lo, mid}, {mid, hi}};
+
+    for (int h = 0; h < 2; h++) {
+        struct chunk_run r = {.collection = parent->collection,
+                              .items = parent->items,
+                              .n = parent->n,
+                              .pos = bounds[h][0],
+                              .hi = bounds[h][1],
+                              .fixed = true};
+        if (r.pos == r.hi) {
+            continue;
+        }
+        if (!with_retries(c, "bulk write", r.collection, chunk_attempt, &r, err)) {
+            return false;
+        }
+        counts_add(k, &r.delta);
+        if (r.ambiguous && !bisect(c, &r, r.pos, r.hi, k, err)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Writes items (upserts before deletes) to collection; refusals stay in the items. */
+static bool run_items(struct call *c, const char *collection, struct item *items, size_t n,
+                      struct counts *k, struct ms_error *err)
+{
+    struct chunk_run r = {.collection = collection, .items = items, .n = n};
+
+    while (r.pos < n) {
+        if (!with_retries(c, "bulk write", collection, chunk_attempt, &r, err)) {
+            return false;
+        }
+        counts_add(k, &r.delta);
+        if (r.ambiguous && !bisect(c, &r, r.pos, r.end, k, err)) {
+            return false;
+        }
+        r.pos = r.end;
+    }
+    return true;
+}
+
+/* ---- dead letters ---------------------------------------------------------------------- */
+
+/* The dead letter of a refused item: its key (filter) and document. raw: the refused
+ * document as BSON bytes instead of embedded. */
+static void dead_letter_build(const struct item *it, bool raw, bson_t *filter, bson_t *dl)
+{
+    const struct ms_write *w = it->w;
+    bson_iter_t idit;
+    bson_t key, e;
+
+    bson_iter_init_find(&idit, w->id, "_id"); /* checked by plan_build */
+    bson_init(filter);
+    bson_append_document_begin(filter, "_id", 3, &key);
+    bson_append_utf8(&key, "collection", -1, w->collection, -1);
+    bson_append_iter(&key, "doc_id", -1, &idit);
+    append_str_or_null(&key, "position", w->position);
+    bson_append_document_end(filter, &key);
+
+    bson_init(dl);
+    bson_concat(dl, filter);
+    bson_append_utf8(dl, "collection", -1, w->collection, -1);
+    append_str_or_null(dl, "source", w->source);
+    append_str_or_null(dl, "position", w->position);
+    bson_append_utf8(dl, "op", -1, w->kind == MS_WRITE_UPSERT ? "upsert" : "delete", -1);
+    bson_append_iter(dl, "doc_id", -1, &idit);
+    bson_append_document_begin(dl, "error", -1, &e);
+    bson_append_int32(&e, "code", -1, it->code);
+    if (it->code_name[0] != '\0') {
+        bson_append_utf8(&e, "codeName", -1, it->code_name, -1);
+    }
+    bson_append_utf8(&e, "message", -1, it->msg != NULL ? it->msg : "", -1);
+    bson_append_document_end(dl, &e);
+    bson_append_date_time(dl, "at", -1, wall_ms());
+    if (w->kind == MS_WRITE_UPSERT && w->doc != NULL) {
+        bson_append_int64(dl, "document_size", -1, w->doc->len);
+        if ((int64_t)dl->len + w->doc->len + DEAD_LETTER_SLACK > MS_SINK_MAX_DOC_SIZE) {
+            /* the envelope says what and why; the document itself cannot be kept */
+        } else if (raw) {
+            bson_append_binary(dl, "document_bson", -1, BSON_SUBTYPE_BINARY, bson_get_data(w->doc),
+                               w->doc->len);
+        } else {
+            bson_append_document(dl, "document", -1, w->doc);
+        }
+    }
+}
+
+/* Dead letters being written: items pointing at their own filter and document. */
+struct dead_letters {
+    struct item *items;
+    bson_t *filters, *docs;
+    size_t n, cap;
+};
+
+static bool dead_letters_alloc(struct dead_letters *d, size_t cap)
+{
+    d->items = calloc(cap, sizeof(*d->items));
+    d->filters = bson_array_new(cap);
+    d->docs = bson_array_new(cap);
+    d->cap = cap;
+    return d->items != NULL && d->filters != NULL && d->docs != NULL;
+}
+
+static void dead_letters_add(struct dead_letters *d, struct item *origin, bool raw)
+{
+    struct item *it = &d->items[d->n];
+
+    dead_letter_build(origin, raw, &d->filters[d->n], &d->docs[d->n]);
+    it->filter = &d->filters[d->n];
+    it->doc = &d->docs[d->n];
+    it->w = origin->w;
+    it->origin = origin;
+    d->n++;
+}
+
+static void dead_letters_free(struct dead_letters *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        bson_destroy(&d->filters[i]);
+        bson_destroy(&d->docs[i]);
+    }
+    if (d->items != NULL) {
+        items_cleanup(d->items, d->n);
+    }
+    free(d->items);
+    free(d->filters);
+    free(d->docs);
+    memset(d, 0, sizeof(*d));
+}
+
+/* Writes the dead letters of the refused items among items[0, n). A dead letter the server
+ * refuses embedded (FerretDB checks keys and arrays inside subdocuments too) is written again
+ * with the document as raw BSON; if that is refused too, the call fails. */
+static bool write_dead_letters(struct call *c, struct item *items, size_t n, size_t nrej,
+                               struct ms_sink_result *res, struct ms_error *err)
+{
+    struct dead_letters d = {0}, raw = {0};
+    struct counts k = {0};
+    size_t nraw = 0;
+    bool ok = false;
+
+    if (!dead_letters_alloc(&d, nrej)) {
+        ms_error_set(err, MS_ERR_SYSTEM, ENOMEM, "dead letters: out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].rejected) {
+            dead_letters_add(&d, &items[i], false);
+        }
+    }
+    if (!run_items(c, c->s->dead_letters, d.items, d.n, &k, err)) {
+        goto done;
+    }
+    for (size_t i = 0; i < d.n; i++) {
+        nraw += d.items[i].rejected ? 1 : 0;
+    }
+    if (nraw > 0) {
+        if (!dead_letters_alloc(&raw, nraw)) {
+            ms_error_set(err, MS_ERR_SYSTEM, ENOMEM, "dead letters: out of memory");
+            goto done;
+        }
+        for (size_t i = 0; i < d.n; i++) {
+            if (d.items[i].rejected) {
+                dead_letters_add(&raw, d.items[i].origin, true);
+            }
+        }
+        if (!run_items(c, c->s->dead_letters, raw.items, raw.n, &k, err)) {
+            goto done;
+        }
+        for (size_t i = 0; i < raw.n; i++) {
+            if (raw.items[i].rejected) {
+                char id[LOG_ID_MAX];
+                id_for_log(raw.items[i].w->id, id, sizeof(id));
+                ms_error_set(err, MS_ERR_MONGO, (uint32_t)raw.items[i].code,
+                             "the dead letter for _id %s of %s was refused: %s", id,
+                             raw.items[i].w->collection,
+                             raw.items[i].msg != NULL ? raw.items[i].msg : "");
+                goto done;
+            }
+        }
+    }
+    for (size_t i = 0; i < d.n; i++) {
+        const struct item *o = d.items[i].origin;
+        char id[LOG_ID_MAX];
+
+        id_for_log(o->w->id, id, sizeof(id));
+        ms_log_kv(MS_LOG_WARN,
+                  ((struct ms_log_field[]){
+                      MS_LF_STR("collection", o->w->collection), MS_LF_STR("_id", id),
+                      MS_LF_STR("source", o->w->source), MS_LF_STR("position", o->w->position),
+                      MS_LF_INT("code", o->code), MS_LF_STR("dead_letters", c->s->dead_letters)}),
+                  "write refused by MongoDB, dead-lettered");
+        res->dead_lettered++;
+    }
+    ok = true;
+done:
+    dead_letters_free(&d);
+    dead_letters_free(&raw);
+    return ok;
+}
+
+/* ---- planning: validation, coalescing, grouping ---------------------------------------- */
+
+/* Appends the value at it under key with numbers in one form: MongoDB matches an _id of
+ * int32 1, int64 1 and double 1.0 alike, so they must coalesce alike. */
+static void canon_append(bson_t *out, const char *key, const bson_iter_t *it)
+{
+    bson_iter_t sub;
+    bson_t child;
+    double d;
+
+    switch (bson_iter_type(it)) {
+    case BSON_TYPE_INT32:
+        bson_append_int64(out, key, -1, bson_iter_int32(it));
+        break;
+    case BSON_TYPE_INT64:
+        bson_append_int64(out, key, -1, bson_iter_int64(it));
+        break;
+    case BSON_TYPE_DOUBLE:
+        d = bson_iter_double(it);
+        if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 && (double)(int64_t)d == d) {
+            bson_append_int64(out, key, -1, (int64_t)d);
+        } else {
+            bson_append_double(out, key, -1, d);
+        }
+        break;
+    case BSON_TYPE_DOCUMENT:
+    case BSON_TYPE_ARRAY:
+        if (bson_iter_type(it) == BSON_TYPE_DOCUMENT) {
+            bson_append_document_begin(out, key, -1, &child);
+        } else {
+            bson_append_array_begin(out, key, -1, &child);
+        }
+        if (bson_iter_recurse(it, &sub)) {
+            while (bson_iter_next(&sub)) {
+                canon_append(&child, bson_iter_key(&sub), &sub);
+            }
+        }
+        if (bson_iter_type(it) == BSON_TYPE_DOCUMENT) {
+            bson_append_document_end(out, &child);
+        } else {
+            bson_append_array_end(out, &child);
+        }
+        break;
+    default:
+        bson_append_iter(out, key, -1, it);
+        break;
+    }
+}
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ b[i]) * 0x100000001B3ULL;
+    }
+    return h;
+}
+
+struct group {
+    const char *collection;
+    struct item *items; /* upserts, then deletes */
+    size_t n, nup;
+};
+
+struct plan {
+    struct item *items; /* the surviving writes, grouped */
+    size_t nitems;
+    struct group *groups;
+    size_t ngroups;
+};
+
+static void plan_free(struct plan *p)
+{
+    if (p->items != NULL) {
+        items_cleanup(p->items, p->nitems);
+    }
+    free(p->items);
+    free(p->groups);
+    memset(p, 0, sizeof(*p));
+}
+
+static bool write_valid(const struct ms_write *w, size_t i, struct ms_error *err)
+{
+    bson_iter_t it;
+    const char *why = NULL;
+
+    if (w->kind != MS_WRITE_UPSERT && w->kind != MS_WRITE_DELETE) {
+        why = "unknown kind";
+    } else if (w->collection == NULL || w->collection[0] == '\0') {
+        why = "no collection";
+    } else if (w->id == NULL || !bson_iter_init(&it, w->id) || !bson_iter_next(&it) ||
+               strcmp(bson_iter_key(&it), "_id") != 0 || bson_iter_next(&it)) {
+        why = "id is not {\"_id\": value}";
+    } else if (w->kind == MS_WRITE_UPSERT && w->doc == NULL) {
+        why = "upsert without a document";
+    }
+    if (why != NULL) {
+        ms_error_set(err, MS_ERR_SYSTEM, EINVAL, "ms_sink_apply: write %zu: %s", i, why);
+        return false;
+    }
+    return true;
+}
+
+/* Marks superseded[i] for every write a later write to the same (collection, _id) replaces. */
+static bool coalesce(const struct ms_write *w, size_t n, bool *superseded, struct ms_error *err)
+{
+    bson_t *canon = bson_array_new(n);
+    size_t cap = 16, *slots = NULL, ninit = 0;
+    bool ok = false;
+
+    while (cap < 2 * n) {
+        cap *= 2;
+    }
+    slots = malloc(cap * sizeof(*slots));
+    if (canon == NULL || slots == NULL) {
+        ms_error_set(err, MS_ERR_SYSTEM, ENOMEM, "ms_sink_apply: out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < cap; i++) {
+        slots[i] = SIZE_MAX;
+    }
+    for (size_t i = 0; i < n; i++) {
+        bson_iter_t it;
+        uint64_t h;
+        size_t slot;
+
+        bson_init(&canon[i]);
+        ninit++;
+        bson_iter_init_find(&it, w[i].id, "_id");
+        canon_append(&canon[i], "_id", &it);
+        h = fnv1a(0xCBF29CE484222325ULL, w[i].collection, strlen(w[i].collection) + 1);
+        h = fnv1a(h, bson_get_data(&canon[i]), canon[i].len);
+        for (slot = (size_t)h & (cap - 1);; slot = (slot + 1) & (cap - 1)) {
+            size_t j = slots[slot];
+            if (j == SIZE_MAX) {
+                slots[slot] = i;
+                break;
+            }
+            if (canon[j].len == canon[i].len && strcmp(w[j].collection, w[i].collection) == 0 &&
+                memcmp(bson_get_data(&canon[j]), bson_get_data(&canon[i]), canon[i].len) == 0) {
+                superseded[j] = true;
+                slots[slot] = i;
+                break;
+            }
+        }
+    }
+    ok = true;
+done:
+    for (size_t i = 0; i < ninit; i++) {
+        bson_destroy(&canon[i]);
+    }
+    free(canon);
+    free(slots);
+    return ok;
+}
+
+/* Validates, coalesces and groups the writes by collection (in order of first appearance),
+ * upserts before deletes; documents over the BSON limit are refused here. */
+static bool plan_build(const struct ms_write *w, size_t n, struct plan *p, struct ms_error *err)
+{
+    bool *superseded = NULL;
+    size_t *group_of = NULL, *fill = NULL, gcap = 0, last = SIZE_MAX;
+    bool ok = false;
+
+    memset(p, 0, sizeof(*p));
+    for (size_t i = 0; i < n; i++) {
+        if (!write_valid(&w[i], i, err)) {
+            return false;
+        }
+    }
+    superseded = calloc(n, sizeof(*superseded));
+    group_of = calloc(n, sizeof(*group_of));
+    if (superseded == NULL || group_of == NULL) {
+        ms_error_set(err, MS_ERR_SYSTEM, ENOMEM, "ms_sink_apply: out of memory");
+        goto done;
+    }
+    if (!coalesce(w, n, superseded, err)) {
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t g;
+
+        if (superseded[i]) {
+            continue;
+        }
+        if (last != SIZE_MAX && strcmp(p->groups[last].collection, w[i].collection) == 0) {
+            g = last;
+        } else {
+            for (g = 0; g < p->ngroups; g++) {
+                if (strcmp(p->groups[g].collection, w[i].collection) == 0) {
+                    break;
+                }
+            }
+            if (g == p->ngroups) {
+                if (p->ngroups == gcap) {
+                    size_t ncap = gcap == 0 ? 4 : gcap * 2;
+                    struct group *ng = realloc(p->groups, ncap * sizeof(*ng));
+                    if (ng == NULL) {
+                        ms_error_set(err, MS_ERR_SYSTEM, ENOMEM, "ms_sink_apply: out of memory");
+                        goto done;
+                    }
+                    p->groups = ng;
+                    gcap = ncap;
+                }
+                memset(&p->groups[g], 0, sizeof(p->groups[g]));
+                p->groups[g].collection = w[i].collection;
+                p->ngroups++;
+            }
+        }
+        last = g;
+        group_of[i] = g;
+        p->groups[g].n++;
+        p->groups[g].nup += w[i].kind == MS_WRITE_UPSERT ? 1 : 0;
+        p->nitems++;
+    }
+    p->items = calloc(p->nitems > 0 ? p->nitems : 1, sizeof(*p->items));
+    fill = calloc(p->ngroups > 0 ? p->ngroups * 2 : 1, sizeof(*fill));
+    if (p->items == NULL || fill == NULL) {
+        ms_error_set(err, MS_ERR_SYSTEM, ENOMEM, "ms_sink_apply: out of memory");
+        goto done;
+    }
+    for (size_t g = 0, at = 0; g < p->ngroups; g++) {
+        p->groups[g].items = &p->items[at];
+        at += p->groups[g].n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct group *g;
+        struct item *it;
+
+        if (superseded[i]) {
+            continue;
+        }
+        g = &p->groups[group_of[i]];
+        if (w[i].kind == MS_WRITE_UPSERT) {
+            it = &g->items[fill[2 * group_of[i]]++];
+            it->doc = w[i].doc;
+        } else {
+            it = &g->items[g->nup + fill[2 * group_of[i] + 1]++];
+        }
+        it->filter = w[i].id;
+        it->w = &w[i];
+        if (it->doc != NULL && it->doc->len > MS_SINK_MAX_DOC_SIZE) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "document is %u bytes, over the %d-byte BSON limit",
+                     it->doc->len, MS_SINK_MAX_DOC_SIZE);
+            item_reject(it, CODE_TOO_LARGE, "BSONObjectTooLarge", msg);
+        }
+    }
+    ok = true;
+done:
+    free(superseded);
+    free(group_of);
+    free(fill);
+    if (!ok) {
+        plan_free(p);
+    }
+    return ok;
+}
+
+/* ---- public API ------------------------------------------------------------------------ */
+
+static bool name_ok(const char *s)
+{
+    return s != NULL && s[0] != '\0' && strlen(s) < 120 && strpbrk(s, "$") == NULL;
+}
+
+struct ms_sink *ms_sink_new(mongoc_client_pool_t *pool, const char *database,
+                            const struct ms_sink_opts *opts, struct ms_error *err)
+{
+    struct ms_sink *s = NULL;
+    struct ms_sink_opts o = {.max_retries = -1};
+    pthread_condattr_t ca;
+
+    if (opts != NULL) {
+        o = *opts;
+    }
+    if (o.retry_delay_ms == 0) {
+        o.retry_delay_ms = DEFAULT_RETRY_DELAY_MS;
+    }
+    if (o.dead_letter_collection == NULL) {
+        o.dead_letter_collection = DEFAULT_DEAD_LETTERS;
+    }
+    if (o.checkpoint_collection == NULL) {
+        o.checkpoint_collection = DEFAULT_CHECKPOINTS;
+    }
+    if (pool == NULL || database == NULL || database[0] == '\0' || strlen(database) >= 64 ||
+        strpbrk(database, "/\\. \"$") != NULL) {
+        ms_error_set(err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE, "sink: invalid database name '%s'",
+                     database != NULL ? database : "(null)");
+        return NULL;
+    }
+    if (!name_ok(o.dead_letter_collection) || !name_ok(o.checkpoint_collection) ||
+        o.retry_delay_ms < 0) {
+        ms_error_set(err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE,
+                     "sink: invalid options (collection names, retry delay)");
+        return NULL;
+    }
+    s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        ms_error_set(err, MS_ERR_SYSTEM, ENOMEM, "sink: out of memory");
+        return NULL;
+    }
+    s->pool = pool;
+    s->max_retries = o.max_retries;
+    s->retry_delay_ms = o.retry_delay_ms;
+    s->database = strdup(database);
+    s->dead_letters = strdup(o.dead_letter_collection);
+    s->checkpoints = strdup(o.checkpoint_collection);
+    atomic_init(&s->cp_default_wc, false);
+    atomic_init(&s->cancelled, false);
+    atomic_init(&s->seed, (uint64_t)wall_ms() ^ (uint64_t)(uintptr_t)s);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (s->database == NULL || s->dead_letters == NULL || s->checkpoints == NULL) {
+        ms_error_set(err, MS_ERR_SYSTEM, ENOMEM, "sink: out of memory");
+        ms_sink_destroy(s);
+        return NULL;
+    }
+    return s;
+}
+
+void ms_sink_destroy(struct ms_sink *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s->database);
+    free(s->dead_letters);
+    free(s->checkpoints);
+    free(s);
+}
+
+void ms_sink_cancel(struct ms_sink *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    atomic_store(&s->cancelled, true);
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Writes one collection's items, then the dead letters of the refused ones. */
+static bool flush_group(struct call *c, struct group *g, struct ms_sink_result *res,
+                        struct ms_error *err)
+{
+    struct counts k = {0};
+    int64_t t0 = mono_ms();
+    uint64_t dead0 = res->dead_lettered;
+    size_t nrej = 0;
+
+    if (!run_items(c, g->collection, g->items, g->n, &k, err)) {
+        return false;
+    }
+    res->upserted += (uint64_t)k.upserted;
+    res->matched += (uint64_t)k.matched;
+    res->modified += (uint64_t)k.modified;
+    res->deleted += (uint64_t)k.deleted;
+    for (size_t i = 0; i < g->n; i++) {
+        nrej += g->items[i].rejected ? 1 : 0;
+    }
+    if (nrej > 0 && !write_dead_letters(c, g->items, g->n, nrej, res, err)) {
+        return false;
+    }
+    ms_log_kv(MS_LOG_DEBUG,
+              ((struct ms_log_field[]){
+                  MS_LF_STR("collection", g->collection), MS_LF_INT("upserted", k.upserted),
+                  MS_LF_INT("matched", k.matched), MS_LF_INT("deleted", k.deleted),
+                  MS_LF_INT("dead_lettered", (int64_t)(res->dead_lettered - dead0)),
+                  MS_LF_INT("duration_ms", mono_ms() - t0)}),
+              "bulk flushed");
+    return true;
+}
+
+bool ms_sink_apply(struct ms_sink *s, const struct ms_write *w, size_t n,
+                   struct ms_sink_result *res, struct ms_error *err)
+{
+    struct ms_sink_result local;
+    struct plan p;
+    struct call c;
+    bool ok = false;
+
+    if (res == NULL) {
+        res = &local;
+    }
+    memset(res, 0, sizeof(*res));
+    if (s == NULL || (n > 0 && w == NULL)) {
+        ms_error_set(err, MS_ERR_SYSTEM, EINVAL, "ms_sink_apply: no sink or no writes");
+        return false;
+    }
+    if (n == 0) {
+        return true;
+    }
+    if (!plan_build(w, n, &p, err)) {
+        return false;
+    }
+    call_init(&c, s);
+    for (size_t g = 0; g < p.ngroups; g++) {
+        if (!flush_group(&c, &p.groups[g], res, err)) {
+            goto done;
+        }
+    }
+    ok = true;
+done:
+    res->retries = c.retries;
+    call_cleanup(&c);
+    plan_free(&p);
+    return ok;
+}
+
+/* ---- checkpoints ----------------------------------------------------------------------- */
+
+struct cp_save {
+    const char *pipeline;
+    const bson_t *doc;
+};
+
+/* Codes of a server refusing the write concern itself (no journal, not a replica set). */
+static bool write_concern_refused(const bson_error_t *e)
+{
+    switch (e->code) {
+    case 2:   /* BadValue: "cannot use 'j' option when a host does not have journaling" */
+    case 9:   /* FailedToParse */
+    case 14:  /* TypeMismatch */
+    case 79:  /* UnknownReplWriteConcern */
+    case 100: /* UnsatisfiableWriteConcern */
+        return e->domain == MONGOC_ERROR_SERVER || e->domain == MONGOC_ERROR_QUERY ||
+               e->domain == MONGOC_ERROR_COMMAND || e->domain == MONGOC_ERROR_WRITE_CONCERN;
+    default:
+        return false;
+    }
+}
+
+static enum outcome cp_save_attempt(struct call *c, void *arg, bson_error_t *berr)
+{
+    struct cp_save *a = arg;
+    mongoc_collection_t *coll =
+        mongoc_client_get_collection(c->client, c->s->database, c->s->checkpoints);
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(a->pipeline));
+    bool default_wc = atomic_load(&c->s->cp_default_wc);
+    bson_t *opts;
+    bson_t reply;
+    bool ok;
+
+    if (default_wc) {
+        opts = BCON_NEW("upsert", BCON_BOOL(true));
+    } else {
+        opts = BCON_NEW("upsert", BCON_BOOL(true), "writeConcern", "{", "w", BCON_UTF8("majority"),
+                        "j", BCON_BOOL(true), "wtimeout", BCON_INT32(CHECKPOINT_WTIMEOUT_MS), "}");
+    }
+    ok = mongoc_collection_replace_one(coll, filter, a->doc, opts, &reply, berr);
+    bson_destroy(&reply);
+    bson_destroy(opts);
+    bson_destroy(filter);
+    mongoc_collection_destroy(coll);
+    if (ok) {
+        return OUT_DONE;
+    }
+    if (!default_wc && write_concern_refused(berr)) {
+        atomic_store(&c->s->cp_default_wc, true);
+        ms_log_kv(MS_LOG_INFO,
+                  ((struct ms_log_field[]){MS_LF_INT("code", berr->code),
+                                           MS_LF_STR("error", berr->message)}),
+                  "the server refuses write concern {w: majority, j: true}; checkpoints use its "
+                  "default write concern");
+        return OUT_AGAIN;
+    }
+    return transient_error(berr) ? OUT_TRANSIENT : OUT_FATAL;
+}
+
+bool ms_sink_checkpoint_save(struct ms_sink *s, const char *pipeline,
+                             const struct ms_checkpoint *cp, struct ms_error *err)
+{
+    struct cp_save a = {.pipeline = pipeline};
+    struct call c;
+    bson_t doc = BSON_INITIALIZER;
+    bool ok;
+
+    if (s == NULL || pipeline == NULL || pipeline[0] == '\0' || cp == NULL ||
+        strnlen(cp->file, sizeof(cp->file)) == sizeof(cp->file) ||
+        strnlen(cp->gtid, sizeof(cp->gtid)) == sizeof(cp->gtid) || cp->pos > INT64_MAX) {
+        ms_error_set(err, MS_ERR_SYSTEM, EINVAL, "checkpoint save: invalid arguments");
+        bson_destroy(&doc);
+        return false;
+    }
+    bson_append_utf8(&doc, "_id", 3, pipeline, -1);
+    bson_append_utf8(&doc, "file", -1, cp->file, -1);
+    bson_append_int64(&doc, "pos", -1, (int64_t)cp->pos);
+    bson_append_utf8(&doc, "gtid", -1, cp->gtid, -1);
+    bson_append_date_time(&doc, "event_time", -1, cp->event_time_ms);
+    bson_append_date_time(&doc, "updated_at", -1, wall_ms());
+    a.doc = &doc;
+    call_init(&c, s);
+    ok = with_retries(&c, "checkpoint save", s->checkpoints, cp_save_attempt, &a, err);
+    call_cleanup(&c);
+    bson_destroy(&doc);
+    return ok;
+}
+
+struct cp_load {
+    const char *pipeline;
+    bson_t *doc; /* a copy of the checkpoint document, NULL when there is none */
+};
+
+static enum outcome cp_load_attempt(struct call *c, void *arg, bson_error_t *berr)
+{
+    struct cp_load *a = arg;
+    mongoc_collection_t *coll =
+        mongoc_client_get_collection(c->client, c->s->database, c->s->checkpoints);
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(a->pipeline));
+    bson_t *opts = BCON_NEW("limit", BCON_INT64(1));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+    const bson_t *got;
+    enum outcome o = OUT_DONE;
+
+    bson_destroy(a->doc);
+    a->doc = NULL;
+    if (mongoc_cursor_next(cur, &got)) {
+        a->doc = bson_copy(got);
+    }
+    if (mongoc_cursor_error(cur, berr)) {
+        bson_destroy(a->doc);
+        a->doc = NULL;
+        o = transient_error(berr) ? OUT_TRANSIENT : OUT_FATAL;
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(opts);
+    bson_destroy(filter);
+    mongoc_collection_destroy(coll);
+    return o;
+}
+
+static bool cp_parse(const bson_t *doc, const char *pipeline, struct ms_checkpoint *cp,
+                     struct ms_error *err)
+{
+    bson_iter_t it;
+    const char *bad = NULL;
+
+    if (!bson_iter_init(&it, doc)) {
+        bad = "document";
+    }
+    while (bad == NULL && bson_iter_next(&it)) {
+        const char *k = bson_iter_key(&it);
+        uint32_t len;
+        const char *v;
+
+        if (strcmp(k, "file") == 0 || strcmp(k, "gtid") == 0) {
+            char *dst = k[0] == 'f' ? cp->file : cp->gtid;
+            size_t cap = k[0] == 'f' ? sizeof(cp->file) : sizeof(cp->gtid);
+            if (!BSON_ITER_HOLDS_UTF8(&it)) {
+                bad = k;
+                continue;
+            }
+            v = bson_iter_utf8(&it, &len);
+            if (len >= cap) {
+                bad = k;
+                continue;
+            }
+            memcpy(dst, v, len);
+            dst[len] = '\0';
+        } else if (strcmp(k, "pos") == 0) {
+            if (!BSON_ITER_HOLDS_NUMBER(&it) || bson_iter_as_int64(&it) < 0) {
+                bad = k;
+                continue;
+            }
+            cp->pos = (uint64_t)bson_iter_as_int64(&it);
+        } else if (strcmp(k, "event_time") == 0) {
+            if (!BSON_ITER_HOLDS_DATE_TIME(&it)) {
+                bad = k;
+                continue;
+            }
+            cp->event_time_ms = bson_iter_date_time(&it);
+        }
+    }
+    if (bad != NULL) {
+        ms_error_set(err, MS_ERR_MONGO, 0, "checkpoint '%s' is malformed: field '%s'", pipeline,
+                     bad);
+        return false;
+    }
+    return true;
+}
+
+bool ms_sink_checkpoint_load(struct ms_sink *s, const char *pipeline, struct ms_checkpoint *cp,
+                             bool *found, struct ms_error *err)
+{
+    struct cp_load a = {.pipeline = pipeline};
+    struct call c;
+    bool ok = false;
+
+    if (cp != NULL) {
+        memset(cp, 0, sizeof(*cp));
+    }
+    if (found != NULL) {
+        *found = false;
+    }
+    if (s == NULL || pipeline == NULL || pipeline[0] == '\0' || cp == NULL || found == NULL) {
+        ms_error_set(err, MS_ERR_SYSTEM, EINVAL, "checkpoint load: invalid arguments");
+        return false;
+    }
+    call_init(&c, s);
+    if (!with_retries(&c, "checkpoint load", s->checkpoints, cp_load_attempt, &a, err)) {
+        goto done;
+    }
+    if (a.doc != NULL) {
+        if (!cp_parse(a.doc, pipeline, cp, err)) {
+            memset(cp, 0, sizeof(*cp));
+            goto done;
+        }
+        *found = true;
+    }
+    ok = true;
+done:
+    call_cleanup(&c);
+    bson_destroy(a.doc);
+    return ok;
+}
+
+/* ---- indexes --------------------------------------------------------------------------- */
+
+struct index_cmd {
+    const bson_t *cmd;
+};
+
+static enum outcome index_attempt(struct call *c, void *arg, bson_error_t *berr)
+{
+    struct index_cmd *a = arg;
+    mongoc_database_t *db = mongoc_client_get_database(c->client, c->s->database);
+    bson_t reply;
+    bool ok = mongoc_database_write_command_with_opts(db, a->cmd, NULL, &reply, berr);
+
+    bson_destroy(&reply);
+    mongoc_database_destroy(db);
+    if (ok) {
+        return OUT_DONE;
+    }
+    return transient_error(berr) ? OUT_TRANSIENT : OUT_FATAL;
+}
+
+bool ms_sink_ensure_index(struct ms_sink *s, const char *collection, const bson_t *keys,
+                          bool unique, const char *name, struct ms_error *err)
+{
+    struct index_cmd a;
+    struct call c;
+    char *generated = NULL;
+    bson_t cmd = BSON_INITIALIZER, arr, spec;
+    bool ok;
+
+    if (s == NULL || collection == NULL || collection[0] == '\0' || keys == NULL ||
+        bson_empty(keys)) {
+        ms_error_set(err, MS_ERR_SYSTEM, EINVAL, "ensure index: invalid arguments");
+        bson_destroy(&cmd);
+        return false;
+    }
+    if (name == NULL) {
+        generated = mongoc_collection_keys_to_index_string(keys);
+        name = generated;
+    }
+    bson_append_utf8(&cmd, "createIndexes", -1, collection, -1);
+    bson_append_array_begin(&cmd, "indexes", -1, &arr);
+    bson_append_document_begin(&arr, "0", 1, &spec);
+    bson_append_document(&spec, "key", -1, keys);
+    bson_append_utf8(&spec, "name", -1, name != NULL ? name : "", -1);
+    if (unique) {
+        bson_append_bool(&spec, "unique", -1, true);
+    }
+    bson_append_document_end(&arr, &spec);
+    bson_append_array_end(&cmd, &arr);
+    a.cmd = &cmd;
+    call_init(&c, s);
+    ok = with_retries(&c, "create index", collection, index_attempt, &a, err);
+    call_cleanup(&c);
+    if (!ok) {
+        ms_error_prefix(err, "index %s on %s", name != NULL ? name : "?", collection);
+    }
+    bson_free(generated);
+    bson_destroy(&cmd);
+    return ok;
+}
