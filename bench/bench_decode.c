@@ -50,13 +50,7 @@ static int handle(struct ms_binlog_parser *p, const struct ms_event *ev, uint64_
         }
         return err->domain == MS_ERR_NONE ? 0 : -1;
     }
-    if (ev->h.type >= MS_EV_WRITE_ROWS_V1 && ev->h.type <= MS_EV_DELETE_ROWS_V1) {
-        return decode_rows(p, ev, rows, err);
-    }
-    if ((ev->h.type >= MS_EV_WRITE_ROWS && ev->h.type <= MS_EV_DELETE_ROWS) ||
-        ev->h.type == MS_EV_PARTIAL_UPDATE_ROWS ||
-        (ev->h.type >= MS_EV_MARIA_WRITE_ROWS_COMPRESSED_V1 &&
-         ev->h.type <= MS_EV_MARIA_DELETE_ROWS_COMPRESSED)) {
+    if (ms_binlog_is_rows_event(ev->h.type)) {
         return decode_rows(p, ev, rows, err);
     }
     return 0;

@@ -165,6 +165,9 @@ bool ms_binlog_packed_int(const uint8_t *p, size_t avail, size_t *used, uint64_t
 
 const char *ms_binlog_event_name(uint8_t type);
 
+/* True for every kind of rows event (v1, v2, partial JSON, MariaDB compressed). */
+bool ms_binlog_is_rows_event(uint8_t type);
+
 /* ---- binlog files and binlog-dump -------------------------------------------------------- */
 
 struct ms_dump_stats {

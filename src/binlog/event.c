@@ -220,6 +220,15 @@ const char *ms_binlog_event_name(uint8_t type)
     }
 }
 
+bool ms_binlog_is_rows_event(uint8_t type)
+{
+    return (type >= MS_EV_WRITE_ROWS_V1 && type <= MS_EV_DELETE_ROWS_V1) ||
+           (type >= MS_EV_WRITE_ROWS && type <= MS_EV_DELETE_ROWS) ||
+           type == MS_EV_PARTIAL_UPDATE_ROWS ||
+           (type >= MS_EV_MARIA_WRITE_ROWS_COMPRESSED_V1 &&
+            type <= MS_EV_MARIA_DELETE_ROWS_COMPRESSED);
+}
+
 /* ---- parser lifecycle ------------------------------------------------------------------ */
 
 struct ms_binlog_parser *ms_binlog_parser_new(void)

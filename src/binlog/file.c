@@ -173,22 +173,8 @@ static bool handle(struct dump *d, const struct ms_event *ev, uint64_t pos, stru
         }
         return err->domain == MS_ERR_NONE;
     }
-    case MS_EV_WRITE_ROWS_V1:
-    case MS_EV_UPDATE_ROWS_V1:
-    case MS_EV_DELETE_ROWS_V1:
-    case MS_EV_WRITE_ROWS:
-    case MS_EV_UPDATE_ROWS:
-    case MS_EV_DELETE_ROWS:
-    case MS_EV_PARTIAL_UPDATE_ROWS:
-    case MS_EV_MARIA_WRITE_ROWS_COMPRESSED_V1:
-    case MS_EV_MARIA_UPDATE_ROWS_COMPRESSED_V1:
-    case MS_EV_MARIA_DELETE_ROWS_COMPRESSED_V1:
-    case MS_EV_MARIA_WRITE_ROWS_COMPRESSED:
-    case MS_EV_MARIA_UPDATE_ROWS_COMPRESSED:
-    case MS_EV_MARIA_DELETE_ROWS_COMPRESSED:
-        return dump_rows(d, ev, pos, err);
     default:
-        return true;
+        return ms_binlog_is_rows_event(ev->h.type) ? dump_rows(d, ev, pos, err) : true;
     }
 }
 

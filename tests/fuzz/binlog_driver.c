@@ -36,11 +36,7 @@ static void handle(struct ms_binlog_parser *p, const struct ms_event *ev, int de
         while (ms_binlog_payload_next(p, ev, &off, &inner, &err)) {
             handle(p, &inner, depth + 1);
         }
-    } else if ((t >= MS_EV_WRITE_ROWS_V1 && t <= MS_EV_DELETE_ROWS_V1) ||
-               (t >= MS_EV_WRITE_ROWS && t <= MS_EV_DELETE_ROWS) ||
-               t == MS_EV_PARTIAL_UPDATE_ROWS ||
-               (t >= MS_EV_MARIA_WRITE_ROWS_COMPRESSED_V1 &&
-                t <= MS_EV_MARIA_DELETE_ROWS_COMPRESSED)) {
+    } else if (ms_binlog_is_rows_event(t)) {
         rows(p, ev);
     }
 }

@@ -153,6 +153,21 @@ static void every_type_over_the_network(void **state)
     mysql_close(m);
 }
 
+/* Starts `mysync binlog-dump --from-server` (following) with stdout into fd. */
+static pid_t spawn_follow(const char **env, int fd)
+{
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        char *const argv[] = {getenv("MS_MYSYNC"), "binlog-dump", "--from-server", NULL};
+        char *const envp[] = {(char *)env[0], (char *)env[1], (char *)env[2], NULL};
+        dup2(fd, 1);
+        execve(argv[0], argv, envp);
+        _exit(127);
+    }
+    return pid;
+}
+
 static void follows_live_changes_and_stops_on_sigterm(void **state)
 {
     MYSQL *m = admin();
@@ -168,14 +183,7 @@ static void follows_live_changes_and_stops_on_sigterm(void **state)
     sql(m, "CREATE DATABASE IF NOT EXISTS it_follow");
     sql(m, "CREATE TABLE IF NOT EXISTS it_follow.t (id INT PRIMARY KEY, v VARCHAR(20))");
     mysync_env(env, bufs, "MS_RIG_MARIADB_PORT", NULL, NULL);
-    pid = fork();
-    if (pid == 0) {
-        char *const argv[] = {getenv("MS_MYSYNC"), "binlog-dump", "--from-server", NULL};
-        char *const envp[] = {(char *)env[0], (char *)env[1], (char *)env[2], NULL};
-        dup2(fd, 1);
-        execve(argv[0], argv, envp);
-        _exit(127);
-    }
+    pid = spawn_follow(env, fd);
     sleep(1); /* the dump starts at the current position */
     sql(m, "INSERT INTO it_follow.t VALUES (1, 'live one')");
     deadline = time(NULL) + 20;
@@ -335,14 +343,7 @@ static void follow_survives_mariadb_restart(void **state)
     sql(m, "CREATE DATABASE IF NOT EXISTS it_restart");
     sql(m, "CREATE TABLE IF NOT EXISTS it_restart.t (id INT PRIMARY KEY, v VARCHAR(20))");
     mysync_env(env, bufs, "MS_RIG_MARIADB_PORT", NULL, NULL);
-    pid = fork();
-    if (pid == 0) {
-        char *const argv[] = {getenv("MS_MYSYNC"), "binlog-dump", "--from-server", NULL};
-        char *const envp[] = {(char *)env[0], (char *)env[1], (char *)env[2], NULL};
-        dup2(fd, 1);
-        execve(argv[0], argv, envp);
-        _exit(127);
-    }
+    pid = spawn_follow(env, fd);
     sleep(1);
     sql(m, "INSERT INTO it_restart.t VALUES (1, 'before restart'), (2, 'also before')");
     mysql_close(m);
