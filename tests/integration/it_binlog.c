@@ -63,22 +63,6 @@ static void master_status(MYSQL *m, char *file, size_t n, unsigned long long *po
     mysql_free_result(r);
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *s;
-    long n;
-
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    s = calloc(1, (size_t)n + 1);
-    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    return s;
-}
-
 /* env for the mysync binary: the rig's MariaDB as the least-privileged mysync user */
 static void mysync_env(const char **env, char bufs[][128], const char *port_key, const char *user,
                        const char *password)
@@ -119,6 +103,17 @@ static void assert_same_changes(const char *got, const char *want)
 /* The golden differs from the file-mode one only in the MariaDB JSON column "js": over the
  * network information_schema tells that it is JSON (LONGTEXT + json_valid), so it arrives as
  * a document; a file alone cannot say so and keeps the text. */
+/* The whole file; the test fails when it cannot be read. */
+static char *slurp_ok(const char *path)
+{
+    char *s = tu_slurp(path, NULL);
+
+    if (s == NULL) {
+        fail_msg("cannot read %s", path);
+    }
+    return s;
+}
+
 static void every_type_over_the_network(void **state)
 {
     MYSQL *m = admin();
@@ -130,7 +125,7 @@ static void every_type_over_the_network(void **state)
 
     (void)state;
     snprintf(golden, sizeof(golden), "%s/tests/data/binlogs/types.sql", getenv("MS_SOURCE_ROOT"));
-    workload = slurp(golden);
+    workload = slurp_ok(golden);
     sql(m, "FLUSH BINARY LOGS");
     master_status(m, file, sizeof(file), &pos);
     sql(m, workload);
@@ -145,7 +140,7 @@ static void every_type_over_the_network(void **state)
     snprintf(golden, sizeof(golden),
              "%s/tests/data/binlogs/expected/mariadb-10.11.19-types.server.jsonl",
              getenv("MS_SOURCE_ROOT"));
-    want = slurp(golden);
+    want = slurp_ok(golden);
     assert_same_changes(p.out, want);
     free(want);
     free(workload);
@@ -189,7 +184,7 @@ static void follows_live_changes_and_stops_on_sigterm(void **state)
     deadline = time(NULL) + 20;
     while (time(NULL) < deadline) {
         free(got);
-        got = slurp(out);
+        got = slurp_ok(out);
         if (strstr(got, "live one") != NULL) {
             break;
         }
@@ -353,7 +348,7 @@ static void follow_survives_mariadb_restart(void **state)
     deadline = time(NULL) + 60;
     while (time(NULL) < deadline) {
         free(got);
-        got = slurp(out);
+        got = slurp_ok(out);
         if (strstr(got, "after restart") != NULL) {
             break;
         }

@@ -121,6 +121,32 @@ void tu_proc_cleanup(struct tu_proc *p)
     p->out = p->err = NULL;
 }
 
+char *tu_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *s;
+    long n;
+
+    if (f == NULL) {
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    s = malloc((size_t)n + 1);
+    if (s == NULL || fread(s, 1, (size_t)n, f) != (size_t)n) {
+        free(s);
+        fclose(f);
+        return NULL;
+    }
+    s[n] = '\0';
+    fclose(f);
+    if (len != NULL) {
+        *len = (size_t)n;
+    }
+    return s;
+}
+
 char *tu_write_temp(const char *content)
 {
     const char *dir = getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp";

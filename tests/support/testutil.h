@@ -17,6 +17,10 @@ struct tu_proc {
 bool tu_run(const char *const *argv, const char *const *envp, int timeout_s, struct tu_proc *p);
 void tu_proc_cleanup(struct tu_proc *p);
 
+/* Reads a whole file into a new NUL-terminated buffer (its length in *len when non-NULL);
+ * NULL when it cannot be read. */
+char *tu_slurp(const char *path, size_t *len);
+
 /* Writes content to a new temp file; returns its malloc'd path. */
 char *tu_write_temp(const char *content);
 

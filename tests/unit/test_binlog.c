@@ -20,6 +20,7 @@
 
 #include "fuzz_driver.h"
 #include "mysync/binlog.h"
+#include "testutil.h"
 
 struct vector {
     const char *file;   /* relative to the source root */
@@ -57,30 +58,6 @@ static char *path_of(const char *rel)
     p = malloc(n);
     snprintf(p, n, "%s/%s", root, rel);
     return p;
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *s;
-    long n;
-
-    if (f == NULL) {
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    s = malloc((size_t)n + 1);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n) {
-        fail_msg("short read of %s", path);
-    }
-    s[n] = '\0';
-    fclose(f);
-    if (len != NULL) {
-        *len = (size_t)n;
-    }
-    return s;
 }
 
 /* Dumps path; returns the JSON lines (malloc'd); fails the test on a decode error. */
@@ -125,7 +102,7 @@ static void golden(void **state)
         fputs(out, f);
         fclose(f);
     }
-    expected = slurp(gpath, NULL);
+    expected = tu_slurp(gpath, NULL);
     if (expected == NULL) {
         fail_msg("golden file %s is missing", gpath);
     }
@@ -144,8 +121,10 @@ static void corruption_detected(void **state)
 {
     char *src = path_of("tests/data/binlogs/mariadb-10.11.19-types.binlog");
     size_t len;
-    char *data = slurp(src, &len), tmp[] = "/tmp/mysync-binlog-XXXXXX";
+    char *data = tu_slurp(src, &len), tmp[] = "/tmp/mysync-binlog-XXXXXX";
     int fd = mkstemp(tmp);
+
+    assert_non_null(data);
     struct ms_dump_stats stats;
     size_t detected = 0, tried = 0;
 
@@ -179,8 +158,10 @@ static void truncation_safe(void **state)
 {
     char *src = path_of("tests/data/binlogs/mariadb-10.11.19-compressed.binlog");
     size_t len;
-    char *data = slurp(src, &len), tmp[] = "/tmp/mysync-binlog-XXXXXX";
+    char *data = tu_slurp(src, &len), tmp[] = "/tmp/mysync-binlog-XXXXXX";
     int fd = mkstemp(tmp);
+
+    assert_non_null(data);
     struct ms_dump_stats stats;
 
     (void)state;
@@ -281,7 +262,8 @@ static void fuzz_artifacts_replay(void **state)
             continue;
         }
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        data = slurp(path, &len);
+        data = tu_slurp(path, &len);
+        assert_non_null(data);
         ms_fuzz_binlog_one((const uint8_t *)data, len);
         free(data);
         n++;

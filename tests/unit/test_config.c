@@ -304,23 +304,18 @@ static void suggestions(void **state)
 }
 
 /* README.md carries the reference table produced from the option table. */
-static char *slurp(const char *path)
+/* config/mysync.example.yaml loads, and names every key's environment variable. */
+/* The whole file; the test fails when it cannot be read. */
+static char *slurp_ok(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    char *s;
-    long len;
+    char *s = tu_slurp(path, NULL);
 
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    s = calloc(1, (size_t)len + 1);
-    assert_int_equal(fread(s, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
+    if (s == NULL) {
+        fail_msg("cannot read %s", path);
+    }
     return s;
 }
 
-/* config/mysync.example.yaml loads, and names every key's environment variable. */
 static void example_config_complete(void **state)
 {
     const char *root = getenv("MS_SOURCE_ROOT");
@@ -338,7 +333,7 @@ static void example_config_complete(void **state)
         fail_msg("%s", err.msg);
     }
     ms_config_cleanup(&cfg);
-    example = slurp(path);
+    example = slurp_ok(path);
     f = open_memstream(&ref, &n);
     ms_config_print_reference(f);
     fclose(f);
@@ -371,7 +366,7 @@ static void readme_reference_current(void **state)
     ms_config_print_reference(f);
     fclose(f);
     snprintf(path, sizeof(path), "%s/README.md", root);
-    readme = slurp(path);
+    readme = slurp_ok(path);
     if (strstr(readme, ref) == NULL) {
         fail_msg("README.md's configuration table is stale: regenerate it with "
                  "`build/mysync --config-reference`");
