@@ -1,0 +1,2 @@
+/* Placeholder: being written (see include/mysync/pipeline.h). */
+#include "mysync/pipeline.h"
