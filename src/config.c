@@ -43,6 +43,7 @@ static const char *const ssl_modes[] = {"disabled",  "preferred",       "require
                                         "verify_ca", "verify_identity", NULL};
 static const char *const sync_modes[] = {"binlog", "poll", "auto", NULL};
 static const char *const decimal_as[] = {"decimal128", "string", "double", NULL};
+static const char *const date_as[] = {"date", "string", NULL};
 static const char *const log_levels[] = {"error", "warn", "info", "debug", "trace", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 
@@ -106,6 +107,22 @@ static const struct option options[] = {
      decimal_as, false,
      "DECIMAL columns as decimal128 (exact), string (exact) or double (for targets without "
      "Decimal128, e.g. FerretDB v1)."},
+    {"sync.date_as", "SYNC_DATE_AS", OPT_ENUM, OFF(sync_date_as), "date", 0, 0, date_as, false,
+     "DATE columns as a BSON date at UTC midnight, or as the string `YYYY-MM-DD`."},
+    {"sync.datetime_micros", "SYNC_DATETIME_MICROS", OPT_BOOL, OFF(sync_datetime_micros), "false", 0,
+     0, NULL, false,
+     "Keep microseconds: DATETIME/TIMESTAMP with fractional precision above 3 as the string "
+     "`YYYY-MM-DD HH:MM:SS.ffffff` instead of a millisecond BSON date."},
+    {"sync.source_timezone", "SYNC_SOURCE_TIMEZONE", OPT_STR, OFF(sync_source_timezone), "UTC", 0, 0,
+     NULL, false,
+     "Time zone DATETIME values are written in at the source: `UTC` or a fixed offset "
+     "`+HH:MM`/`-HH:MM` (TIMESTAMP is always UTC in the binlog)."},
+    {"sync.keys", "SYNC_KEYS", OPT_LIST, OFF(sync_keys), NULL, 0, 0, NULL, false,
+     "Keys for tables without a primary key: `table:col` or `db.table:col1+col2` (the columns "
+     "must identify a row; they become `_id`)."},
+    {"sync.pipeline", "SYNC_PIPELINE", OPT_STR, OFF(sync_pipeline), "binlog", 0, 0, NULL, false,
+     "Name of this pipeline's checkpoint in `_mysync_checkpoints` (one per source and target "
+     "database)."},
     {"sync.collections.products", "SYNC_PRODUCTS_COLLECTION", OPT_STR, OFF(collection_products),
      "products", 0, 0, NULL, false, "Collection of the products strategy."},
     {"sync.collections.orders", "SYNC_ORDERS_COLLECTION", OPT_STR, OFF(collection_orders), "orders",
@@ -1012,6 +1029,29 @@ static void set_origin(struct ms_config *cfg, const char *key, enum ms_config_or
     cfg->origin[o - options] = (unsigned char)origin;
 }
 
+/* sync.source_timezone: "UTC" (also "Z", "GMT") or a fixed offset "+HH:MM" / "-HH:MM". */
+static bool parse_timezone(struct ms_config *cfg, struct ms_error *err)
+{
+    const char *tz = cfg->sync_source_timezone;
+    int h, m, n = 0;
+
+    if (strcasecmp(tz, "UTC") == 0 || strcmp(tz, "Z") == 0 || strcasecmp(tz, "GMT") == 0) {
+        cfg->sync_source_utc_offset = 0;
+        return true;
+    }
+    if ((tz[0] == '+' || tz[0] == '-') && strlen(tz) == 6 &&
+        sscanf(tz + 1, "%2d:%2d%n", &h, &m, &n) == 2 && n == 5 && h <= 14 && m < 60) {
+        cfg->sync_source_utc_offset = (tz[0] == '-' ? -1 : 1) * (h * 3600 + m * 60);
+        return true;
+    }
+    ms_error_set(err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE,
+                 "sync.source_timezone: '%s' is not UTC or a fixed offset like +02:00 (named "
+                 "zones with daylight saving are not supported: their DATETIME values can be "
+                 "ambiguous)",
+                 tz);
+    return false;
+}
+
 static bool validate(struct ms_config *cfg, struct ms_error *err)
 {
     mongoc_uri_t *uri;
@@ -1075,6 +1115,23 @@ static bool validate(struct ms_config *cfg, struct ms_error *err)
                      cfg->mongodb_database,
                      derived ? " (derived from the URI or mysql.database)" : "",
                      derived ? ": set mongodb.database (MONGODB_DATABASE)" : "");
+        return false;
+    }
+    if (!parse_timezone(cfg, err)) {
+        return false;
+    }
+    for (size_t i = 0; i < cfg->sync_keys.n; i++) {
+        const char *k = cfg->sync_keys.v[i], *colon = strchr(k, ':');
+        if (colon == NULL || colon == k || colon[1] == '\0' || colon[1] == '+' ||
+            k[strlen(k) - 1] == '+' || strstr(k, "++") != NULL) {
+            ms_error_set(err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE,
+                         "sync.keys: '%s' is not 'table:column' or 'db.table:col1+col2'", k);
+            return false;
+        }
+    }
+    if (cfg->sync_pipeline[0] == '\0' || strlen(cfg->sync_pipeline) > 200) {
+        ms_error_set(err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE,
+                     "sync.pipeline: must be 1..200 characters");
         return false;
     }
     for (size_t i = 0; i < cfg->sync_tables.n; i++) {

@@ -304,35 +304,18 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
-/* The replica id of this process: configured, else derived from the host name and pid,
- * kept away from 1 (the usual id of a primary) and from the small ids people configure. */
-static uint32_t replica_server_id(const struct ms_config *cfg)
-{
-    char host[256] = "";
-    uint32_t h = 2166136261u;
-
-    if (cfg->sync_server_id != 0) {
-        return (uint32_t)cfg->sync_server_id;
-    }
-    gethostname(host, sizeof(host) - 1);
-    for (const char *c = host; *c != '\0'; c++) {
-        h = (h ^ (uint8_t)*c) * 16777619u;
-    }
-    h = (h ^ (uint32_t)getpid()) * 16777619u;
-    return 1000000u + h % 3000000000u;
-}
-
 static int binlog_dump(const struct cli *cli, const struct ms_config *cfg)
 {
-    struct ms_value_opts vo = {.decimal_as = (enum ms_decimal_mode)cfg->sync_decimal_as};
+    struct ms_value_opts vo;
     struct ms_dump_stats stats;
     struct ms_error err = {0};
     static char outbuf[1 << 20];
     bool ok;
 
+    ms_value_opts_from_config(&vo, cfg);
     setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
     if (cli->from_server) {
-        struct ms_reader_opts ro = {.server_id = replica_server_id(cfg),
+        struct ms_reader_opts ro = {.server_id = ms_reader_default_server_id(cfg),
                                     .stop_at_end = cli->no_follow};
         char file[512];
         if (cli->start != NULL) {

@@ -64,6 +64,12 @@ struct ms_config {
     int64_t sync_retry_delay_ms;
     int64_t sync_server_id; /* 0 = derive at start-up */
     int sync_decimal_as;    /* enum ms_decimal_as */
+    int sync_date_as;       /* 0 date, 1 string */
+    bool sync_datetime_micros;
+    char *sync_source_timezone;     /* "UTC" or "+HH:MM" / "-HH:MM" */
+    int32_t sync_source_utc_offset; /* derived from sync_source_timezone, seconds east of UTC */
+    struct ms_strlist sync_keys;    /* "table:col+col" or "db.table:col" */
+    char *sync_pipeline;            /* checkpoint name */
     char *collection_products;
     char *collection_orders;
     char *collection_customers;

@@ -47,4 +47,8 @@ uint64_t ms_reader_start_pos(const struct ms_reader *r);
 
 void ms_reader_close(struct ms_reader *r);
 
+/* The replica server id: sync.server_id when set, else derived from the host name and pid
+ * (1000000..3999999999: never 1, the usual id of a primary, nor the small ids people pick). */
+uint32_t ms_reader_default_server_id(const struct ms_config *cfg);
+
 #endif

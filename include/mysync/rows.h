@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mysync/config.h"
 #include "mysync/error.h"
 
 /* Binlog column type codes (the values of enum_field_types in MySQL/MariaDB). */
@@ -61,6 +62,10 @@ struct ms_value_opts {
                                   (millisecond precision) */
     int32_t source_utc_offset; /* seconds east of UTC that DATETIME values are written in */
 };
+
+/* The value options the configuration asks for (sync.decimal_as, date_as, datetime_micros,
+ * source_timezone). */
+void ms_value_opts_from_config(struct ms_value_opts *vo, const struct ms_config *cfg);
 
 struct ms_column {
     char *name;        /* from metadata or information_schema; NULL -> "col_<n>" */

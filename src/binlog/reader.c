@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 struct ms_reader {
     MYSQL *conn;
@@ -267,4 +268,22 @@ void ms_reader_close(struct ms_reader *r)
         mysql_close(r->conn);
     }
     free(r);
+}
+
+/* The replica id of this process: configured, else derived from the host name and pid,
+ * kept away from 1 (the usual id of a primary) and from the small ids people configure. */
+uint32_t ms_reader_default_server_id(const struct ms_config *cfg)
+{
+    char host[256] = "";
+    uint32_t h = 2166136261u;
+
+    if (cfg->sync_server_id != 0) {
+        return (uint32_t)cfg->sync_server_id;
+    }
+    gethostname(host, sizeof(host) - 1);
+    for (const char *c = host; *c != '\0'; c++) {
+        h = (h ^ (uint8_t)*c) * 16777619u;
+    }
+    h = (h ^ (uint32_t)getpid()) * 16777619u;
+    return 1000000u + h % 3000000000u;
 }

@@ -1710,3 +1710,14 @@ void ms_table_map_free(struct ms_table_map *tm)
     free(tm->table);
     free(tm);
 }
+
+void ms_value_opts_from_config(struct ms_value_opts *vo, const struct ms_config *cfg)
+{
+    memset(vo, 0, sizeof(*vo));
+    vo->decimal_as = cfg->sync_decimal_as == MS_DECIMAL_AS_STRING   ? MS_DEC_STRING
+                     : cfg->sync_decimal_as == MS_DECIMAL_AS_DOUBLE ? MS_DEC_DOUBLE
+                                                                    : MS_DEC_DECIMAL128;
+    vo->date_as_string = cfg->sync_date_as == 1;
+    vo->time_keep_micros = cfg->sync_datetime_micros;
+    vo->source_utc_offset = cfg->sync_source_utc_offset;
+}
