@@ -1,7 +1,7 @@
 /* The MongoDB side: the client pool built from the configuration, server checks, and the
  * batched idempotent writer (coalescing per _id, one bulk write per collection, retries of
- * transient errors, dead letters for documents MongoDB refuses), the checkpoint store and
- * index creation. */
+ * transient errors, dead letters for documents MongoDB refuses and for changes the pipeline
+ * cannot map), the checkpoint store and index creation. */
 #ifndef MYSYNC_SINK_H
 #define MYSYNC_SINK_H
 
@@ -36,6 +36,7 @@ bool ms_sink_ping(mongoc_client_pool_t *pool, struct ms_mongo_info *info, struct
 enum ms_write_kind {
     MS_WRITE_UPSERT = 1, /* replaceOne({_id}, doc, {upsert: true}) */
     MS_WRITE_DELETE = 2, /* deleteOne({_id}) */
+    MS_WRITE_SET = 3,    /* updateOne({_id}, {$set: doc}, {upsert: true}): some fields only */
 };
 
 /* One change for one document. Everything is borrowed for the duration of the call. */
@@ -43,7 +44,8 @@ struct ms_write {
     enum ms_write_kind kind;
     const char *collection;
     const bson_t *id;   /* exactly {"_id": <value>} (scalar, or a subdocument for composite keys) */
-    const bson_t *doc;  /* UPSERT: the full document with the same _id; ignored for DELETE */
+    const bson_t *doc;  /* UPSERT: the full document with the same _id; SET: the fields to set,
+                         * without _id (a row image with some columns); ignored for DELETE */
     const char *source; /* for dead letters: "db.table" (may be NULL) */
     const char *position; /* for dead letters: "file:pos" or the GTID of the change (may be NULL) */
 };
@@ -58,8 +60,8 @@ struct ms_sink_opts {
 /* What one ms_sink_apply() did (meaningful when it returns true). After a transient failure
  * the replay of an already applied write counts as matched, not upserted. */
 struct ms_sink_result {
-    uint64_t upserted;      /* upserts that inserted a new document */
-    uint64_t matched;       /* upserts that found their document (replaced, changed or not) */
+    uint64_t upserted;      /* upserts and sets that inserted a new document */
+    uint64_t matched;       /* upserts and sets that found their document (changed or not) */
     uint64_t modified;      /* of those, documents whose content changed */
     uint64_t deleted;       /* deletes that removed a document (deleting a missing one is fine) */
     uint64_t dead_lettered; /* writes refused by MongoDB, now in the dead-letter collection */
@@ -81,39 +83,68 @@ void ms_sink_destroy(struct ms_sink *s);
  * finish it first (at most the pool's serverSelectionTimeoutMS / socket timeout). */
 void ms_sink_cancel(struct ms_sink *s);
 
-/* Applies n writes. Per (collection, _id) the last write wins (upsert after delete = upsert,
- * delete after upsert = delete; int32, int64 and integral double _ids that are equal numbers are
- * the same _id, as in MongoDB); then per collection, in order of first appearance, unordered
- * bulk writes: upserts, then deletes, each bulk sized to be one write command
+/* Applies n writes. Writes to one (collection, _id) coalesce, in order, into one (int32, int64
+ * and integral double _ids that are equal numbers are the same _id, as in MongoDB):
+ *   anything, then UPSERT -> the UPSERT;     anything, then DELETE -> the DELETE;
+ *   UPSERT, then SET      -> the UPSERT with the SET's fields applied (a named field keeps its
+ *                            place with the new value, new fields are appended);
+ *   SET, then SET         -> one SET of both sets of fields (the later value wins);
+ *   DELETE, then SET      -> an UPSERT of {_id, the SET's fields} (the row was re-created).
+ * A SET never removes or changes a field it does not name; one with no fields makes sure the
+ * document exists ({$setOnInsert: {_id}}). Then per collection, in order of first appearance,
+ * unordered bulk writes: upserts and sets, then deletes, each bulk sized to be one write command
  * (maxWriteBatchSize, maxMessageSizeBytes).
  *
  * Transient failures (network, server selection, not primary, shutdown, write concern errors,
- * the RetryableWriteError label, ...) repeat the bulk with backoff: replaying replaces and
- * deletes is idempotent. When max_retries is exhausted or the sink is cancelled: false with
+ * the RetryableWriteError label, ...) repeat the bulk with backoff: replaying replaces, $sets
+ * and deletes is idempotent. When max_retries is exhausted or the sink is cancelled: false with
  * err->retryable. A write MongoDB refuses for itself (a write error on that one operation:
  * duplicate key on a unique index, an invalid field name, _id changed, a document over
- * MS_SINK_MAX_DOC_SIZE (checked before sending, error code 10334), ...) goes to the dead-letter
- * collection and the rest is applied. A reply that does not account for every statement
+ * MS_SINK_MAX_DOC_SIZE (checked before sending, error code 10334), a SET field name that $set
+ * would misread ("", "$x", or "a.b", a path), ...) goes to the dead-letter collection and the
+ * rest is applied. A reply that does not account for every statement
  * (FerretDB v1 stops an unordered bulk at the first refusal and names the wrong statement) is
- * resolved by writing that bulk again in halves, down to the refused statements. Any other error
- * (authorization, bad namespace, ...): false, not retryable. Returns true when every write is
- * applied or dead-lettered.
+ * resolved by writing that bulk again in halves, down to the refused statements (upserts and
+ * sets alike). Any other error (authorization, bad namespace, ...): false, not retryable. An
+ * invalid write (unknown kind, no collection, id not {_id: v}, UPSERT or SET without a document,
+ * a SET document naming _id) fails the whole call before any I/O: false, {MS_ERR_SYSTEM, EINVAL},
+ * not retryable. Returns true when every write is applied or dead-lettered.
  *
  * A dead letter is upserted under a key derived from the change, so replaying a batch does not
  * duplicate it:
- *   {_id: {collection, doc_id, position}, collection, source, position, op: "upsert"|"delete",
- *    doc_id, error: {code, codeName?, message}, at: Date, document_size?,
- *    document? | document_bson?}
- * error is the server's, or {code: 22, codeName: "ClientValidation"} when libmongoc refuses the
- * replacement itself (top-level '$' keys, empty keys), or {code: 10334, codeName:
- * "BSONObjectTooLarge"} for the size check. document_size is set for upserts.
- * document is the refused document, embedded; document_bson the same as raw BSON bytes (binary)
- * when the server refuses to store it embedded (FerretDB: invalid keys, nested arrays); neither
- * when it would not fit into 16 MB with the envelope.
+ *   {_id: {collection, doc_id, position}, collection, source, position,
+ *    op: "upsert"|"set"|"delete", doc_id, error: {code, codeName?, message}, at: Date,
+ *    document_size?, document? | document_bson?}
+ * It describes the write as sent, after coalescing (position: the last change's; a SET merged
+ * into an upsert is op "upsert" with the merged document). error is the server's, or {code: 22,
+ * codeName: "ClientValidation"} when libmongoc or the writer refuses the statement itself
+ * (top-level '$' keys, empty keys, the SET field names above), or {code: 10334, codeName:
+ * "BSONObjectTooLarge"} for the size check. document_size is set for upserts and sets.
+ * document is the refused document (for a SET: its fields), embedded; document_bson the same as
+ * raw BSON bytes (binary) when the server refuses to store it embedded (FerretDB: invalid keys,
+ * nested arrays); neither when it would not fit into 16 MB with the envelope.
  *
  * res may be NULL. Calls on one sink may run in parallel (each takes its own pooled client). */
 bool ms_sink_apply(struct ms_sink *s, const struct ms_write *w, size_t n,
                    struct ms_sink_result *res, struct ms_error *err);
+
+/* Dead-letters a change that never reached MongoDB (the pipeline could not map it, e.g. a row
+ * lacking its primary key), in the same collection as ms_sink_apply()'s dead letters:
+ *   {_id: {source, position, doc_hash}, collection, source, position, op,
+ *    error: {code: why->code, codeName: ms_error_domain_name(why->domain), message: why->msg},
+ *    at: Date, document_size?, document? | document_bson?}
+ * doc_hash is 16 hex digits of a 64-bit FNV-1a hash of doc's bytes (null without doc), so
+ * calling again with the same arguments (a replay) rewrites the same dead letter rather than
+ * adding one; the rows of one event differ by it. collection and position (NULL: stored as
+ * null) and doc (NULL: no document) may be NULL; source ("db.table") and op ("insert",
+ * "update", "delete", ...) are required; strings given are non-empty UTF-8. document, document_bson
+ * and document_size as in ms_sink_apply() (doc is embedded, or raw when the server refuses it
+ * embedded, or omitted when too large). Transient failures are retried as in ms_sink_apply()
+ * (false with err->retryable when the retries run out or the sink is cancelled); bad arguments:
+ * false, {MS_ERR_SYSTEM, EINVAL}. Everything is borrowed for the duration of the call. */
+bool ms_sink_dead_letter(struct ms_sink *s, const char *collection, const char *source,
+                         const char *position, const char *op, const bson_t *doc,
+                         const struct ms_error *why, struct ms_error *err);
 
 struct ms_checkpoint {
     char file[256];        /* binlog file name, "" in GTID or polling mode */

@@ -1,6 +1,7 @@
 /* The MongoDB writer: coalesced, unordered bulk writes keyed by _id, retried through transient
- * failures (replaying a replace or a delete is idempotent), dead letters for the writes MongoDB
- * refuses one by one, and the checkpoint store. Contracts are in include/mysync/sink.h. */
+ * failures (replaying a replace, a $set or a delete is idempotent), dead letters for the writes
+ * MongoDB refuses one by one and for changes the pipeline cannot map, and the checkpoint store.
+ * Contracts are in include/mysync/sink.h. */
 #define MS_LOG_DOMAIN "sink"
 
 #include "mysync/sink.h"
@@ -56,12 +57,26 @@ struct call {
     int64_t max_batch, max_message, max_doc;
 };
 
+/* A dead letter to write: what was refused, where it came from and why. */
+struct letter {
+    const char *collection; /* NULL: the change never reached a collection */
+    const char *source;
+    const char *position;
+    const char *op;    /* "upsert", "set", "delete", or the caller's ("insert", ...) */
+    const bson_t *id;  /* {_id: v}: keyed by (collection, _id, position); NULL: by a hash of doc */
+    const bson_t *doc; /* the refused document or fields, NULL: none */
+    int64_t code;
+    const char *code_name; /* NULL or "": none */
+    const char *msg;
+};
+
 /* One write statement of a bulk and, once known, why MongoDB refused it. */
 struct item {
-    const bson_t *filter;     /* {_id: ...} */
-    const bson_t *doc;        /* replacement (upsert); NULL: delete */
-    const struct ms_write *w; /* the change, for its dead letter */
-    struct item *origin;      /* dead letters: the refused data item */
+    enum ms_write_kind kind;     /* after coalescing (a SET may have become an UPSERT) */
+    const bson_t *filter;        /* {_id: ...} */
+    const bson_t *doc;           /* UPSERT: replacement; SET: fields to $set; DELETE: NULL */
+    const struct ms_write *w;    /* the (last coalesced) change, for its dead letter */
+    const struct letter *letter; /* dead letters: the letter this item writes */
     bool rejected;
     int32_t code;
     char code_name[64];
@@ -532,10 +547,11 @@ static size_t write_error_count(const bson_t *reply)
 }
 
 /* Whether a reply with write errors can be mapped to its statements. An unordered bulk of
- * replacements accounts for each statement once: upserted, matched or refused. FerretDB v1
- * does not: it stops at the first refusal, names statement 0 and counts nothing, so the
- * statements after it would look applied. Deletes cannot be checked this way (a missing
- * document is not counted), so several deletes with a refusal are never taken at their word. */
+ * upserting replacements and $set updates accounts for each statement once: upserted, matched
+ * or refused. FerretDB v1 does not: it stops at the first refusal, names statement 0 and counts
+ * nothing, so the statements after it would look applied. Deletes cannot be checked this way (a
+ * missing document is not counted), so several deletes with a refusal are never taken at their
+ * word. */
 static bool reply_accounts(const bson_t *reply, bool deletes, size_t nsent, size_t nerrors)
 {
     if (nsent == 1) {
@@ -596,13 +612,26 @@ done:
     return ok;
 }
 
+/* The update of a SET item: {$set: fields}. Without fields, {$setOnInsert: {_id}}: the
+ * document exists afterwards and nothing else changes (MongoDB before 5.0 refuses an empty
+ * $set). */
+static void set_update(const struct item *it, bson_t *update)
+{
+    bson_init(update);
+    if (bson_empty(it->doc)) {
+        bson_append_document(update, "$setOnInsert", -1, it->filter);
+    } else {
+        bson_append_document(update, "$set", -1, it->doc);
+    }
+}
+
 static enum outcome chunk_attempt(struct call *c, void *arg, bson_error_t *berr)
 {
     struct chunk_run *r = arg;
     mongoc_collection_t *coll = NULL;
     mongoc_bulk_operation_t *bulk = NULL;
     bson_t *bulk_opts = NULL, *upsert_opts = NULL;
-    bson_t reply;
+    bson_t reply, update;
     bool executed = false;
     size_t *map = NULL, nsent = 0, nerrors, end;
     int64_t bytes = 0;
@@ -612,14 +641,14 @@ static enum outcome chunk_attempt(struct call *c, void *arg, bson_error_t *berr)
     if (!fetch_limits(c, berr)) {
         return transient_error(berr) ? OUT_TRANSIENT : OUT_FATAL;
     }
-    /* One chunk = what one write command carries: one kind, maxWriteBatchSize statements,
-     * maxMessageSizeBytes. */
-    deletes = r->items[r->pos].doc == NULL;
+    /* One chunk = what one write command carries: updates (replacements and $set) or deletes,
+     * maxWriteBatchSize statements, maxMessageSizeBytes. */
+    deletes = r->items[r->pos].kind == MS_WRITE_DELETE;
     for (end = r->pos; !r->fixed && end < r->n && (int64_t)(end - r->pos) < c->max_batch; end++) {
         const struct item *it = &r->items[end];
         int64_t sz =
             (int64_t)it->filter->len + (it->doc != NULL ? it->doc->len : 0) + STATEMENT_OVERHEAD;
-        if ((it->doc == NULL) != deletes ||
+        if ((it->kind == MS_WRITE_DELETE) != deletes ||
             (end > r->pos && bytes + sz > c->max_message - MESSAGE_RESERVE)) {
             break;
         }
@@ -654,10 +683,15 @@ static enum outcome chunk_attempt(struct call *c, void *arg, bson_error_t *berr)
             continue;
         }
         memset(&aerr, 0, sizeof(aerr));
-        if (it->doc != NULL) {
+        if (it->kind == MS_WRITE_UPSERT) {
             /* libmongoc refuses top-level '$' keys and empty keys here, without a round trip */
             added = mongoc_bulk_operation_replace_one_with_opts(bulk, it->filter, it->doc,
                                                                 upsert_opts, &aerr);
+        } else if (it->kind == MS_WRITE_SET) {
+            set_update(it, &update);
+            added = mongoc_bulk_operation_update_one_with_opts(bulk, it->filter, &update,
+                                                               upsert_opts, &aerr);
+            bson_destroy(&update);
         } else {
             added = mongoc_bulk_operation_remove_one_with_opts(bulk, it->filter, NULL, &aerr);
         }
@@ -753,7 +787,7 @@ static bool bisect(struct call *c, const struct chunk_run *parent, size_t lo, si
     return true;
 }
 
-/* Writes items (upserts before deletes) to collection; refusals stay in the items. */
+/* Writes items (upserts and sets before deletes) to collection; refusals stay in the items. */
 static bool run_items(struct call *c, const char *collection, struct item *items, size_t n,
                       struct counts *k, struct ms_error *err)
 {
@@ -774,47 +808,121 @@ static bool run_items(struct call *c, const char *collection, struct item *items
 
 /* ---- dead letters ---------------------------------------------------------------------- */
 
-/* The dead letter of a refused item: its key (filter) and document. raw: the refused
- * document as BSON bytes instead of embedded. */
-static void dead_letter_build(const struct item *it, bool raw, bson_t *filter, bson_t *dl)
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
 {
-    const struct ms_write *w = it->w;
+    const unsigned char *b = p;
+
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ b[i]) * 0x100000001B3ULL;
+    }
+    return h;
+}
+
+static const char *kind_op(enum ms_write_kind kind)
+{
+    switch (kind) {
+    case MS_WRITE_UPSERT:
+        return "upsert";
+    case MS_WRITE_SET:
+        return "set";
+    case MS_WRITE_DELETE:
+        return "delete";
+    }
+    return "?";
+}
+
+/* The letter of a refused item of ms_sink_apply(): the write as it was sent (after coalescing). */
+static void letter_of_item(const struct item *it, struct letter *l)
+{
+    memset(l, 0, sizeof(*l));
+    l->collection = it->w->collection;
+    l->source = it->w->source;
+    l->position = it->w->position;
+    l->op = kind_op(it->kind);
+    l->id = it->w->id;
+    l->doc = it->kind != MS_WRITE_DELETE ? it->doc : NULL;
+    l->code = it->code;
+    l->code_name = it->code_name;
+    l->msg = it->msg != NULL ? it->msg : "";
+}
+
+/* A dead letter: its key (filter) and document. raw: the refused document as BSON bytes
+ * instead of embedded. */
+static void dead_letter_build(const struct letter *l, bool raw, bson_t *filter, bson_t *dl)
+{
     bson_iter_t idit;
+    bool have_id = l->id != NULL && bson_iter_init_find(&idit, l->id, "_id");
     bson_t key, e;
 
-    bson_iter_init_find(&idit, w->id, "_id"); /* checked by plan_build */
     bson_init(filter);
     bson_append_document_begin(filter, "_id", 3, &key);
-    bson_append_utf8(&key, "collection", -1, w->collection, -1);
-    bson_append_iter(&key, "doc_id", -1, &idit);
-    append_str_or_null(&key, "position", w->position);
+    if (have_id) {
+        bson_append_utf8(&key, "collection", -1, l->collection, -1);
+        bson_append_iter(&key, "doc_id", -1, &idit);
+        append_str_or_null(&key, "position", l->position);
+    } else {
+        /* a change that never reached a collection has no _id: the row itself identifies it
+         * among the rows of its event */
+        char hash[17];
+        append_str_or_null(&key, "source", l->source);
+        append_str_or_null(&key, "position", l->position);
+        if (l->doc != NULL) {
+            snprintf(hash, sizeof(hash), "%016llx",
+                     (unsigned long long)fnv1a(0xCBF29CE484222325ULL, bson_get_data(l->doc),
+                                               l->doc->len));
+            bson_append_utf8(&key, "doc_hash", -1, hash, -1);
+        } else {
+            bson_append_null(&key, "doc_hash", -1);
+        }
+    }
     bson_append_document_end(filter, &key);
 
     bson_init(dl);
     bson_concat(dl, filter);
-    bson_append_utf8(dl, "collection", -1, w->collection, -1);
-    append_str_or_null(dl, "source", w->source);
-    append_str_or_null(dl, "position", w->position);
-    bson_append_utf8(dl, "op", -1, w->kind == MS_WRITE_UPSERT ? "upsert" : "delete", -1);
-    bson_append_iter(dl, "doc_id", -1, &idit);
-    bson_append_document_begin(dl, "error", -1, &e);
-    bson_append_int32(&e, "code", -1, it->code);
-    if (it->code_name[0] != '\0') {
-        bson_append_utf8(&e, "codeName", -1, it->code_name, -1);
+    append_str_or_null(dl, "collection", l->collection);
+    append_str_or_null(dl, "source", l->source);
+    append_str_or_null(dl, "position", l->position);
+    bson_append_utf8(dl, "op", -1, l->op, -1);
+    if (have_id) {
+        bson_append_iter(dl, "doc_id", -1, &idit);
     }
-    bson_append_utf8(&e, "message", -1, it->msg != NULL ? it->msg : "", -1);
+    bson_append_document_begin(dl, "error", -1, &e);
+    if (l->code >= INT32_MIN && l->code <= INT32_MAX) {
+        bson_append_int32(&e, "code", -1, (int32_t)l->code);
+    } else {
+        bson_append_int64(&e, "code", -1, l->code);
+    }
+    if (l->code_name != NULL && l->code_name[0] != '\0') {
+        bson_append_utf8(&e, "codeName", -1, l->code_name, -1);
+    }
+    bson_append_utf8(&e, "message", -1, l->msg != NULL ? l->msg : "", -1);
     bson_append_document_end(dl, &e);
     bson_append_date_time(dl, "at", -1, wall_ms());
-    if (w->kind == MS_WRITE_UPSERT && w->doc != NULL) {
-        bson_append_int64(dl, "document_size", -1, w->doc->len);
-        if ((int64_t)dl->len + w->doc->len + DEAD_LETTER_SLACK > MS_SINK_MAX_DOC_SIZE) {
+    if (l->doc != NULL) {
+        bson_append_int64(dl, "document_size", -1, l->doc->len);
+        if ((int64_t)dl->len + l->doc->len + DEAD_LETTER_SLACK > MS_SINK_MAX_DOC_SIZE) {
             /* the envelope says what and why; the document itself cannot be kept */
         } else if (raw) {
-            bson_append_binary(dl, "document_bson", -1, BSON_SUBTYPE_BINARY, bson_get_data(w->doc),
-                               w->doc->len);
+            bson_append_binary(dl, "document_bson", -1, BSON_SUBTYPE_BINARY, bson_get_data(l->doc),
+                               l->doc->len);
         } else {
-            bson_append_document(dl, "document", -1, w->doc);
+            bson_append_document(dl, "document", -1, l->doc);
         }
+    }
+}
+
+/* What a log line or an error names a dead letter by: its _id and collection, or its source
+ * and position. */
+static void letter_for_log(const struct letter *l, char *out, size_t outsz)
+{
+    char id[LOG_ID_MAX];
+
+    if (l->id != NULL) {
+        id_for_log(l->id, id, sizeof(id));
+        snprintf(out, outsz, "_id %s of %s", id, l->collection);
+    } else {
+        snprintf(out, outsz, "the %s of %s at %s", l->op, l->source != NULL ? l->source : "?",
+                 l->position != NULL ? l->position : "?");
     }
 }
 
@@ -834,15 +942,15 @@ static bool dead_letters_alloc(struct dead_letters *d, size_t cap)
     return d->items != NULL && d->filters != NULL && d->docs != NULL;
 }
 
-static void dead_letters_add(struct dead_letters *d, struct item *origin, bool raw)
+static void dead_letters_add(struct dead_letters *d, const struct letter *l, bool raw)
 {
     struct item *it = &d->items[d->n];
 
-    dead_letter_build(origin, raw, &d->filters[d->n], &d->docs[d->n]);
+    dead_letter_build(l, raw, &d->filters[d->n], &d->docs[d->n]);
+    it->kind = MS_WRITE_UPSERT;
     it->filter = &d->filters[d->n];
     it->doc = &d->docs[d->n];
-    it->w = origin->w;
-    it->origin = origin;
+    it->letter = l;
     d->n++;
 }
 
@@ -861,25 +969,23 @@ static void dead_letters_free(struct dead_letters *d)
     memset(d, 0, sizeof(*d));
 }
 
-/* Writes the dead letters of the refused items among items[0, n). A dead letter the server
- * refuses embedded (FerretDB checks keys and arrays inside subdocuments too) is written again
- * with the document as raw BSON; if that is refused too, the call fails. */
-static bool write_dead_letters(struct call *c, struct item *items, size_t n, size_t nrej,
-                               struct ms_sink_result *res, struct ms_error *err)
+/* Upserts the dead letters letters[0, n). A dead letter the server refuses embedded (FerretDB
+ * checks keys and arrays inside subdocuments too) is written again with the document as raw
+ * BSON; if that is refused too, the call fails. */
+static bool write_letters(struct call *c, const struct letter *letters, size_t n,
+                          struct ms_error *err)
 {
     struct dead_letters d = {0}, raw = {0};
     struct counts k = {0};
     size_t nraw = 0;
     bool ok = false;
 
-    if (!dead_letters_alloc(&d, nrej)) {
+    if (!dead_letters_alloc(&d, n)) {
         ms_error_set(err, MS_ERR_SYSTEM, ENOMEM, "dead letters: out of memory");
         goto done;
     }
     for (size_t i = 0; i < n; i++) {
-        if (items[i].rejected) {
-            dead_letters_add(&d, &items[i], false);
-        }
+        dead_letters_add(&d, &letters[i], false);
     }
     if (!run_items(c, c->s->dead_letters, d.items, d.n, &k, err)) {
         goto done;
@@ -894,7 +1000,7 @@ static bool write_dead_letters(struct call *c, struct item *items, size_t n, siz
         }
         for (size_t i = 0; i < d.n; i++) {
             if (d.items[i].rejected) {
-                dead_letters_add(&raw, d.items[i].origin, true);
+                dead_letters_add(&raw, d.items[i].letter, true);
             }
         }
         if (!run_items(c, c->s->dead_letters, raw.items, raw.n, &k, err)) {
@@ -902,33 +1008,62 @@ static bool write_dead_letters(struct call *c, struct item *items, size_t n, siz
         }
         for (size_t i = 0; i < raw.n; i++) {
             if (raw.items[i].rejected) {
-                char id[LOG_ID_MAX];
-                id_for_log(raw.items[i].w->id, id, sizeof(id));
+                char what[LOG_ID_MAX + 200];
+                letter_for_log(raw.items[i].letter, what, sizeof(what));
                 ms_error_set(err, MS_ERR_MONGO, (uint32_t)raw.items[i].code,
-                             "the dead letter for _id %s of %s was refused: %s", id,
-                             raw.items[i].w->collection,
+                             "the dead letter for %s was refused: %s", what,
                              raw.items[i].msg != NULL ? raw.items[i].msg : "");
                 goto done;
             }
         }
     }
-    for (size_t i = 0; i < d.n; i++) {
-        const struct item *o = d.items[i].origin;
+    ok = true;
+done:
+    dead_letters_free(&d);
+    dead_letters_free(&raw);
+    return ok;
+}
+
+/* Writes the dead letters of the refused items among items[0, n). */
+static bool write_dead_letters(struct call *c, struct item *items, size_t n, size_t nrej,
+                               struct ms_sink_result *res, struct ms_error *err)
+{
+    struct letter *letters = calloc(nrej, sizeof(*letters));
+    const struct item **origins = calloc(nrej, sizeof(*origins));
+    size_t m = 0;
+    bool ok = false;
+
+    if (letters == NULL || origins == NULL) {
+        ms_error_set(err, MS_ERR_SYSTEM, ENOMEM, "dead letters: out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n && m < nrej; i++) {
+        if (items[i].rejected) {
+            origins[m] = &items[i];
+            letter_of_item(&items[i], &letters[m++]);
+        }
+    }
+    if (!write_letters(c, letters, m, err)) {
+        goto done;
+    }
+    for (size_t i = 0; i < m; i++) {
+        const struct item *o = origins[i];
         char id[LOG_ID_MAX];
 
         id_for_log(o->w->id, id, sizeof(id));
         ms_log_kv(MS_LOG_WARN,
                   ((struct ms_log_field[]){
                       MS_LF_STR("collection", o->w->collection), MS_LF_STR("_id", id),
-                      MS_LF_STR("source", o->w->source), MS_LF_STR("position", o->w->position),
-                      MS_LF_INT("code", o->code), MS_LF_STR("dead_letters", c->s->dead_letters)}),
+                      MS_LF_STR("op", letters[i].op), MS_LF_STR("source", o->w->source),
+                      MS_LF_STR("position", o->w->position), MS_LF_INT("code", o->code),
+                      MS_LF_STR("dead_letters", c->s->dead_letters)}),
                   "write refused by MongoDB, dead-lettered");
         res->dead_lettered++;
     }
     ok = true;
 done:
-    dead_letters_free(&d);
-    dead_letters_free(&raw);
+    free(letters);
+    free(origins);
     return ok;
 }
 
@@ -981,20 +1116,18 @@ static void canon_append(bson_t *out, const char *key, const bson_iter_t *it)
     }
 }
 
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ b[i]) * 0x100000001B3ULL;
-    }
-    return h;
-}
-
 struct group {
     const char *collection;
-    struct item *items; /* upserts, then deletes */
+    struct item *items; /* upserts and sets, then deletes */
     size_t n, nup;
+};
+
+/* What remains of a write after coalescing. */
+struct survivor {
+    enum ms_write_kind kind;
+    const bson_t *doc; /* the write's own, or merged */
+    bson_t *merged;    /* owned: the SET's fields applied to what came before */
+    bool superseded;   /* a later write to the same (collection, _id) replaces this one */
 };
 
 struct plan {
@@ -1002,6 +1135,8 @@ struct plan {
     size_t nitems;
     struct group *groups;
     size_t ngroups;
+    struct survivor *surv; /* one per write */
+    size_t nsurv;
 };
 
 static void plan_free(struct plan *p)
@@ -1009,8 +1144,12 @@ static void plan_free(struct plan *p)
     if (p->items != NULL) {
         items_cleanup(p->items, p->nitems);
     }
+    for (size_t i = 0; i < p->nsurv; i++) {
+        bson_destroy(p->surv[i].merged);
+    }
     free(p->items);
     free(p->groups);
+    free(p->surv);
     memset(p, 0, sizeof(*p));
 }
 
@@ -1019,7 +1158,7 @@ static bool write_valid(const struct ms_write *w, size_t i, struct ms_error *err
     bson_iter_t it;
     const char *why = NULL;
 
-    if (w->kind != MS_WRITE_UPSERT && w->kind != MS_WRITE_DELETE) {
+    if (w->kind != MS_WRITE_UPSERT && w->kind != MS_WRITE_SET && w->kind != MS_WRITE_DELETE) {
         why = "unknown kind";
     } else if (w->collection == NULL || w->collection[0] == '\0') {
         why = "no collection";
@@ -1028,6 +1167,14 @@ static bool write_valid(const struct ms_write *w, size_t i, struct ms_error *err
         why = "id is not {\"_id\": value}";
     } else if (w->kind == MS_WRITE_UPSERT && w->doc == NULL) {
         why = "upsert without a document";
+    } else if (w->kind == MS_WRITE_SET && (w->doc == NULL || !bson_iter_init(&it, w->doc))) {
+        why = "set without a document";
+    } else if (w->kind == MS_WRITE_SET) {
+        while (why == NULL && bson_iter_next(&it)) {
+            if (strcmp(bson_iter_key(&it), "_id") == 0) {
+                why = "set of _id (the fields to set name the document's other fields only)";
+            }
+        }
     }
     if (why != NULL) {
         ms_error_set(err, MS_ERR_SYSTEM, EINVAL, "ms_sink_apply: write %zu: %s", i, why);
@@ -1036,8 +1183,89 @@ static bool write_valid(const struct ms_write *w, size_t i, struct ms_error *err
     return true;
 }
 
-/* Marks superseded[i] for every write a later write to the same (collection, _id) replaces. */
-static bool coalesce(const struct ms_write *w, size_t n, bool *superseded, struct ms_error *err)
+/* The last field named key in doc, compared as bytes (never as a dotted path). BSON allows a
+ * key twice; the last one is what a $set leaves. */
+static bool find_last(const bson_t *doc, const char *key, bson_iter_t *out)
+{
+    bson_iter_t it;
+    bool found = false;
+
+    if (!bson_iter_init(&it, doc)) {
+        return false;
+    }
+    while (bson_iter_next(&it)) {
+        if (strcmp(bson_iter_key(&it), key) == 0) {
+            *out = it;
+            found = true;
+        }
+    }
+    return found;
+}
+
+/* base with the fields of set applied, as a $set would leave it: base's fields in their place
+ * (with set's value where set names them), then set's other fields in set's order. NULL when
+ * out of memory or over libbson's size limit. */
+static bson_t *merge_set(const bson_t *base, const bson_t *set)
+{
+    bson_t *out = bson_new();
+    bson_iter_t it, v;
+    bool ok = true;
+
+    if (!bson_iter_init(&it, base)) {
+        ok = false;
+    }
+    while (ok && bson_iter_next(&it)) {
+        const char *k = bson_iter_key(&it);
+        ok = bson_append_iter(out, k, -1, find_last(set, k, &v) ? &v : &it);
+    }
+    if (ok && !bson_iter_init(&it, set)) {
+        ok = false;
+    }
+    while (ok && bson_iter_next(&it)) {
+        const char *k = bson_iter_key(&it);
+        bson_iter_t later = it, in_base;
+        bool again = false;
+
+        while (!again && bson_iter_next(&later)) {
+            again = strcmp(bson_iter_key(&later), k) == 0;
+        }
+        if (!again && !find_last(base, k, &in_base)) {
+            ok = bson_append_iter(out, k, -1, &it);
+        }
+    }
+    if (!ok) {
+        bson_destroy(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* Write i follows surv[j], the surviving write to the same (collection, _id): what survives. */
+static bool coalesce_pair(const struct ms_write *w, size_t i, struct survivor *prev,
+                          struct survivor *cur, struct ms_error *err)
+{
+    prev->superseded = true;
+    if (w[i].kind == MS_WRITE_SET) {
+        /* DELETE then SET re-creates the row with only these fields; UPSERT then SET is the
+         * upsert with them; SET then SET sets both, the later winning */
+        cur->kind = prev->kind == MS_WRITE_SET ? MS_WRITE_SET : MS_WRITE_UPSERT;
+        cur->merged = merge_set(prev->kind == MS_WRITE_DELETE ? w[i].id : prev->doc, w[i].doc);
+        if (cur->merged == NULL) {
+            ms_error_set(err, MS_ERR_SYSTEM, ENOMEM,
+                         "ms_sink_apply: write %zu: the merged document is too large", i);
+            return false;
+        }
+        cur->doc = cur->merged;
+    }
+    bson_destroy(prev->merged);
+    prev->merged = NULL;
+    prev->doc = NULL;
+    return true;
+}
+
+/* Coalesces the writes per (collection, _id), in order: surv[i] says what survives of w[i]. */
+static bool coalesce(const struct ms_write *w, size_t n, struct survivor *surv,
+                     struct ms_error *err)
 {
     bson_t *canon = bson_array_new(n);
     size_t cap = 16, *slots = NULL, ninit = 0;
@@ -1059,6 +1287,8 @@ static bool coalesce(const struct ms_write *w, size_t n, bool *superseded, struc
         uint64_t h;
         size_t slot;
 
+        surv[i].kind = w[i].kind;
+        surv[i].doc = w[i].kind != MS_WRITE_DELETE ? w[i].doc : NULL;
         bson_init(&canon[i]);
         ninit++;
         bson_iter_init_find(&it, w[i].id, "_id");
@@ -1073,7 +1303,9 @@ static bool coalesce(const struct ms_write *w, size_t n, bool *superseded, struc
             }
             if (canon[j].len == canon[i].len && strcmp(w[j].collection, w[i].collection) == 0 &&
                 memcmp(bson_get_data(&canon[j]), bson_get_data(&canon[i]), canon[i].len) == 0) {
-                superseded[j] = true;
+                if (!coalesce_pair(w, i, &surv[j], &surv[i], err)) {
+                    goto done;
+                }
                 slots[slot] = i;
                 break;
             }
@@ -1089,11 +1321,37 @@ done:
     return ok;
 }
 
+/* Refuses, before sending, the fields a $set would not take as the column names they are: ""
+ * and "$x" (not storable), "a.b" (a path into field a: it would change a field the SET does
+ * not name). */
+static void check_set_fields(struct item *it)
+{
+    bson_iter_t f;
+
+    if (!bson_iter_init(&f, it->doc)) {
+        return;
+    }
+    while (bson_iter_next(&f)) {
+        const char *k = bson_iter_key(&f);
+        char msg[200];
+
+        if (k[0] != '\0' && k[0] != '$' && strchr(k, '.') == NULL) {
+            continue;
+        }
+        snprintf(msg, sizeof(msg), "field name '%.100s' cannot be set with $set: %s", k,
+                 k[0] == '\0'  ? "it is empty"
+                 : k[0] == '$' ? "it starts with '$'"
+                               : "'.' would make it a path into another field");
+        item_reject(it, MONGOC_ERROR_COMMAND_INVALID_ARG, "ClientValidation", msg);
+        return;
+    }
+}
+
 /* Validates, coalesces and groups the writes by collection (in order of first appearance),
- * upserts before deletes; documents over the BSON limit are refused here. */
+ * upserts and sets before deletes; documents over the BSON limit and field names a $set would
+ * misread are refused here. */
 static bool plan_build(const struct ms_write *w, size_t n, struct plan *p, struct ms_error *err)
 {
-    bool *superseded = NULL;
     size_t *group_of = NULL, *fill = NULL, gcap = 0, last = SIZE_MAX;
     bool ok = false;
 
@@ -1103,19 +1361,20 @@ static bool plan_build(const struct ms_write *w, size_t n, struct plan *p, struc
             return false;
         }
     }
-    superseded = calloc(n, sizeof(*superseded));
+    p->surv = calloc(n, sizeof(*p->surv));
     group_of = calloc(n, sizeof(*group_of));
-    if (superseded == NULL || group_of == NULL) {
+    if (p->surv == NULL || group_of == NULL) {
         ms_error_set(err, MS_ERR_SYSTEM, ENOMEM, "ms_sink_apply: out of memory");
         goto done;
     }
-    if (!coalesce(w, n, superseded, err)) {
+    p->nsurv = n;
+    if (!coalesce(w, n, p->surv, err)) {
         goto done;
     }
     for (size_t i = 0; i < n; i++) {
         size_t g;
 
-        if (superseded[i]) {
+        if (p->surv[i].superseded) {
             continue;
         }
         if (last != SIZE_MAX && strcmp(p->groups[last].collection, w[i].collection) == 0) {
@@ -1145,7 +1404,7 @@ static bool plan_build(const struct ms_write *w, size_t n, struct plan *p, struc
         last = g;
         group_of[i] = g;
         p->groups[g].n++;
-        p->groups[g].nup += w[i].kind == MS_WRITE_UPSERT ? 1 : 0;
+        p->groups[g].nup += p->surv[i].kind != MS_WRITE_DELETE ? 1 : 0;
         p->nitems++;
     }
     p->items = calloc(p->nitems > 0 ? p->nitems : 1, sizeof(*p->items));
@@ -1159,19 +1418,21 @@ static bool plan_build(const struct ms_write *w, size_t n, struct plan *p, struc
         at += p->groups[g].n;
     }
     for (size_t i = 0; i < n; i++) {
+        const struct survivor *sv = &p->surv[i];
         struct group *g;
         struct item *it;
 
-        if (superseded[i]) {
+        if (sv->superseded) {
             continue;
         }
         g = &p->groups[group_of[i]];
-        if (w[i].kind == MS_WRITE_UPSERT) {
+        if (sv->kind != MS_WRITE_DELETE) {
             it = &g->items[fill[2 * group_of[i]]++];
-            it->doc = w[i].doc;
+            it->doc = sv->doc;
         } else {
             it = &g->items[g->nup + fill[2 * group_of[i] + 1]++];
         }
+        it->kind = sv->kind;
         it->filter = w[i].id;
         it->w = &w[i];
         if (it->doc != NULL && it->doc->len > MS_SINK_MAX_DOC_SIZE) {
@@ -1179,11 +1440,12 @@ static bool plan_build(const struct ms_write *w, size_t n, struct plan *p, struc
             snprintf(msg, sizeof(msg), "document is %u bytes, over the %d-byte BSON limit",
                      it->doc->len, MS_SINK_MAX_DOC_SIZE);
             item_reject(it, CODE_TOO_LARGE, "BSONObjectTooLarge", msg);
+        } else if (it->kind == MS_WRITE_SET) {
+            check_set_fields(it);
         }
     }
     ok = true;
 done:
-    free(superseded);
     free(group_of);
     free(fill);
     if (!ok) {
@@ -1346,6 +1608,65 @@ done:
     res->retries = c.retries;
     call_cleanup(&c);
     plan_free(&p);
+    return ok;
+}
+
+static bool str_ok(const char *s, bool may_be_null)
+{
+    if (s == NULL) {
+        return may_be_null;
+    }
+    return s[0] != '\0' && bson_utf8_validate(s, strlen(s), false);
+}
+
+bool ms_sink_dead_letter(struct ms_sink *s, const char *collection, const char *source,
+                         const char *position, const char *op, const bson_t *doc,
+                         const struct ms_error *why, struct ms_error *err)
+{
+    struct letter l;
+    struct call c;
+    char why_msg[sizeof(why->msg) + 1];
+    char *msg;
+    bool ok;
+
+    if (s == NULL || why == NULL || !str_ok(collection, true) || !str_ok(source, false) ||
+        !str_ok(position, true) || !str_ok(op, false)) {
+        ms_error_set(err, MS_ERR_SYSTEM, EINVAL,
+                     "ms_sink_dead_letter: no sink, no reason, or a missing, empty or invalid "
+                     "name (source, position, op, collection)");
+        return false;
+    }
+    /* why->msg is NUL-terminated by ms_error_set(), but a reason is the caller's data */
+    snprintf(why_msg, sizeof(why_msg), "%.*s", (int)strnlen(why->msg, sizeof(why->msg)), why->msg);
+    msg = dup_utf8_cut(why_msg, ERRMSG_MAX);
+    if (msg == NULL) {
+        ms_error_set(err, MS_ERR_SYSTEM, ENOMEM, "ms_sink_dead_letter: out of memory");
+        return false;
+    }
+    l = (struct letter){.collection = collection,
+                        .source = source,
+                        .position = position,
+                        .op = op,
+                        .doc = doc,
+                        .code = why->code,
+                        .code_name = ms_error_domain_name(why->domain),
+                        .msg = msg};
+    call_init(&c, s);
+    ok = write_letters(&c, &l, 1, err);
+    call_cleanup(&c);
+    if (ok) {
+        ms_log_kv(MS_LOG_WARN,
+                  ((struct ms_log_field[]){
+                      MS_LF_STR("collection", collection), MS_LF_STR("source", source),
+                      MS_LF_STR("position", position), MS_LF_STR("op", op),
+                      MS_LF_STR("domain", ms_error_domain_name(why->domain)),
+                      MS_LF_INT("code", why->code), MS_LF_STR("dead_letters", s->dead_letters)}),
+                  "change not applied, dead-lettered");
+    } else {
+        ms_error_prefix(err, "dead letter for the %s of %s at %s", op, source,
+                        position != NULL ? position : "?");
+    }
+    free(msg);
     return ok;
 }
 

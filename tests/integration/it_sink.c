@@ -165,7 +165,8 @@ static bson_t *bson_array_new(size_t n)
 /* ---- batches as data ------------------------------------------------------------------- */
 
 /* A batch is a JSON array of {"u": coll, "doc": {...}} (upsert; _id from the doc, or "id" to
- * give another) and {"d": coll, "id": value} (delete). */
+ * give another), {"s": coll, "id": value, "doc": {fields}} (set) and {"d": coll, "id": value}
+ * (delete). */
 struct batch {
     bson_t *root;
     struct ms_write *w;
@@ -203,8 +204,10 @@ static void batch_parse(struct batch *b, const char *writes)
         bson_init(&b->ids[b->n]);
         while (bson_iter_next(&f)) {
             const char *k = bson_iter_key(&f);
-            if (strcmp(k, "u") == 0 || strcmp(k, "d") == 0) {
-                w->kind = k[0] == 'u' ? MS_WRITE_UPSERT : MS_WRITE_DELETE;
+            if (strcmp(k, "u") == 0 || strcmp(k, "d") == 0 || strcmp(k, "s") == 0) {
+                w->kind = k[0] == 'u'   ? MS_WRITE_UPSERT
+                          : k[0] == 's' ? MS_WRITE_SET
+                                        : MS_WRITE_DELETE;
                 w->collection = bson_iter_utf8(&f, NULL);
             } else if (strcmp(k, "doc") == 0) {
                 uint32_t dlen;
@@ -217,7 +220,8 @@ static void batch_parse(struct batch *b, const char *writes)
                 have_id = true;
             }
         }
-        if (!have_id && w->doc != NULL && bson_iter_init_find(&idit, w->doc, "_id")) {
+        if (!have_id && w->kind != MS_WRITE_SET && w->doc != NULL &&
+            bson_iter_init_find(&idit, w->doc, "_id")) {
             bson_append_iter(&b->ids[b->n], "_id", 3, &idit);
         }
         w->id = &b->ids[b->n];
@@ -434,6 +438,80 @@ static const struct state_case state_cases[] = {
        0, 0, 1, 0, "{\"n\": [{\"_id\": {\"$numberLong\": \"6\"}, \"v\": \"int64\"}]}"},
       {"[{\"d\": \"n\", \"id\": 6.0}]", 0, 0, 1, 0, NULL}},
      "{\"n\": []}"},
+
+    /* SET: a missing document is created with the fields (none: just {_id}); replay matches */
+    {"set_creates_missing",
+     {{"[{\"s\": \"c\", \"id\": 1, \"doc\": {\"a\": 1, \"b\": \"x\"}},"
+       " {\"s\": \"c\", \"id\": 2, \"doc\": {}}]",
+       2, 0, 0, 0, "{\"c\": [{\"_id\": 1, \"a\": 1, \"b\": \"x\"}, {\"_id\": 2}]}"},
+      {"[{\"s\": \"c\", \"id\": 1, \"doc\": {\"a\": 1, \"b\": \"x\"}},"
+       " {\"s\": \"c\", \"id\": 2, \"doc\": {}}]",
+       0, 2, 0, 0, NULL}},
+     "{\"c\": [{\"_id\": 1, \"a\": 1, \"b\": \"x\"}, {\"_id\": 2}]}"},
+
+    /* SET on an existing document changes the named fields only (a subdocument value is
+     * replaced whole: it is one column), in place; new fields are appended */
+    {"set_keeps_other_fields",
+     {{"[{\"u\": \"c\", \"doc\": {\"_id\": 1, \"a\": 1, \"b\": 2, \"sub\": {\"x\": 1, \"y\": 2},"
+       " \"c\": 3}}]",
+       1, 0, 0, 0, NULL},
+      {"[{\"s\": \"c\", \"id\": 1, \"doc\": {\"b\": 20, \"sub\": {\"x\": 10}, \"d\": 4}}]", 0, 1, 0,
+       0, "{\"c\": [{\"_id\": 1, \"a\": 1, \"b\": 20, \"sub\": {\"x\": 10}, \"c\": 3, \"d\": 4}]}"},
+      {"[{\"s\": \"c\", \"id\": 1, \"doc\": {}}]", 0, 1, 0, 0, NULL}},
+     "{\"c\": [{\"_id\": 1, \"a\": 1, \"b\": 20, \"sub\": {\"x\": 10}, \"c\": 3, \"d\": 4}]}"},
+
+    /* UPSERT then SET: one replacement (z is gone) with b replaced in place and c appended */
+    {"coalesce_upsert_then_set",
+     {{"[{\"u\": \"c\", \"doc\": {\"_id\": 1, \"z\": 9}}]", 1, 0, 0, 0, NULL},
+      {"[{\"u\": \"c\", \"doc\": {\"_id\": 1, \"a\": 1, \"b\": 2}},"
+       " {\"s\": \"c\", \"id\": 1, \"doc\": {\"b\": 20, \"c\": 3}},"
+       " {\"u\": \"c\", \"doc\": {\"_id\": 2, \"a\": 1}},"
+       " {\"s\": \"c\", \"id\": 2, \"doc\": {\"a\": {\"$numberLong\": \"5\"}}}]",
+       1, 1, 0, 0, NULL}},
+     "{\"c\": [{\"_id\": 1, \"a\": 1, \"b\": 20, \"c\": 3},"
+     "  {\"_id\": 2, \"a\": {\"$numberLong\": \"5\"}}]}"},
+
+    /* SET then SET: one SET of both (later wins); fields neither names stay */
+    {"coalesce_set_then_set",
+     {{"[{\"u\": \"c\", \"doc\": {\"_id\": 1, \"a\": 1, \"b\": 1, \"z\": 9}}]", 1, 0, 0, 0, NULL},
+      {"[{\"s\": \"c\", \"id\": 1, \"doc\": {\"a\": 2, \"b\": 2}},"
+       " {\"s\": \"c\", \"id\": 2, \"doc\": {\"x\": 1}},"
+       " {\"s\": \"c\", \"id\": 1, \"doc\": {\"b\": 3, \"c\": 3}},"
+       " {\"s\": \"c\", \"id\": 2, \"doc\": {\"x\": 2, \"y\": 2}},"
+       " {\"s\": \"c\", \"id\": 2, \"doc\": {\"z\": null}}]",
+       1, 1, 0, 0, NULL}},
+     "{\"c\": [{\"_id\": 1, \"a\": 2, \"b\": 3, \"z\": 9, \"c\": 3},"
+     "  {\"_id\": 2, \"x\": 2, \"y\": 2, \"z\": null}]}"},
+
+    /* DELETE then SET: the row was re-created with only the SET's fields (a is gone) */
+    {"coalesce_delete_then_set",
+     {{"[{\"u\": \"c\", \"doc\": {\"_id\": 1, \"a\": 1, \"b\": 1}},"
+       " {\"u\": \"c\", \"doc\": {\"_id\": 2, \"a\": 1}}]",
+       2, 0, 0, 0, NULL},
+      {"[{\"d\": \"c\", \"id\": 1}, {\"s\": \"c\", \"id\": 1, \"doc\": {\"b\": 2}},"
+       " {\"d\": \"c\", \"id\": 2}, {\"s\": \"c\", \"id\": 2, \"doc\": {}},"
+       " {\"d\": \"c\", \"id\": 3}, {\"s\": \"c\", \"id\": 3, \"doc\": {\"c\": 3}}]",
+       1, 2, 0, 0, NULL}},
+     "{\"c\": [{\"_id\": 1, \"b\": 2}, {\"_id\": 2}, {\"_id\": 3, \"c\": 3}]}"},
+
+    /* a later UPSERT or DELETE replaces SETs; chains; equal numbers are one _id for SETs too */
+    {"coalesce_set_then_upsert_or_delete",
+     {{"[{\"u\": \"c\", \"doc\": {\"_id\": 1, \"a\": 1}}, {\"u\": \"c\", \"doc\": {\"_id\": 2, "
+       "\"a\": 1}},"
+       " {\"u\": \"c\", \"doc\": {\"_id\": 3, \"a\": 1}}]",
+       3, 0, 0, 0, NULL},
+      {"[{\"s\": \"c\", \"id\": 1, \"doc\": {\"b\": 1}}, {\"u\": \"c\", \"doc\": {\"_id\": 1, "
+       "\"c\": 1}},"
+       " {\"s\": \"c\", \"id\": 2, \"doc\": {\"b\": 1}}, {\"d\": \"c\", \"id\": 2},"
+       " {\"u\": \"c\", \"doc\": {\"_id\": 3, \"a\": 2}}, {\"s\": \"c\", \"id\": 3, \"doc\": "
+       "{\"b\": 2}},"
+       " {\"d\": \"c\", \"id\": 3}, {\"s\": \"c\", \"id\": 3, \"doc\": {\"c\": 3}},"
+       " {\"s\": \"c\", \"id\": 3, \"doc\": {\"d\": 4}},"
+       " {\"d\": \"c\", \"id\": 4.0},"
+       " {\"s\": \"c\", \"id\": {\"$numberLong\": \"4\"}, \"doc\": {\"x\": 1}}]",
+       1, 2, 1, 0, NULL}},
+     "{\"c\": [{\"_id\": 1, \"c\": 1}, {\"_id\": 3, \"c\": 3, \"d\": 4},"
+     "  {\"_id\": {\"$numberLong\": \"4\"}, \"x\": 1}]}"},
 };
 
 #define NSTATE (sizeof(state_cases) / sizeof(state_cases[0]))
@@ -807,6 +885,230 @@ static void unique_conflict(void **state)
     bson_destroy(id2);
 }
 
+/* (7b) SETs refused, in one batch with good writes: by the writer (field names $set would
+ * misread), by both servers (a duplicate key) and by FerretDB only (a nested '$' key); FerretDB
+ * stops its bulk at the refusal, so this also covers bisecting bulks of SETs. Each refusal is a
+ * dead letter with op "set" and the SET's fields; the rest is applied. */
+struct set_refusal {
+    const char *coll;
+    int32_t id;
+    const char *fields;
+    int32_t code_mjs, code_ferret;
+};
+
+static const struct set_refusal set_refusals[] = {
+    {"items", 3, "{\"a.b\": 1}", 22, 22},
+    {"items", 4, "{\"$x\": 1, \"y\": 2}", 22, 22},
+    {"items", 5, "{\"y\": 1, \"\": 2}", 22, 22},
+    {"items", 6, "{\"sub\": {\"$x\": 1}}", APPLIED, 2},
+    /* on a new document: FerretDB v1 fails the whole command (InternalError, "UNIQUE constraint
+     * failed") when an update of an existing document hits a unique index */
+    {"products", 4, "{\"sku\": \"A\"}", 11000, 11000},
+};
+
+#define NSETREF (sizeof(set_refusals) / sizeof(set_refusals[0]))
+
+static void set_refused(void **state)
+{
+    const struct server *srv = *state;
+    struct env e;
+    struct ms_sink_result r;
+    struct ms_error err = {0};
+    bson_t *keys = BCON_NEW("sku", BCON_INT32(1));
+    struct ms_write w[NSETREF + 3];
+    bson_t *docs[NSETREF + 3], *ids[NSETREF + 3];
+    uint64_t expect_dead = 0;
+    size_t n = 0;
+
+    env_open(&e, srv, NULL, 10000);
+    assert_true(ms_sink_ensure_index(e.sink, "products", keys, true, "sku_unique", &err));
+    assert_true(
+        apply_json(&e,
+                   "[{\"u\": \"products\", \"doc\": {\"_id\": 1, \"sku\": \"A\", \"n\": 1}},"
+                   " {\"u\": \"products\", \"doc\": {\"_id\": 2, \"sku\": \"B\", \"n\": 2}},"
+                   " {\"u\": \"items\", \"doc\": {\"_id\": 1, \"v\": 1, \"w\": 1}}]",
+                   &r, &err));
+    for (size_t i = 0; i < NSETREF; i++, n++) {
+        docs[n] = json(set_refusals[i].fields);
+        ids[n] = BCON_NEW("_id", BCON_INT32(set_refusals[i].id));
+        w[n] = (struct ms_write){MS_WRITE_SET, set_refusals[i].coll,  ids[n], docs[n],
+                                 "shop.x",     "mysql-bin.000009:900"};
+        expect_dead +=
+            (srv->ferret ? set_refusals[i].code_ferret : set_refusals[i].code_mjs) != APPLIED;
+    }
+    /* good writes around them: a SET on an existing and on a new document, an upsert */
+    docs[n] = json("{\"w\": 10}");
+    ids[n] = BCON_NEW("_id", BCON_INT32(1));
+    w[n] = (struct ms_write){MS_WRITE_SET, "items", ids[n], docs[n], "shop.x", "good"};
+    n++;
+    docs[n] = json("{\"sku\": \"C\"}");
+    ids[n] = BCON_NEW("_id", BCON_INT32(3));
+    w[n] = (struct ms_write){MS_WRITE_SET, "products", ids[n], docs[n], "shop.x", "good"};
+    n++;
+    docs[n] = json("{\"_id\": 7, \"v\": 7}");
+    ids[n] = BCON_NEW("_id", BCON_INT32(7));
+    w[n] = (struct ms_write){MS_WRITE_UPSERT, "items", ids[n], docs[n], "shop.x", "good"};
+    n++;
+    if (!ms_sink_apply(e.sink, w, n, &r, &err)) {
+        fail_msg("%s: %s", srv->name, err.msg);
+    }
+    printf("# %s: %zu writes -> upserted %llu, matched %llu, dead-lettered %llu\n", srv->name, n,
+           (unsigned long long)r.upserted, (unsigned long long)r.matched,
+           (unsigned long long)r.dead_lettered);
+    assert_int_equal(r.dead_lettered, expect_dead);
+    assert_int_equal(r.upserted + r.matched, n - expect_dead);
+    assert_int_equal(count(&e, "_mysync_dead_letters"), (int64_t)expect_dead);
+    check_state(&e,
+                srv->ferret
+                    ? "{\"items\": [{\"_id\": 1, \"v\": 1, \"w\": 10}, {\"_id\": 7, \"v\": 7}],"
+                      " \"products\": [{\"_id\": 1, \"sku\": \"A\", \"n\": 1},"
+                      "  {\"_id\": 2, \"sku\": \"B\", \"n\": 2}, {\"_id\": 3, \"sku\": \"C\"}]}"
+                    : "{\"items\": [{\"_id\": 1, \"v\": 1, \"w\": 10}, {\"_id\": 7, \"v\": 7},"
+                      "  {\"_id\": 6, \"sub\": {\"$x\": 1}}],"
+                      " \"products\": [{\"_id\": 1, \"sku\": \"A\", \"n\": 1},"
+                      "  {\"_id\": 2, \"sku\": \"B\", \"n\": 2}, {\"_id\": 3, \"sku\": \"C\"}]}");
+
+    for (size_t i = 0; i < NSETREF; i++) {
+        int32_t want = srv->ferret ? set_refusals[i].code_ferret : set_refusals[i].code_mjs;
+        bson_t *dl = dead_letter(&e, set_refusals[i].coll, ids[i]);
+        bson_iter_t it;
+
+        if (want == APPLIED) {
+            assert_null(dl);
+            continue;
+        }
+        if (dl == NULL) {
+            fail_msg("%s: SET %s: no dead letter", srv->name, set_refusals[i].fields);
+        }
+        if (dl_code(dl) != want) {
+            fail_msg("%s: SET %s: code %d, expected %d (%s)", srv->name, set_refusals[i].fields,
+                     dl_code(dl), want, dl_str(dl, "error.message"));
+        }
+        assert_string_equal(dl_str(dl, "op"), "set");
+        assert_string_equal(dl_str(dl, "source"), "shop.x");
+        assert_string_equal(dl_str(dl, "position"), "mysql-bin.000009:900");
+        assert_true(bson_iter_init_find(&it, dl, "doc_id") && BSON_ITER_HOLDS_INT32(&it));
+        assert_int_equal(bson_iter_int32(&it), set_refusals[i].id);
+        printf("# %s: SET %-20s refused, code %d \"%s\", dead letter keeps it %s\n", srv->name,
+               set_refusals[i].fields, dl_code(dl), dl_str(dl, "error.message"),
+               dl_assert_document(dl, docs[i]));
+        bson_destroy(dl);
+    }
+
+    /* a replay rewrites the same dead letters */
+    assert_true(ms_sink_apply(e.sink, w, n, &r, &err));
+    assert_int_equal(r.dead_lettered, expect_dead);
+    assert_int_equal(count(&e, "_mysync_dead_letters"), (int64_t)expect_dead);
+    env_close(&e, true);
+    for (size_t i = 0; i < n; i++) {
+        bson_destroy(docs[i]);
+        bson_destroy(ids[i]);
+    }
+    bson_destroy(keys);
+}
+
+/* (7c) ms_sink_dead_letter(): a change that never reached MongoDB. */
+static void dead_letter_api(void **state)
+{
+    const struct server *srv = *state;
+    struct env e;
+    struct ms_error why = {0}, err = {0};
+    bson_t *row = json("{\"name\": \"no key\", \"qty\": 3, \"j\": {\"a.b\": [1, 2]}}");
+    bson_t *row2 = json("{\"name\": \"another row of the event\"}");
+    bson_t *big = big_doc("big", 17u * 1024 * 1024);
+    bson_t *filter, *dl;
+    bson_iter_t it, key;
+    const char *hash;
+
+    env_open(&e, srv, NULL, 10000);
+    ms_error_set(&why, MS_ERR_STRATEGY, 7, "row of shop.orders lacks its primary key column 'id'");
+    for (int i = 0; i < 2; i++) {
+        if (!ms_sink_dead_letter(e.sink, "orders", "shop.orders", "mysql-bin.000005:4242", "insert",
+                                 row, &why, &err)) {
+            fail_msg("%s: %s", srv->name, err.msg);
+        }
+    }
+    assert_int_equal(count(&e, "_mysync_dead_letters"), 1);
+    filter = BCON_NEW("source", BCON_UTF8("shop.orders"));
+    dl = find_one(&e, "_mysync_dead_letters", filter);
+    assert_non_null(dl);
+    /* the key: source, position and the row's hash */
+    assert_true(bson_iter_init_find(&it, dl, "_id") && BSON_ITER_HOLDS_DOCUMENT(&it));
+    assert_true(bson_iter_recurse(&it, &key) && bson_iter_next(&key));
+    assert_string_equal(bson_iter_key(&key), "source");
+    assert_string_equal(bson_iter_utf8(&key, NULL), "shop.orders");
+    assert_true(bson_iter_next(&key));
+    assert_string_equal(bson_iter_key(&key), "position");
+    assert_string_equal(bson_iter_utf8(&key, NULL), "mysql-bin.000005:4242");
+    assert_true(bson_iter_next(&key));
+    assert_string_equal(bson_iter_key(&key), "doc_hash");
+    hash = bson_iter_utf8(&key, NULL);
+    assert_int_equal(strlen(hash), 16);
+    assert_int_equal(strspn(hash, "0123456789abcdef"), 16);
+    assert_false(bson_iter_next(&key));
+    /* the envelope */
+    assert_string_equal(dl_str(dl, "collection"), "orders");
+    assert_string_equal(dl_str(dl, "source"), "shop.orders");
+    assert_string_equal(dl_str(dl, "position"), "mysql-bin.000005:4242");
+    assert_string_equal(dl_str(dl, "op"), "insert");
+    assert_int_equal(dl_code(dl), 7);
+    assert_string_equal(dl_str(dl, "error.codeName"), "strategy");
+    assert_string_equal(dl_str(dl, "error.message"),
+                        "row of shop.orders lacks its primary key column 'id'");
+    assert_true(bson_iter_init_find(&it, dl, "at") && BSON_ITER_HOLDS_DATE_TIME(&it));
+    assert_false(bson_iter_init_find(&it, dl, "doc_id"));
+    printf("# %s: ms_sink_dead_letter twice -> one dead letter, row kept %s\n", srv->name,
+           dl_assert_document(dl, row));
+    bson_destroy(dl);
+    bson_destroy(filter);
+
+    /* another row at the same position is another dead letter; no collection and no row, and a
+     * row too large to keep, are dead letters too */
+    assert_true(ms_sink_dead_letter(e.sink, "orders", "shop.orders", "mysql-bin.000005:4242",
+                                    "insert", row2, &why, &err));
+    assert_true(ms_sink_dead_letter(e.sink, NULL, "shop.orders", "mysql-bin.000005:5000", "delete",
+                                    NULL, &why, &err));
+    assert_true(ms_sink_dead_letter(e.sink, NULL, "shop.orders", "mysql-bin.000005:5000", "delete",
+                                    NULL, &why, &err));
+    assert_true(ms_sink_dead_letter(e.sink, "orders", "shop.orders", "mysql-bin.000005:6000",
+                                    "update", big, &why, &err));
+    assert_int_equal(count(&e, "_mysync_dead_letters"), 4);
+    filter = BCON_NEW("position", BCON_UTF8("mysql-bin.000005:5000"));
+    dl = find_one(&e, "_mysync_dead_letters", filter);
+    assert_non_null(dl);
+    assert_true(bson_iter_init_find(&it, dl, "collection") && BSON_ITER_HOLDS_NULL(&it));
+    assert_true(bson_iter_init(&it, dl) && bson_iter_find_descendant(&it, "_id.doc_hash", &key) &&
+                BSON_ITER_HOLDS_NULL(&key));
+    assert_string_equal(dl_str(dl, "op"), "delete");
+    assert_false(bson_iter_init_find(&it, dl, "document_size"));
+    assert_false(bson_iter_init_find(&it, dl, "document"));
+    bson_destroy(dl);
+    bson_destroy(filter);
+    filter = BCON_NEW("position", BCON_UTF8("mysql-bin.000005:6000"));
+    dl = find_one(&e, "_mysync_dead_letters", filter);
+    assert_non_null(dl);
+    assert_true(bson_iter_init_find(&it, dl, "document_size"));
+    assert_int_equal(bson_iter_as_int64(&it), big->len);
+    assert_false(bson_iter_init_find(&it, dl, "document"));
+    assert_false(bson_iter_init_find(&it, dl, "document_bson"));
+    bson_destroy(dl);
+    bson_destroy(filter);
+
+    /* bad arguments fail before any I/O */
+    memset(&err, 0, sizeof(err));
+    assert_false(ms_sink_dead_letter(e.sink, "orders", NULL, "p", "insert", row, &why, &err));
+    assert_int_equal(err.code, EINVAL);
+    assert_false(err.retryable);
+    assert_false(ms_sink_dead_letter(e.sink, "orders", "shop.orders", "p", "", row, &why, &err));
+    assert_false(
+        ms_sink_dead_letter(e.sink, "orders", "shop.orders", "p", "insert", row, NULL, &err));
+    assert_int_equal(count(&e, "_mysync_dead_letters"), 4);
+    env_close(&e, true);
+    bson_destroy(row);
+    bson_destroy(row2);
+    bson_destroy(big);
+}
+
 /* ---- (8) checkpoints ------------------------------------------------------------------- */
 
 static void assert_cp_equal(const struct ms_checkpoint *a, const struct ms_checkpoint *b)
@@ -1089,9 +1391,13 @@ static void invalid_arguments(void **state)
     bson_t *id = BCON_NEW("_id", BCON_INT32(1)), *doc = BCON_NEW("_id", BCON_INT32(1));
     bson_t *notid = BCON_NEW("id", BCON_INT32(1));
     bson_t *two = BCON_NEW("_id", BCON_INT32(1), "x", BCON_INT32(2));
+    bson_t *fields = BCON_NEW("x", BCON_INT32(2));
     struct ms_write bad[] = {
         {MS_WRITE_UPSERT, "c", id, doc, NULL, NULL},
         {MS_WRITE_UPSERT, "c", id, NULL, NULL, NULL},
+        {MS_WRITE_SET, "c", id, NULL, NULL, NULL}, /* SET without fields */
+        {MS_WRITE_SET, "c", id, two, NULL, NULL},  /* SET of _id */
+        {MS_WRITE_SET, "c", two, fields, NULL, NULL},
         {MS_WRITE_DELETE, "c", notid, NULL, NULL, NULL},
         {MS_WRITE_DELETE, "c", two, NULL, NULL, NULL},
         {MS_WRITE_DELETE, "", id, NULL, NULL, NULL},
@@ -1118,6 +1424,7 @@ static void invalid_arguments(void **state)
     bson_destroy(doc);
     bson_destroy(notid);
     bson_destroy(two);
+    bson_destroy(fields);
 }
 
 /* ---- throughput (reported, not asserted) ----------------------------------------------- */
@@ -1283,6 +1590,8 @@ int main(void)
     PER_SERVER(too_large, NULL)
     PER_SERVER(refused_documents, NULL)
     PER_SERVER(unique_conflict, NULL)
+    PER_SERVER(set_refused, NULL)
+    PER_SERVER(dead_letter_api, NULL)
     PER_SERVER(checkpoints, NULL)
     PER_SERVER(transient_outage, restart_stopped)
     PER_SERVER(retries_exhausted_and_cancel, restart_stopped)
