@@ -6,10 +6,12 @@
 #include "mysync/config.h"
 #include "mysync/log.h"
 #include "mysync/mysql.h"
+#include "mysync/pipeline.h"
 #include "mysync/reader.h"
 #include "mysync/sink.h"
 #include "mysync_build.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +106,7 @@ static void usage(FILE *out)
           "                      gone, or the command is not part of this build yet\n"
           "  70  EX_SOFTWARE     internal error\n"
           "  74  EX_IOERR        input/output error (files)\n"
+          "  75  EX_TEMPFAIL     stopped before MongoDB took the last batch (a restart replays it)\n"
           "  78  EX_CONFIG       invalid configuration\n",
           out);
 }
@@ -363,6 +366,57 @@ static int binlog_dump(const struct cli *cli, const struct ms_config *cfg)
     return EX_OK;
 }
 
+/* Exit code for an error of the pipeline. */
+static int exit_code(const struct ms_error *err)
+{
+    switch (err->domain) {
+    case MS_ERR_CONFIG:
+        return EX_CONFIG;
+    case MS_ERR_DECODE:
+        return EX_DATAERR;
+    case MS_ERR_MYSQL:
+    case MS_ERR_MONGO:
+        return EX_UNAVAILABLE;
+    case MS_ERR_SYSTEM:
+        return err->code == ECANCELED ? EX_TEMPFAIL : EX_SOFTWARE;
+    default:
+        return EX_SOFTWARE;
+    }
+}
+
+/* The daemon: checks both servers, then replicates until SIGTERM/SIGINT (flush, checkpoint,
+ * exit 0) or a fatal error. */
+static int daemon_run(const struct ms_config *cfg)
+{
+    struct ms_error err = {0};
+    struct ms_pipeline *p;
+    int rc;
+
+    /* a stop during start-up is honoured as soon as replication begins (nothing to flush) */
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    rc = preflight(cfg);
+    if (rc != EX_OK) {
+        return rc;
+    }
+    if (cfg->sync_mode == MS_SYNC_MODE_POLL) {
+        ms_log(MS_LOG_ERROR, "SYNC_MODE=poll: timestamp polling is not part of this build yet");
+        return EX_UNAVAILABLE;
+    }
+    p = ms_pipeline_new(cfg, &err);
+    if (p == NULL) {
+        ms_log(MS_LOG_ERROR, "%s", err.msg);
+        return exit_code(&err);
+    }
+    if (!ms_pipeline_run(p, &stop_requested, &err)) {
+        ms_log(MS_LOG_ERROR, "replication stopped: %s", err.msg);
+        rc = exit_code(&err);
+    }
+    ms_pipeline_destroy(p);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct cli cli;
@@ -395,11 +449,7 @@ int main(int argc, char **argv)
                cfg.sync_mode == MS_SYNC_MODE_BINLOG ? "binlog"
                : cfg.sync_mode == MS_SYNC_MODE_POLL ? "poll"
                                                     : "auto");
-        rc = preflight(&cfg);
-        if (rc == EX_OK) {
-            ms_log(MS_LOG_WARN, "preflight passed; replication is not part of this build yet "
-                                "(it arrives with the binlog CDC core): exiting");
-        }
+        rc = daemon_run(&cfg);
         break;
     case CMD_BINLOG_DUMP:
         rc = binlog_dump(&cli, &cfg);

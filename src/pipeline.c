@@ -1,2 +1,1441 @@
-/* Placeholder: being written (see include/mysync/pipeline.h). */
+/* The replication pipeline (include/mysync/pipeline.h).
+ *
+ *   reader thread: binlog -> parser -> schema -> strategy -> queue
+ *   sink thread:   queue -> batch -> MongoDB bulk writes -> checkpoint
+ *
+ * The queue carries two kinds of items in stream order: the MongoDB operations of one row
+ * change, and transaction boundaries (the binlog position just after a commit). The sink thread
+ * saves a boundary as the checkpoint only after every operation before it is acknowledged, so a
+ * restart resumes at a commit and replays at most the changes written after it; the writes are
+ * idempotent (whole documents, $set of values, deletes), so the replay converges.
+ *
+ * On a lost source connection the reader resumes from the last boundary it queued (replaying a
+ * partly read transaction is harmless for the same reason). */
+#define MS_LOG_DOMAIN "pipeline"
+
 #include "mysync/pipeline.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "mysync/binlog.h"
+#include "mysync/log.h"
+#include "mysync/mysql.h"
+#include "mysync/reader.h"
+#include "mysync/schema.h"
+#include "mysync/sink.h"
+#include "mysync/source.h"
+#include "mysync/strategy.h"
+
+/* sysexits codes carried in err->code by ms_pipeline_new's caller-facing errors */
+#define QUEUE_MAX_BYTES      (64u * 1024 * 1024)
+#define IDLE_CHECKPOINT_MS   1000
+#define SHUTDOWN_GRACE_MS    10000
+#define RECONNECT_MAX_MS     30000
+#define RECONNECT_FIRST_MS   100
+
+/* ---- tables ------------------------------------------------------------------------- */
+
+/* A replicated table: from sync.tables, or discovered in mysql.database when the list is
+ * empty. key: configured key columns (sync.keys), else NULL (the primary key of the table
+ * map / information_schema). */
+struct table {
+    char *db, *name;
+    char **key;
+    size_t nkey;
+    bool warned; /* a problem already logged once */
+};
+
+/* ---- queue items -------------------------------------------------------------------- */
+
+enum item_kind {
+    IT_OPS = 1,      /* the operations of one row change */
+    IT_BOUNDARY = 2, /* a transaction ended here */
+    IT_DEAD = 3,     /* a change the strategy could not map: to the dead letters */
+    IT_DDL = 4,      /* DDL seen: forget cached definitions of db */
+};
+
+struct item {
+    enum item_kind kind;
+    struct item *next;
+    size_t bytes;
+    struct ms_ops ops;      /* IT_OPS */
+    char *db, *table;       /* IT_OPS (for re-reads), IT_DEAD, IT_DDL (db) */
+    char **pk;              /* IT_OPS with a REREAD op: key columns */
+    size_t npk;
+    char position[300];     /* "file:pos" of the change */
+    char source[300];       /* "db.table" */
+    struct ms_checkpoint cp; /* IT_BOUNDARY */
+    bson_t row;              /* IT_DEAD: {before, after} */
+    char op[8];              /* IT_DEAD: insert|update|delete */
+    struct ms_error why;     /* IT_DEAD */
+};
+
+struct queue {
+    pthread_mutex_t mu;
+    pthread_cond_t not_empty, not_full;
+    struct item *head, *tail;
+    size_t n, bytes, max_n, max_bytes;
+};
+
+struct ms_pipeline {
+    const struct ms_config *cfg;
+    struct ms_value_opts vo;
+    struct table *tables;
+    size_t ntables;
+    bool all_tables; /* sync.tables empty: every table of mysql.database */
+
+    mongoc_client_pool_t *pool;
+    struct ms_sink *sink;
+    struct ms_source *source;
+
+    const struct ms_strategy *strategy; /* generic for now; entity strategies route by table */
+    void *strategy_ctx;
+
+    struct ms_checkpoint start; /* where reading starts */
+    uint32_t server_id;
+
+    struct queue q;
+    pthread_mutex_t mu; /* guards stats, fatal, the flags below */
+    struct ms_pipeline_stats stats;
+    volatile int stopping;    /* stop reading: set by run() */
+    bool reader_done;
+    bool sink_done;
+    bool fatal;
+    struct ms_error fatal_err;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void set_fatal(struct ms_pipeline *p, const struct ms_error *err)
+{
+    pthread_mutex_lock(&p->mu);
+    if (!p->fatal) {
+        p->fatal = true;
+        p->fatal_err = *err;
+    }
+    p->stopping = 1;
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_lock(&p->q.mu);
+    pthread_cond_broadcast(&p->q.not_full);
+    pthread_cond_broadcast(&p->q.not_empty);
+    pthread_mutex_unlock(&p->q.mu);
+}
+
+static bool is_stopping(struct ms_pipeline *p)
+{
+    bool s;
+
+    pthread_mutex_lock(&p->mu);
+    s = p->stopping != 0;
+    pthread_mutex_unlock(&p->mu);
+    return s;
+}
+
+/* ---- items and the queue ------------------------------------------------------------ */
+
+static struct item *item_new(enum item_kind kind)
+{
+    struct item *it = calloc(1, sizeof(*it));
+
+    if (it == NULL) {
+        abort(); /* out of memory: nothing sensible to do in a replication daemon */
+    }
+    it->kind = kind;
+    it->bytes = sizeof(*it);
+    ms_ops_init(&it->ops);
+    bson_init(&it->row);
+    return it;
+}
+
+static void item_free(struct item *it)
+{
+    if (it == NULL) {
+        return;
+    }
+    ms_ops_cleanup(&it->ops);
+    bson_destroy(&it->row);
+    free(it->db);
+    free(it->table);
+    for (size_t i = 0; i < it->npk; i++) {
+        free(it->pk[i]);
+    }
+    free(it->pk);
+    free(it);
+}
+
+static void queue_init(struct queue *q, size_t max_n, size_t max_bytes)
+{
+    memset(q, 0, sizeof(*q));
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->not_empty, NULL);
+    pthread_cond_init(&q->not_full, NULL);
+    q->max_n = max_n;
+    q->max_bytes = max_bytes;
+}
+
+static void queue_destroy(struct queue *q)
+{
+    while (q->head != NULL) {
+        struct item *it = q->head;
+        q->head = it->next;
+        item_free(it);
+    }
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->not_empty);
+    pthread_cond_destroy(&q->not_full);
+}
+
+/* Blocks while the queue is full (back-pressure); an item larger than the byte limit still
+ * goes in once the queue is empty. False (item freed) when the pipeline stops meanwhile. */
+static bool queue_push(struct ms_pipeline *p, struct item *it)
+{
+    struct queue *q = &p->q;
+
+    pthread_mutex_lock(&q->mu);
+    while ((q->n >= q->max_n || (q->n > 0 && q->bytes + it->bytes > q->max_bytes)) &&
+           !(p->fatal || p->stopping)) {
+        pthread_cond_wait(&q->not_full, &q->mu);
+    }
+    if (p->fatal) {
+        pthread_mutex_unlock(&q->mu);
+        item_free(it);
+        return false;
+    }
+    if (q->tail != NULL) {
+        q->tail->next = it;
+    } else {
+        q->head = it;
+    }
+    q->tail = it;
+    q->n++;
+    q->bytes += it->bytes;
+    pthread_cond_signal(&q->not_empty);
+    pthread_mutex_unlock(&q->mu);
+    return true;
+}
+
+/* Waits until deadline_ms (monotonic; < 0: 200 ms) for an item. NULL on timeout. */
+static struct item *queue_pop(struct queue *q, int64_t deadline_ms)
+{
+    struct item *it;
+    struct timespec ts;
+    int64_t until = deadline_ms >= 0 ? deadline_ms : mono_ms() + 200;
+
+    pthread_mutex_lock(&q->mu);
+    while (q->head == NULL) {
+        int64_t left = until - mono_ms();
+        if (left <= 0) {
+            pthread_mutex_unlock(&q->mu);
+            return NULL;
+        }
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += left / 1000;
+        ts.tv_nsec += (left % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&q->not_empty, &q->mu, &ts);
+    }
+    it = q->head;
+    q->head = it->next;
+    if (q->head == NULL) {
+        q->tail = NULL;
+    }
+    q->n--;
+    q->bytes -= it->bytes;
+    pthread_cond_signal(&q->not_full);
+    pthread_mutex_unlock(&q->mu);
+    it->next = NULL;
+    return it;
+}
+
+static size_t queue_depth(struct queue *q)
+{
+    size_t n;
+
+    pthread_mutex_lock(&q->mu);
+    n = q->n;
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
+/* ---- table selection ------------------------------------------------------------------ */
+
+static bool is_system_db(const char *db)
+{
+    static const char *const sys[] = {"mysql", "information_schema", "performance_schema", "sys",
+                                      NULL};
+    for (size_t i = 0; sys[i] != NULL; i++) {
+        if (strcmp(db, sys[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static struct table *table_find(struct ms_pipeline *p, const char *db, const char *name)
+{
+    for (size_t i = 0; i < p->ntables; i++) {
+        if (strcmp(p->tables[i].db, db) == 0 && strcmp(p->tables[i].name, name) == 0) {
+            return &p->tables[i];
+        }
+    }
+    return NULL;
+}
+
+static struct table *table_add(struct ms_pipeline *p, const char *db, const char *name)
+{
+    struct table *t = realloc(p->tables, (p->ntables + 1) * sizeof(*t));
+
+    if (t == NULL) {
+        abort();
+    }
+    p->tables = t;
+    t = &p->tables[p->ntables++];
+    memset(t, 0, sizeof(*t));
+    t->db = strdup(db);
+    t->name = strdup(name);
+    return t;
+}
+
+/* The table a row event belongs to, or NULL when it is not replicated. With an empty
+ * sync.tables every table of mysql.database is (new ones included). */
+static struct table *table_select(struct ms_pipeline *p, const char *db, const char *name)
+{
+    struct table *t = table_find(p, db, name);
+
+    if (t != NULL || !p->all_tables) {
+        return t;
+    }
+    if (p->cfg->mysql_database != NULL ? strcmp(db, p->cfg->mysql_database) != 0
+                                       : is_system_db(db)) {
+        return NULL;
+    }
+    return table_add(p, db, name);
+}
+
+static void split_qualified(const char *spec, const char *defdb, char *db, size_t dbsz, char *name,
+                            size_t namesz)
+{
+    const char *dot = strchr(spec, '.');
+
+    if (dot != NULL) {
+        snprintf(db, dbsz, "%.*s", (int)(dot - spec), spec);
+        snprintf(name, namesz, "%s", dot + 1);
+    } else {
+        snprintf(db, dbsz, "%s", defdb != NULL ? defdb : "");
+        snprintf(name, namesz, "%s", spec);
+    }
+}
+
+/* Runs a query with one row of string results; *found false when it returns no row. */
+static bool query_row(MYSQL *c, const char *sql, char **out, size_t nout, size_t outsz, bool *found,
+                      struct ms_error *err)
+{
+    MYSQL_RES *res;
+    MYSQL_ROW row;
+
+    *found = false;
+    if (mysql_query(c, sql) != 0 || (res = mysql_store_result(c)) == NULL) {
+        ms_mysql_error(c, sql, err);
+        return false;
+    }
+    row = mysql_fetch_row(res);
+    if (row != NULL) {
+        *found = true;
+        for (size_t i = 0; i < nout && i < mysql_num_fields(res); i++) {
+            snprintf(out[i], outsz, "%s", row[i] != NULL ? row[i] : "");
+        }
+    }
+    mysql_free_result(res);
+    return true;
+}
+
+static void escape(MYSQL *c, char *out, size_t outsz, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n * 2 + 1 > outsz) {
+        n = (outsz - 1) / 2;
+    }
+    mysql_real_escape_string(c, out, s, (unsigned long)n);
+}
+
+/* Checks one configured table: it exists, and has a primary key or a configured key whose
+ * columns exist. */
+static bool check_table(MYSQL *c, struct table *t, struct ms_error *err)
+{
+    char edb[300], etab[300], sql[1200], count[32], *outs[1] = {count};
+    bool found;
+
+    escape(c, edb, sizeof(edb), t->db);
+    escape(c, etab, sizeof(etab), t->name);
+    snprintf(sql, sizeof(sql),
+             "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA='%s' AND "
+             "TABLE_NAME='%s'",
+             edb, etab);
+    if (!query_row(c, sql, outs, 1, sizeof(count), &found, err)) {
+        return false;
+    }
+    if (!found) {
+        ms_error_set(err, MS_ERR_CONFIG, 1,
+                     "sync.tables: %s.%s does not exist on the source (or the user may not see "
+                     "it: GRANT SELECT ON %s.* TO the mysync user)",
+                     t->db, t->name, t->db);
+        return false;
+    }
+    if (strcmp(count, "BASE TABLE") != 0 && strcmp(count, "SYSTEM VERSIONED") != 0) {
+        ms_error_set(err, MS_ERR_CONFIG, 1,
+                     "sync.tables: %s.%s is a %s, not a table: views have no binlog rows", t->db,
+                     t->name, count);
+        return false;
+    }
+    if (t->nkey > 0) {
+        for (size_t i = 0; i < t->nkey; i++) {
+            char ecol[300];
+            escape(c, ecol, sizeof(ecol), t->key[i]);
+            snprintf(sql, sizeof(sql),
+                     "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA='%s' "
+                     "AND TABLE_NAME='%s' AND COLUMN_NAME='%s'",
+                     edb, etab, ecol);
+            if (!query_row(c, sql, outs, 1, sizeof(count), &found, err)) {
+                return false;
+            }
+            if (strcmp(count, "0") == 0) {
+                ms_error_set(err, MS_ERR_CONFIG, 1,
+                             "sync.keys: %s.%s has no column '%s' for its configured key", t->db,
+                             t->name, t->key[i]);
+                return false;
+            }
+        }
+        return true;
+    }
+    snprintf(sql, sizeof(sql),
+             "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA='%s' AND "
+             "TABLE_NAME='%s' AND INDEX_NAME='PRIMARY'",
+             edb, etab);
+    if (!query_row(c, sql, outs, 1, sizeof(count), &found, err)) {
+        return false;
+    }
+    if (strcmp(count, "0") == 0) {
+        ms_error_set(err, MS_ERR_CONFIG, 1,
+                     "%s.%s has no primary key, so its rows cannot be matched to documents: add "
+                     "one, or name the columns that identify a row in sync.keys (SYNC_KEYS=\"%s.%s:"
+                     "col1+col2\")",
+                     t->db, t->name, t->db, t->name);
+        return false;
+    }
+    return true;
+}
+
+static bool setup_tables(struct ms_pipeline *p, MYSQL *c, struct ms_error *err)
+{
+    const struct ms_config *cfg = p->cfg;
+    char db[200], name[200];
+
+    p->all_tables = cfg->sync_tables.n == 0;
+    for (size_t i = 0; i < cfg->sync_tables.n; i++) {
+        split_qualified(cfg->sync_tables.v[i], cfg->mysql_database, db, sizeof(db), name,
+                        sizeof(name));
+        if (table_find(p, db, name) == NULL) {
+            table_add(p, db, name);
+        }
+    }
+    for (size_t i = 0; i < cfg->sync_keys.n; i++) {
+        const char *spec = cfg->sync_keys.v[i], *colon = strchr(spec, ':');
+        char tspec[400];
+        struct table *t;
+        snprintf(tspec, sizeof(tspec), "%.*s", (int)(colon - spec), spec);
+        split_qualified(tspec, cfg->mysql_database, db, sizeof(db), name, sizeof(name));
+        t = table_find(p, db, name);
+        if (t == NULL) {
+            if (!p->all_tables) {
+                ms_error_set(err, MS_ERR_CONFIG, 1,
+                             "sync.keys: %s.%s is not in sync.tables", db, name);
+                return false;
+            }
+            t = table_add(p, db, name);
+        }
+        for (const char *s = colon + 1; *s != '\0';) {
+            const char *plus = strchr(s, '+');
+            size_t len = plus != NULL ? (size_t)(plus - s) : strlen(s);
+            t->key = realloc(t->key, (t->nkey + 1) * sizeof(char *));
+            t->key[t->nkey++] = strndup(s, len);
+            s += len + (plus != NULL ? 1 : 0);
+        }
+    }
+    if (p->all_tables && cfg->mysql_database != NULL) {
+        /* every base table of the database, checked now like listed ones */
+        char edb[300], sql[600];
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+        escape(c, edb, sizeof(edb), cfg->mysql_database);
+        snprintf(sql, sizeof(sql),
+                 "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA='%s' AND "
+                 "TABLE_TYPE IN ('BASE TABLE','SYSTEM VERSIONED') ORDER BY TABLE_NAME",
+                 edb);
+        if (mysql_query(c, sql) != 0 || (res = mysql_store_result(c)) == NULL) {
+            ms_mysql_error(c, "listing the tables of mysql.database", err);
+            return false;
+        }
+        while ((row = mysql_fetch_row(res)) != NULL) {
+            if (table_find(p, cfg->mysql_database, row[0]) == NULL) {
+                table_add(p, cfg->mysql_database, row[0]);
+            }
+        }
+        mysql_free_result(res);
+    }
+    for (size_t i = 0; i < p->ntables; i++) {
+        if (!check_table(c, &p->tables[i], err)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- start position ------------------------------------------------------------------ */
+
+/* Is file:pos still on the server? (SHOW BINARY LOGS lists the files and their sizes.) */
+static bool position_available(MYSQL *c, const struct ms_checkpoint *cp, bool *available,
+                               char *first, size_t firstsz, struct ms_error *err)
+{
+    MYSQL_RES *res;
+    MYSQL_ROW row;
+
+    *available = false;
+    first[0] = '\0';
+    if (mysql_query(c, "SHOW BINARY LOGS") != 0 || (res = mysql_store_result(c)) == NULL) {
+        ms_mysql_error(c, "SHOW BINARY LOGS", err);
+        return false;
+    }
+    while ((row = mysql_fetch_row(res)) != NULL) {
+        if (first[0] == '\0') {
+            snprintf(first, firstsz, "%s", row[0]);
+        }
+        if (strcmp(row[0], cp->file) == 0 && strtoull(row[1], NULL, 10) >= cp->pos) {
+            *available = true;
+        }
+    }
+    mysql_free_result(res);
+    return true;
+}
+
+static bool current_position(MYSQL *c, struct ms_checkpoint *cp, struct ms_error *err)
+{
+    char file[256], pos[32], *outs[2] = {file, pos};
+    bool found;
+
+    if (!query_row(c, "SHOW MASTER STATUS", outs, 2, sizeof(file), &found, err)) {
+        return false;
+    }
+    if (!found) {
+        ms_error_set(err, MS_ERR_MYSQL, 1,
+                     "SHOW MASTER STATUS returned nothing: binary logging is off on the source");
+        return false;
+    }
+    memset(cp, 0, sizeof(*cp));
+    snprintf(cp->file, sizeof(cp->file), "%s", file);
+    cp->pos = strtoull(pos, NULL, 10);
+    cp->event_time_ms = wall_ms();
+    return true;
+}
+
+/* FerretDB v1 names itself in buildInfo; it has no Decimal128. */
+static bool target_is_ferretdb(mongoc_client_pool_t *pool)
+{
+    mongoc_client_t *c = mongoc_client_pool_pop(pool);
+    bson_t cmd = BSON_INITIALIZER, reply;
+    bson_iter_t it;
+    bool ferret = false;
+
+    BSON_APPEND_INT32(&cmd, "buildInfo", 1);
+    if (mongoc_client_command_simple(c, "admin", &cmd, NULL, &reply, NULL)) {
+        ferret = bson_iter_init_find(&it, &reply, "ferretdbVersion") ||
+                 (bson_iter_init_find(&it, &reply, "ferretdb") && true);
+    }
+    bson_destroy(&reply);
+    bson_destroy(&cmd);
+    mongoc_client_pool_push(pool, c);
+    return ferret;
+}
+
+struct ms_pipeline *ms_pipeline_new(const struct ms_config *cfg, struct ms_error *err)
+{
+    struct ms_pipeline *p = calloc(1, sizeof(*p));
+    struct ms_sink_opts so = {.max_retries = -1, .retry_delay_ms = cfg->sync_retry_delay_ms};
+    struct ms_mysql_info mi;
+    struct ms_mongo_info gi;
+    MYSQL *c = NULL;
+    bool found;
+
+    if (p == NULL) {
+        ms_error_set(err, MS_ERR_SYSTEM, ENOMEM, "out of memory");
+        return NULL;
+    }
+    p->cfg = cfg;
+    pthread_mutex_init(&p->mu, NULL);
+    queue_init(&p->q, (size_t)(cfg->sync_batch_size * 4 > 4096 ? cfg->sync_batch_size * 4 : 4096),
+               QUEUE_MAX_BYTES);
+    ms_value_opts_from_config(&p->vo, cfg);
+    p->server_id = ms_reader_default_server_id(cfg);
+
+    c = ms_mysql_connect(cfg, err);
+    if (c == NULL || !ms_mysql_probe(c, &mi, err) || !ms_reader_preflight(c, err) ||
+        !setup_tables(p, c, err)) {
+        goto fail;
+    }
+
+    p->pool = ms_sink_pool_new(cfg, err);
+    if (p->pool == NULL || !ms_sink_ping(p->pool, &gi, err)) {
+        goto fail;
+    }
+    if (cfg->sync_decimal_as == MS_DECIMAL_AS_DECIMAL128 && target_is_ferretdb(p->pool)) {
+        ms_error_set(err, MS_ERR_CONFIG, 1,
+                     "the target is FerretDB (%s), which has no Decimal128: set "
+                     "sync.decimal_as to string or double (SYNC_DECIMAL_AS=string keeps DECIMAL "
+                     "values exact)",
+                     gi.version);
+        goto fail;
+    }
+    p->sink = ms_sink_new(p->pool, cfg->mongodb_database, &so, err);
+    if (p->sink == NULL) {
+        goto fail;
+    }
+    if (!ms_sink_checkpoint_load(p->sink, cfg->sync_pipeline, &p->start, &found, err)) {
+        goto fail;
+    }
+    if (found && p->start.file[0] != '\0') {
+        bool available;
+        char first[256];
+        if (!position_available(c, &p->start, &available, first, sizeof(first), err)) {
+            goto fail;
+        }
+        if (!available) {
+            ms_error_set(err, MS_ERR_MYSQL, 1236,
+                         "the checkpoint %s:%llu is no longer on the source (binlog purged; the "
+                         "oldest file is %s): changes since then are lost to the binlog. "
+                         "Recover with a re-snapshot: mysync --full --table ... for every "
+                         "replicated table, which also resets the checkpoint",
+                         p->start.file, (unsigned long long)p->start.pos,
+                         first[0] != '\0' ? first : "none");
+            goto fail;
+        }
+        ms_log_kv(MS_LOG_INFO,
+                  ((struct ms_log_field[]){MS_LF_STR("file", p->start.file),
+                                           MS_LF_INT("pos", (int64_t)p->start.pos),
+                                           MS_LF_STR("gtid", p->start.gtid)}),
+                  "resuming from the checkpoint");
+    } else {
+        if (!current_position(c, &p->start, err) ||
+            !ms_sink_checkpoint_save(p->sink, cfg->sync_pipeline, &p->start, err)) {
+            goto fail;
+        }
+        ms_log_kv(MS_LOG_INFO,
+                  ((struct ms_log_field[]){MS_LF_STR("file", p->start.file),
+                                           MS_LF_INT("pos", (int64_t)p->start.pos)}),
+                  "no checkpoint: starting at the source's current position (earlier rows need "
+                  "a snapshot: mysync --full)");
+    }
+    mysql_close(c);
+    c = NULL;
+
+    p->source = ms_source_new(cfg, &p->vo);
+    p->strategy = &ms_strategy_generic;
+    if (!p->strategy->init(&p->strategy_ctx, cfg, err)) {
+        p->strategy = NULL;
+        goto fail;
+    }
+    pthread_mutex_lock(&p->mu);
+    snprintf(p->stats.file, sizeof(p->stats.file), "%s", p->start.file);
+    p->stats.pos = p->start.pos;
+    snprintf(p->stats.gtid, sizeof(p->stats.gtid), "%s", p->start.gtid);
+    p->stats.checkpoint_event_ms = p->start.event_time_ms;
+    p->stats.checkpoint_wall_ms = wall_ms();
+    pthread_mutex_unlock(&p->mu);
+    return p;
+fail:
+    if (c != NULL) {
+        mysql_close(c);
+    }
+    ms_pipeline_destroy(p);
+    return NULL;
+}
+
+void ms_pipeline_destroy(struct ms_pipeline *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    if (p->strategy != NULL) {
+        p->strategy->destroy(p->strategy_ctx);
+    }
+    ms_source_destroy(p->source);
+    ms_sink_destroy(p->sink);
+    if (p->pool != NULL) {
+        mongoc_client_pool_destroy(p->pool);
+    }
+    for (size_t i = 0; i < p->ntables; i++) {
+        free(p->tables[i].db);
+        free(p->tables[i].name);
+        for (size_t k = 0; k < p->tables[i].nkey; k++) {
+            free(p->tables[i].key[k]);
+        }
+        free(p->tables[i].key);
+    }
+    free(p->tables);
+    queue_destroy(&p->q);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+void ms_pipeline_get_stats(struct ms_pipeline *p, struct ms_pipeline_stats *out)
+{
+    pthread_mutex_lock(&p->mu);
+    *out = p->stats;
+    pthread_mutex_unlock(&p->mu);
+    out->queue_depth = queue_depth(&p->q);
+}
+
+/* ---- the reader thread ---------------------------------------------------------------- */
+
+struct rd {
+    struct ms_pipeline *p;
+    struct ms_binlog_parser *parser;
+    struct ms_schema *schema;
+    char file[256];
+    bool in_begin;           /* between BEGIN and COMMIT/XID */
+    struct ms_checkpoint at; /* the last boundary queued: where a reconnect resumes */
+    char gtid[512];          /* GTID of the transaction being read */
+    uint64_t events, changes;
+};
+
+static bool push_boundary(struct rd *r, uint64_t end_pos, uint32_t ts)
+{
+    struct item *it;
+
+    r->in_begin = false;
+    if (end_pos == 0) {
+        return true; /* an artificial event: no position to resume from */
+    }
+    snprintf(r->at.file, sizeof(r->at.file), "%s", r->file);
+    r->at.pos = end_pos;
+    snprintf(r->at.gtid, sizeof(r->at.gtid), "%s", r->gtid);
+    r->at.event_time_ms = (int64_t)ts * 1000;
+    it = item_new(IT_BOUNDARY);
+    it->cp = r->at;
+    return queue_push(r->p, it);
+}
+
+static void key_names(const struct table *t, const struct ms_table_map *tm, const char **names,
+                      size_t *n)
+{
+    *n = 0;
+    if (t->nkey > 0) {
+        for (size_t i = 0; i < t->nkey && i < 64; i++) {
+            names[(*n)++] = t->key[i];
+        }
+        return;
+    }
+    for (size_t i = 0; i < tm->npk && i < 64; i++) {
+        if (tm->pk[i] < tm->ncols && tm->cols[tm->pk[i]].name != NULL) {
+            names[(*n)++] = tm->cols[tm->pk[i]].name;
+        }
+    }
+}
+
+static bool map_change(struct rd *r, struct table *t, const struct ms_event *ev, uint64_t pos,
+                       bson_t *before, bson_t *after, struct ms_error *err)
+{
+    struct ms_pipeline *p = r->p;
+    const struct ms_table_map *tm = ev->u.rows.map;
+    const char *pk[64];
+    size_t npk;
+    const char *const *unres;
+    struct ms_change chg = {0};
+    struct item *it = item_new(IT_OPS);
+    struct ms_error merr = {0};
+    char position[300];
+    bool reread = false;
+
+    key_names(t, tm, pk, &npk);
+    snprintf(position, sizeof(position), "%s:%llu", r->file, (unsigned long long)pos);
+    chg.op = ev->u.rows.op == MS_ROW_INSERT   ? MS_CHANGE_INSERT
+             : ev->u.rows.op == MS_ROW_UPDATE ? MS_CHANGE_UPDATE
+                                             : MS_CHANGE_DELETE;
+    chg.db = tm->db;
+    chg.table = tm->table;
+    chg.before = chg.op == MS_CHANGE_INSERT ? NULL : before;
+    chg.after = chg.op == MS_CHANGE_DELETE ? NULL : after;
+    chg.after_complete = chg.after != NULL && (size_t)bson_count_keys(after) == tm->ncols;
+    chg.needs_reread = ms_binlog_rows_unresolved(r->parser, &unres) > 0;
+    chg.pk = pk;
+    chg.npk = npk;
+    chg.position = position;
+    if (!p->strategy->map(p->strategy_ctx, &chg, &it->ops, &merr)) {
+        /* a row the strategy cannot map: keep it in the dead letters, go on */
+        item_free(it);
+        it = item_new(IT_DEAD);
+        it->db = strdup(tm->db);
+        it->table = strdup(tm->table);
+        snprintf(it->position, sizeof(it->position), "%s", position);
+        snprintf(it->op, sizeof(it->op), "%s",
+                 chg.op == MS_CHANGE_INSERT   ? "insert"
+                 : chg.op == MS_CHANGE_UPDATE ? "update"
+                                              : "delete");
+        if (chg.before != NULL) {
+            BSON_APPEND_DOCUMENT(&it->row, "before", before);
+        }
+        if (chg.after != NULL) {
+            BSON_APPEND_DOCUMENT(&it->row, "after", after);
+        }
+        it->why = merr;
+        it->bytes += it->row.len;
+        if (!t->warned) {
+            ms_log(MS_LOG_ERROR, "%s (dead-lettered; further ones are counted)", merr.msg);
+            t->warned = true;
+        }
+        return queue_push(p, it);
+    }
+    (void)err;
+    for (size_t i = 0; i < it->ops.n; i++) {
+        it->bytes += it->ops.v[i].doc.len + it->ops.v[i].id.len + sizeof(struct ms_op);
+        reread |= it->ops.v[i].kind == MS_OP_REREAD;
+    }
+    it->db = strdup(tm->db);
+    it->table = strdup(tm->table);
+    snprintf(it->position, sizeof(it->position), "%s", position);
+    snprintf(it->source, sizeof(it->source), "%s.%s", tm->db, tm->table);
+    if (reread) {
+        it->pk = calloc(npk, sizeof(char *));
+        it->npk = npk;
+        for (size_t i = 0; i < npk; i++) {
+            it->pk[i] = strdup(pk[i]);
+        }
+    }
+    r->changes++;
+    return queue_push(p, it);
+}
+
+static bool on_rows(struct rd *r, const struct ms_event *ev, uint64_t pos, struct ms_error *err)
+{
+    const struct ms_table_map *tm = ev->u.rows.map;
+    struct table *t;
+    size_t off = 0;
+    bson_t before, after;
+    bool ok = true;
+
+    if (tm == NULL) {
+        ms_error_set(err, MS_ERR_DECODE, MS_DECODE_MALFORMED,
+                     "rows event for table id %llu without its TABLE_MAP",
+                     (unsigned long long)ev->u.rows.table_id);
+        return false;
+    }
+    t = table_select(r->p, tm->db, tm->table);
+    if (t == NULL) {
+        return true; /* not replicated: not even decoded */
+    }
+    while (ok && ms_binlog_rows_next(r->parser, ev, &off, &r->p->vo, &before, &after, err)) {
+        ok = map_change(r, t, ev, pos, &before, &after, err);
+        bson_destroy(&before);
+        bson_destroy(&after);
+    }
+    if (ok) {
+        bson_destroy(&before);
+        bson_destroy(&after);
+        ok = err->domain == MS_ERR_NONE;
+        if (!ok) {
+            ms_error_prefix(err, "%s.%s", tm->db, tm->table);
+        }
+    }
+    return ok;
+}
+
+static bool query_is(const struct ms_event *ev, const char *word)
+{
+    size_t n = strlen(word);
+
+    return ev->u.query.sql_len >= n && strncasecmp(ev->u.query.sql, word, n) == 0 &&
+           (ev->u.query.sql_len == n || ev->u.query.sql[n] == ' ' || ev->u.query.sql[n] == ';');
+}
+
+static bool on_event(struct rd *r, const struct ms_event *ev, uint64_t pos, uint64_t end_pos,
+                     struct ms_error *err)
+{
+    r->events++;
+    switch (ev->h.type) {
+    case MS_EV_GTID:
+    case MS_EV_GTID_TAGGED:
+    case MS_EV_ANONYMOUS_GTID:
+        /* MySQL: a BEGIN query follows for DML; DDL comes alone */
+        snprintf(r->gtid, sizeof(r->gtid), "%s", ms_binlog_parser_gtid(r->parser));
+        r->in_begin = false;
+        return true;
+    case MS_EV_MARIA_GTID:
+        /* MariaDB: the GTID event is the BEGIN, unless flagged standalone (DDL) */
+        snprintf(r->gtid, sizeof(r->gtid), "%s", ms_binlog_parser_gtid(r->parser));
+        r->in_begin = !(ev->body_len >= 13 && (ev->body[12] & 1) != 0);
+        return true;
+    case MS_EV_XID:
+        return push_boundary(r, end_pos, ev->h.timestamp);
+    case MS_EV_QUERY:
+    case MS_EV_MARIA_QUERY_COMPRESSED:
+        if (query_is(ev, "BEGIN")) {
+            r->in_begin = true;
+            return true;
+        }
+        if (query_is(ev, "COMMIT") || query_is(ev, "ROLLBACK")) {
+            return push_boundary(r, end_pos, ev->h.timestamp);
+        }
+        if (ms_schema_note_query(r->schema, ev->u.query.db, ev->u.query.db_len, ev->u.query.sql,
+                                 ev->u.query.sql_len)) {
+            struct item *it = item_new(IT_DDL);
+            it->db = strndup(ev->u.query.db, ev->u.query.db_len);
+            if (!queue_push(r->p, it)) {
+                return false;
+            }
+        }
+        /* a statement outside BEGIN..COMMIT (DDL) is a transaction of its own */
+        return r->in_begin ? true : push_boundary(r, end_pos, ev->h.timestamp);
+    case MS_EV_TABLE_MAP: {
+        struct ms_table_map *tm =
+            ms_binlog_parser_table_mut(r->parser, ev->u.table_map.map->table_id);
+        if (tm != NULL && table_select(r->p, tm->db, tm->table) != NULL) {
+            struct ms_error serr = {0};
+            bool applied;
+            if (!ms_schema_enrich(r->schema, tm, &applied, &serr)) {
+                ms_log(MS_LOG_WARN, "%s.%s: no definition from information_schema (%s)", tm->db,
+                       tm->table, serr.msg);
+            }
+        }
+        return true;
+    }
+    case MS_EV_TRANSACTION_PAYLOAD: {
+        size_t off = 0;
+        struct ms_event inner;
+        while (ms_binlog_payload_next(r->parser, ev, &off, &inner, err)) {
+            if (!on_event(r, &inner, pos, end_pos, err)) {
+                return false;
+            }
+        }
+        return err->domain == MS_ERR_NONE;
+    }
+    default:
+        return ms_binlog_is_rows_event(ev->h.type) ? on_rows(r, ev, pos, err) : true;
+    }
+}
+
+/* Sleeps about ms (+-20 %), waking early when the pipeline stops. */
+static void backoff_sleep(struct ms_pipeline *p, int64_t ms)
+{
+    int64_t jittered = ms * (80 + rand() % 41) / 100;
+
+    for (int64_t slept = 0; slept < jittered && !is_stopping(p); slept += 50) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void *reader_main(void *arg)
+{
+    struct ms_pipeline *p = arg;
+    struct rd r = {.p = p};
+    struct ms_error err = {0};
+    int64_t delay_ms = RECONNECT_FIRST_MS;
+    bool connected_once = false;
+
+    r.schema = ms_schema_new(p->cfg);
+    r.at = p->start;
+    while (!is_stopping(p)) {
+        struct ms_reader_opts ro = {.server_id = p->server_id, .file = r.at.file, .pos = r.at.pos};
+        struct ms_reader *rdr;
+        const uint8_t *buf;
+        size_t len;
+        struct ms_event ev;
+
+        if (ro.pos < 4) {
+            ro.pos = 4;
+        }
+        ms_error_clear(&err);
+        rdr = ms_reader_open(p->cfg, &ro, &err);
+        if (rdr == NULL) {
+            if (!err.retryable) {
+                break;
+            }
+            ms_log_kv(MS_LOG_WARN, ((struct ms_log_field[]){MS_LF_INT("retry_in_ms", delay_ms)}),
+                      "binlog: %s", err.msg);
+            backoff_sleep(p, delay_ms);
+            delay_ms = delay_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : delay_ms * 2;
+            continue;
+        }
+        if (connected_once) {
+            pthread_mutex_lock(&p->mu);
+            p->stats.reconnects++;
+            pthread_mutex_unlock(&p->mu);
+        }
+        connected_once = true;
+        ms_log_kv(MS_LOG_INFO,
+                  ((struct ms_log_field[]){MS_LF_STR("file", ms_reader_start_file(rdr)),
+                                           MS_LF_INT("pos", (int64_t)ms_reader_start_pos(rdr)),
+                                           MS_LF_INT("server_id", p->server_id)}),
+                  "reading the binlog");
+        snprintf(r.file, sizeof(r.file), "%s", ms_reader_start_file(rdr));
+        /* a restarted server may reuse table ids: a clean parser per connection */
+        ms_binlog_parser_destroy(r.parser);
+        r.parser = ms_binlog_parser_new();
+        ms_binlog_parser_expect_checksum(r.parser, ms_reader_checksum(rdr));
+        r.in_begin = false;
+        while (!is_stopping(p)) {
+            uint64_t pos;
+            uint64_t events0 = r.events, changes0 = r.changes;
+            if (!ms_reader_next(rdr, &buf, &len, &err)) {
+                break;
+            }
+            delay_ms = RECONNECT_FIRST_MS; /* the stream is alive */
+            if (!ms_binlog_parse(r.parser, buf, len, &ev, &err)) {
+                break;
+            }
+            if (ev.h.type == MS_EV_ROTATE) {
+                snprintf(r.file, sizeof(r.file), "%.*s", (int)ev.u.rotate.file_len,
+                         ev.u.rotate.file);
+                continue;
+            }
+            if (ev.h.type == MS_EV_HEARTBEAT || ev.h.type == MS_EV_HEARTBEAT_V2 ||
+                ev.h.type == MS_EV_FORMAT_DESCRIPTION) {
+                continue;
+            }
+            pos = ev.h.log_pos >= ev.h.event_size ? ev.h.log_pos - ev.h.event_size : 0;
+            if (!on_event(&r, &ev, pos, ev.h.log_pos, &err)) {
+                if (err.domain != MS_ERR_NONE) {
+                    ms_error_prefix(&err, "%s:%llu", r.file, (unsigned long long)pos);
+                }
+                break;
+            }
+            pthread_mutex_lock(&p->mu);
+            p->stats.events += r.events - events0;
+            p->stats.changes += r.changes - changes0;
+            pthread_mutex_unlock(&p->mu);
+        }
+        ms_reader_close(rdr);
+        if (is_stopping(p)) {
+            break;
+        }
+        if (err.domain == MS_ERR_NONE || !err.retryable) {
+            if (err.domain == MS_ERR_NONE) {
+                ms_error_set(&err, MS_ERR_MYSQL, 1, "the binlog dump ended unexpectedly");
+            }
+            break;
+        }
+        ms_log_kv(MS_LOG_WARN,
+                  ((struct ms_log_field[]){MS_LF_STR("file", r.at.file),
+                                           MS_LF_INT("pos", (int64_t)r.at.pos),
+                                           MS_LF_INT("retry_in_ms", delay_ms)}),
+                  "binlog: %s; resuming after the last whole transaction", err.msg);
+        backoff_sleep(p, delay_ms);
+        delay_ms = delay_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : delay_ms * 2;
+    }
+    if (!is_stopping(p) && err.domain != MS_ERR_NONE) {
+        set_fatal(p, &err);
+    }
+    ms_binlog_parser_destroy(r.parser);
+    ms_schema_destroy(r.schema);
+    pthread_mutex_lock(&p->mu);
+    p->reader_done = true;
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_lock(&p->q.mu);
+    pthread_cond_broadcast(&p->q.not_empty);
+    pthread_mutex_unlock(&p->q.mu);
+    return NULL;
+}
+
+/* ---- the sink thread ------------------------------------------------------------------ */
+
+struct batch {
+    struct item **items; /* the IT_OPS items whose operations are in the batch */
+    size_t nitems, capitems;
+    size_t nops;
+    int64_t first_ms; /* when the oldest operation arrived (monotonic) */
+    struct ms_write *w;
+    size_t nw, capw;
+    bson_t *reread_docs; /* documents built by re-reads (one per REREAD op) */
+    size_t nreread;
+};
+
+static void batch_add(struct batch *b, struct item *it)
+{
+    if (b->nitems == b->capitems) {
+        b->capitems = b->capitems != 0 ? b->capitems * 2 : 256;
+        b->items = realloc(b->items, b->capitems * sizeof(*b->items));
+        if (b->items == NULL) {
+            abort();
+        }
+    }
+    if (b->nitems == 0) {
+        b->first_ms = mono_ms();
+    }
+    b->items[b->nitems++] = it;
+    b->nops += it->ops.n;
+}
+
+static void batch_clear(struct batch *b)
+{
+    for (size_t i = 0; i < b->nitems; i++) {
+        item_free(b->items[i]);
+    }
+    for (size_t i = 0; i < b->nreread; i++) {
+        bson_destroy(&b->reread_docs[i]);
+    }
+    free(b->reread_docs);
+    b->reread_docs = NULL;
+    b->nreread = 0;
+    b->nitems = 0;
+    b->nops = 0;
+    b->nw = 0;
+}
+
+static struct ms_write *batch_write(struct batch *b)
+{
+    if (b->nw == b->capw) {
+        b->capw = b->capw != 0 ? b->capw * 2 : 256;
+        b->w = realloc(b->w, b->capw * sizeof(*b->w));
+        if (b->w == NULL) {
+            abort();
+        }
+    }
+    memset(&b->w[b->nw], 0, sizeof(*b->w));
+    return &b->w[b->nw++];
+}
+
+/* A REREAD: the row as the source has it now (newer than or equal to the change), replacing
+ * the document; a row gone since becomes a delete. */
+static bool resolve_reread(struct ms_pipeline *p, struct batch *b, const struct item *it,
+                           const struct ms_op *op, struct ms_write *w, struct ms_error *err)
+{
+    int64_t delay = RECONNECT_FIRST_MS;
+    bson_t row;
+    bool found;
+
+    for (;;) {
+        bson_init(&row);
+        if (ms_source_read_row(p->source, it->db, it->table, (const char *const *)it->pk, it->npk,
+                               &op->id, &row, &found, err)) {
+            break;
+        }
+        bson_destroy(&row);
+        if (!err->retryable || is_stopping(p)) {
+            ms_error_prefix(err, "re-reading a row of %s.%s", it->db, it->table);
+            return false;
+        }
+        ms_log(MS_LOG_WARN, "re-reading a row of %s.%s: %s; retrying", it->db, it->table,
+               err->msg);
+        backoff_sleep(p, delay);
+        delay = delay * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : delay * 2;
+    }
+    if (!found) {
+        bson_destroy(&row);
+        w->kind = MS_WRITE_DELETE;
+        return true;
+    }
+    if (b->reread_docs == NULL) {
+        b->reread_docs = calloc(b->nops, sizeof(bson_t));
+        if (b->reread_docs == NULL) {
+            abort();
+        }
+    }
+    bson_t *doc = &b->reread_docs[b->nreread++];
+    bson_iter_t iter;
+    bson_init(doc);
+    bson_concat(doc, &op->id);
+    if (bson_iter_init(&iter, &row)) {
+        while (bson_iter_next(&iter)) {
+            bson_append_iter(doc, bson_iter_key(&iter), -1, &iter);
+        }
+    }
+    bson_destroy(&row);
+    w->kind = MS_WRITE_UPSERT;
+    w->doc = doc;
+    return true;
+}
+
+/* A REREAD that cannot be done (not a transient failure): the change goes to the dead
+ * letters with its key, and the stream goes on. */
+static bool dead_letter_op(struct ms_pipeline *p, const struct item *it, const struct ms_op *op,
+                           struct ms_error *err)
+{
+    struct ms_error why = *err;
+
+    ms_log(MS_LOG_ERROR, "%s (dead-lettered)", why.msg);
+    ms_error_clear(err);
+    if (!ms_sink_dead_letter(p->sink, op->collection, it->source, it->position, "update",
+                             &op->id, &why, err)) {
+        return false;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->stats.dead_lettered++;
+    pthread_mutex_unlock(&p->mu);
+    return true;
+}
+
+static bool flush(struct ms_pipeline *p, struct batch *b, struct ms_error *err)
+{
+    struct ms_sink_result res = {0};
+
+    if (b->nitems == 0) {
+        return true;
+    }
+    b->nw = 0;
+    for (size_t i = 0; i < b->nitems; i++) {
+        struct item *it = b->items[i];
+        for (size_t k = 0; k < it->ops.n; k++) {
+            const struct ms_op *op = &it->ops.v[k];
+            struct ms_write *w = batch_write(b);
+            w->collection = op->collection;
+            w->id = &op->id;
+            w->source = it->source;
+            w->position = it->position;
+            switch (op->kind) {
+            case MS_OP_REPLACE:
+                w->kind = MS_WRITE_UPSERT;
+                w->doc = &op->doc;
+                break;
+            case MS_OP_SET:
+                w->kind = MS_WRITE_SET;
+                w->doc = &op->doc;
+                break;
+            case MS_OP_DELETE:
+                w->kind = MS_WRITE_DELETE;
+                break;
+            case MS_OP_REREAD:
+                if (!resolve_reread(p, b, it, op, w, err)) {
+                    if (err->retryable) {
+                        return false; /* stopping */
+                    }
+                    /* e.g. the table is gone since: the change cannot be completed */
+                    b->nw--;
+                    if (!dead_letter_op(p, it, op, err)) {
+                        return false;
+                    }
+                }
+                break;
+            }
+        }
+    }
+    if (!ms_sink_apply(p->sink, b->w, b->nw, &res, err)) {
+        return false;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->stats.ops_applied += res.upserted + res.matched + res.deleted;
+    p->stats.batches++;
+    p->stats.dead_lettered += res.dead_lettered;
+    p->stats.retries += res.retries;
+    pthread_mutex_unlock(&p->mu);
+    ms_log_kv(MS_LOG_DEBUG,
+              ((struct ms_log_field[]){MS_LF_INT("writes", (int64_t)b->nw),
+                                       MS_LF_INT("upserted", (int64_t)res.upserted),
+                                       MS_LF_INT("matched", (int64_t)res.matched),
+                                       MS_LF_INT("deleted", (int64_t)res.deleted),
+                                       MS_LF_INT("dead_lettered", (int64_t)res.dead_lettered)}),
+              "batch written");
+    batch_clear(b);
+    return true;
+}
+
+static bool save_checkpoint(struct ms_pipeline *p, const struct ms_checkpoint *cp,
+                            struct ms_error *err)
+{
+    if (!ms_sink_checkpoint_save(p->sink, p->cfg->sync_pipeline, cp, err)) {
+        return false;
+    }
+    pthread_mutex_lock(&p->mu);
+    snprintf(p->stats.file, sizeof(p->stats.file), "%s", cp->file);
+    p->stats.pos = cp->pos;
+    snprintf(p->stats.gtid, sizeof(p->stats.gtid), "%s", cp->gtid);
+    p->stats.checkpoint_event_ms = cp->event_time_ms;
+    p->stats.checkpoint_wall_ms = wall_ms();
+    pthread_mutex_unlock(&p->mu);
+    ms_log_kv(MS_LOG_DEBUG,
+              ((struct ms_log_field[]){MS_LF_STR("file", cp->file),
+                                       MS_LF_INT("pos", (int64_t)cp->pos)}),
+              "checkpoint saved");
+    return true;
+}
+
+static bool dead_letter(struct ms_pipeline *p, const struct item *it, struct ms_error *err)
+{
+    char source[400];
+
+    snprintf(source, sizeof(source), "%s.%s", it->db, it->table);
+    if (!ms_sink_dead_letter(p->sink, it->table, source, it->position, it->op, &it->row, &it->why,
+                             err)) {
+        return false;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->stats.dead_lettered++;
+    pthread_mutex_unlock(&p->mu);
+    return true;
+}
+
+static void *sink_main(void *arg)
+{
+    struct ms_pipeline *p = arg;
+    struct batch b = {0};
+    struct ms_checkpoint pending = {0}; /* newest boundary read, not yet saved */
+    bool have_pending = false;
+    int64_t last_save = mono_ms();
+    struct ms_error err = {0};
+    bool ok = true;
+
+    for (;;) {
+        int64_t deadline = -1;
+        struct item *it;
+        bool done;
+
+        if (b.nitems > 0) {
+            deadline = b.first_ms + p->cfg->sync_flush_ms;
+        } else if (have_pending) {
+            deadline = last_save + IDLE_CHECKPOINT_MS;
+        }
+        it = queue_pop(&p->q, deadline);
+        if (it != NULL) {
+            switch (it->kind) {
+            case IT_OPS:
+                batch_add(&b, it);
+                it = NULL;
+                break;
+            case IT_BOUNDARY:
+                pending = it->cp;
+                have_pending = true;
+                break;
+            case IT_DEAD:
+                ok = dead_letter(p, it, &err);
+                break;
+            case IT_DDL:
+                ms_source_invalidate(p->source, it->db, NULL);
+                break;
+            }
+            item_free(it);
+            if (!ok) {
+                break;
+            }
+        }
+        pthread_mutex_lock(&p->mu);
+        done = p->reader_done && queue_depth(&p->q) == 0;
+        pthread_mutex_unlock(&p->mu);
+        if (b.nops >= (size_t)p->cfg->sync_batch_size ||
+            (b.nitems > 0 && (done || mono_ms() >= b.first_ms + p->cfg->sync_flush_ms))) {
+            if (!flush(p, &b, &err)) {
+                ok = false;
+                break;
+            }
+            if (have_pending) {
+                /* every operation before the boundary is acknowledged */
+                if (!save_checkpoint(p, &pending, &err)) {
+                    ok = false;
+                    break;
+                }
+                have_pending = false;
+                last_save = mono_ms();
+            }
+        } else if (have_pending && b.nitems == 0 &&
+                   (done || mono_ms() >= last_save + IDLE_CHECKPOINT_MS)) {
+            /* transactions of other tables moved the position */
+            if (!save_checkpoint(p, &pending, &err)) {
+                ok = false;
+                break;
+            }
+            have_pending = false;
+            last_save = mono_ms();
+        }
+        if (done && b.nitems == 0 && !have_pending) {
+            break;
+        }
+    }
+    if (!ok) {
+        set_fatal(p, &err);
+    }
+    batch_clear(&b);
+    free(b.items);
+    free(b.w);
+    pthread_mutex_lock(&p->mu);
+    p->sink_done = true;
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+bool ms_pipeline_run(struct ms_pipeline *p, volatile sig_atomic_t *stop, struct ms_error *err)
+{
+    pthread_t reader, sinker;
+    int64_t stop_at = -1;
+    bool cancelled = false, done = false;
+
+    if (pthread_create(&sinker, NULL, sink_main, p) != 0) {
+        ms_error_set(err, MS_ERR_SYSTEM, errno, "cannot start the sink thread");
+        return false;
+    }
+    if (pthread_create(&reader, NULL, reader_main, p) != 0) {
+        ms_error_set(err, MS_ERR_SYSTEM, errno, "cannot start the reader thread");
+        set_fatal(p, err);
+        pthread_join(sinker, NULL);
+        return false;
+    }
+    ms_log_kv(MS_LOG_INFO,
+              ((struct ms_log_field[]){MS_LF_INT("tables", (int64_t)p->ntables),
+                                       MS_LF_INT("batch_size", p->cfg->sync_batch_size),
+                                       MS_LF_INT("flush_ms", p->cfg->sync_flush_ms)}),
+              "replicating into %s", p->cfg->mongodb_database);
+    while (!done) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+        if (stop != NULL && *stop && stop_at < 0) {
+            ms_log(MS_LOG_INFO, "stopping: writing what was read, then saving the checkpoint");
+            stop_at = mono_ms();
+            pthread_mutex_lock(&p->mu);
+            p->stopping = 1;
+            pthread_mutex_unlock(&p->mu);
+            pthread_mutex_lock(&p->q.mu);
+            pthread_cond_broadcast(&p->q.not_full);
+            pthread_mutex_unlock(&p->q.mu);
+        }
+        if (stop_at >= 0 && !cancelled && mono_ms() - stop_at > SHUTDOWN_GRACE_MS) {
+            ms_log(MS_LOG_WARN, "MongoDB did not take the last batch within %d s: giving up on "
+                                "it (the checkpoint stays before it; a restart replays it)",
+                   SHUTDOWN_GRACE_MS / 1000);
+            ms_sink_cancel(p->sink);
+            cancelled = true;
+        }
+        pthread_mutex_lock(&p->mu);
+        done = p->sink_done;
+        if (p->fatal && stop_at < 0) {
+            stop_at = mono_ms(); /* the grace period also bounds the last flush after an error */
+        }
+        pthread_mutex_unlock(&p->mu);
+    }
+    pthread_join(reader, NULL);
+    pthread_join(sinker, NULL);
+    if (p->fatal) {
+        *err = p->fatal_err;
+        return false;
+    }
+    ms_log(MS_LOG_INFO, "stopped at %s:%llu", p->stats.file, (unsigned long long)p->stats.pos);
+    return true;
+}

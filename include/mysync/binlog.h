@@ -55,7 +55,7 @@ enum ms_event_type {
     MS_EV_MARIA_DELETE_ROWS_COMPRESSED = 171,
 };
 
-enum ms_row_op { MS_OP_INSERT = 1, MS_OP_UPDATE = 2, MS_OP_DELETE = 3 };
+enum ms_row_op { MS_ROW_INSERT = 1, MS_ROW_UPDATE = 2, MS_ROW_DELETE = 3 };
 
 #define MS_BINLOG_HEADER_LEN 19
 #define MS_GTID_MAX          160

@@ -1244,16 +1244,16 @@ static bool parse_rows(struct ms_binlog_parser *p, struct ms_event *ev, struct m
     case MS_EV_WRITE_ROWS:
     case MS_EV_MARIA_WRITE_ROWS_COMPRESSED_V1:
     case MS_EV_MARIA_WRITE_ROWS_COMPRESSED:
-        ev->u.rows.op = MS_OP_INSERT;
+        ev->u.rows.op = MS_ROW_INSERT;
         break;
     case MS_EV_DELETE_ROWS_V1:
     case MS_EV_DELETE_ROWS:
     case MS_EV_MARIA_DELETE_ROWS_COMPRESSED_V1:
     case MS_EV_MARIA_DELETE_ROWS_COMPRESSED:
-        ev->u.rows.op = MS_OP_DELETE;
+        ev->u.rows.op = MS_ROW_DELETE;
         break;
     default:
-        ev->u.rows.op = MS_OP_UPDATE;
+        ev->u.rows.op = MS_ROW_UPDATE;
         break;
     }
     ev->u.rows.partial_json = t == MS_EV_PARTIAL_UPDATE_ROWS;
@@ -1263,13 +1263,13 @@ static bool parse_rows(struct ms_binlog_parser *p, struct ms_event *ev, struct m
     off += used;
     ev->u.rows.ncols = (size_t)ncols;
     bm = ((size_t)ncols + 7) / 8;
-    if (n - off < bm * (ev->u.rows.op == MS_OP_UPDATE ? 2 : 1)) {
+    if (n - off < bm * (ev->u.rows.op == MS_ROW_UPDATE ? 2 : 1)) {
         return fail(err, &ev->h, "rows event bitmaps truncated");
     }
     ev->u.rows.present = b + off;
     off += bm;
     ev->u.rows.present2 = ev->u.rows.present;
-    if (ev->u.rows.op == MS_OP_UPDATE) {
+    if (ev->u.rows.op == MS_ROW_UPDATE) {
         ev->u.rows.present2 = b + off;
         off += bm;
     }
@@ -1395,14 +1395,14 @@ bool ms_binlog_rows_next(struct ms_binlog_parser *p, const struct ms_event *ev, 
                      ev->u.rows.ncols, tm->ncols);
         return false;
     }
-    if (ev->u.rows.op != MS_OP_INSERT) {
+    if (ev->u.rows.op != MS_ROW_INSERT) {
         if (!ms_rows_decode_image(tm, ev->u.rows.present, r + *off, n - *off, &used, before, opts,
                                   err)) {
             return false;
         }
         *off += used;
     }
-    if (ev->u.rows.op != MS_OP_DELETE) {
+    if (ev->u.rows.op != MS_ROW_DELETE) {
         const uint8_t *partial = NULL;
         if (ev->u.rows.partial_json) {
             uint64_t value_options;

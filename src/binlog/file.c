@@ -32,7 +32,7 @@ struct dump {
 
 static const char *op_name(enum ms_row_op op)
 {
-    return op == MS_OP_INSERT ? "insert" : op == MS_OP_UPDATE ? "update" : "delete";
+    return op == MS_ROW_INSERT ? "insert" : op == MS_ROW_UPDATE ? "update" : "delete";
 }
 
 #define RAW(b, lit) ms_extjson_put_raw((b), (lit), sizeof(lit) - 1)
@@ -64,13 +64,13 @@ static bool write_line(struct dump *d, const struct ms_event *ev, uint64_t pos,
           ms_extjson_put_string(b, op, strlen(op)) && RAW(b, ", \"before\" : "))) {
         return false;
     }
-    if (ev->u.rows.op == MS_OP_INSERT ? !RAW(b, "null") : !ms_extjson_append_nested(b, before)) {
+    if (ev->u.rows.op == MS_ROW_INSERT ? !RAW(b, "null") : !ms_extjson_append_nested(b, before)) {
         return false;
     }
     if (!RAW(b, ", \"after\" : ")) {
         return false;
     }
-    if (ev->u.rows.op == MS_OP_DELETE ? !RAW(b, "null") : !ms_extjson_append_nested(b, after)) {
+    if (ev->u.rows.op == MS_ROW_DELETE ? !RAW(b, "null") : !ms_extjson_append_nested(b, after)) {
         return false;
     }
     if (nu > 0) {
@@ -112,12 +112,12 @@ static bool dump_rows(struct dump *d, const struct ms_event *ev, uint64_t pos, s
                 BSON_APPEND_UTF8(&line, "db", ev->u.rows.map->db);
                 BSON_APPEND_UTF8(&line, "table", ev->u.rows.map->table);
                 BSON_APPEND_UTF8(&line, "op", op_name(ev->u.rows.op));
-                if (ev->u.rows.op == MS_OP_INSERT) {
+                if (ev->u.rows.op == MS_ROW_INSERT) {
                     BSON_APPEND_NULL(&line, "before");
                 } else {
                     BSON_APPEND_DOCUMENT(&line, "before", &before);
                 }
-                if (ev->u.rows.op == MS_OP_DELETE) {
+                if (ev->u.rows.op == MS_ROW_DELETE) {
                     BSON_APPEND_NULL(&line, "after");
                 } else {
                     BSON_APPEND_DOCUMENT(&line, "after", &after);
