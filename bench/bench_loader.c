@@ -1,0 +1,5 @@
+/* Placeholder: being written (bench/e2e.sh). */
+int main(void)
+{
+    return 0;
+}
