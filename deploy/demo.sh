@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # mysync demo on an embedded default: installs what is missing, builds mysync, starts a local
 # MariaDB (binlog ROW) and a MongoDB-wire server (mongo-java-server), loads a sample shop,
-# runs mysync against them with a small load generator, and tells you where to look.
+# runs mysync against them while a load generator changes the shop, and shows the changes
+# arriving in MongoDB live.
 #
 #   deploy/demo.sh            run, then stop the servers
 #   deploy/demo.sh --keep     leave the servers running (prints how to stop them)
@@ -53,41 +54,62 @@ set -a; . "$RIG/mysync.env"; set +a
 echo "== mysync --check-config"
 build/mysync --check-config | sed -n '1,20p'
 echo "   ..."
-echo "== mysync (daemon)"
-status=0
-build/mysync || status=$?
-if [ "$status" != 0 ]; then
-  echo "demo: mysync could not reach the servers (exit $status)" >&2
-  exit "$status"
-fi
+echo "== mysync (daemon), in the background: log in $RIG/mysync.log"
+build/mysync > "$RIG/mysync.log" 2>&1 &
+MYSYNC_PID=$!
+stop_mysync() { kill -TERM "$MYSYNC_PID" 2>/dev/null && wait "$MYSYNC_PID" 2>/dev/null || true; }
+if [ "$KEEP" = 1 ]; then trap stop_mysync EXIT INT TERM; else
+  trap 'stop_mysync; bash tests/support/rig.sh stop --dir "$RIG"' EXIT INT TERM; fi
+for _ in $(seq 1 100); do
+  grep -q "replicating into" "$RIG/mysync.log" && break
+  if ! kill -0 "$MYSYNC_PID" 2>/dev/null; then
+    cat "$RIG/mysync.log" >&2; echo "demo: mysync exited" >&2; exit 1
+  fi
+  sleep 0.1
+done
+sed 's/^/   /' "$RIG/mysync.log"
 
-# shellcheck disable=SC2086
-before=$(mariadb --no-defaults $MS_DEMO_MYSQL -N -e "SHOW MASTER STATUS" | awk '{print $1":"$2}')
-echo "== load generator for ${MS_DEMO_SECONDS:-10}s (deploy/demo/load.sh)"
-bash deploy/demo/load.sh "${MS_DEMO_SECONDS:-10}"
-# shellcheck disable=SC2086
-after=$(mariadb --no-defaults $MS_DEMO_MYSQL -N -e "SHOW MASTER STATUS" | awk '{print $1":"$2}')
-
-CHANGES="${TMPDIR:-/tmp}/mysync-demo-changes.jsonl"
-echo "== the load as mysync decodes it from the server's binlog (binlog-dump --from-server)"
-build/mysync binlog-dump --from-server --start "$before" --no-follow 2>/dev/null > "$CHANGES"
-echo "   $(wc -l < "$CHANGES") row changes decoded; the first three:"
-head -n 3 "$CHANGES" | cut -c1-400
+my() { mariadb --no-defaults $MS_DEMO_MYSQL -N shop -e "$1"; } # shellcheck disable=SC2086
+peek() { build/demo_peek "$(get MS_RIG_MONGO_URI)" shop "$@"; }
+first_order=$(my "SELECT IFNULL(MAX(id), 0) FROM orders")
+before=$(my "SHOW MASTER STATUS" | awk '{print $1":"$2}')
+echo "== load generator for ${MS_DEMO_SECONDS:-10}s (deploy/demo/load.sh), replicated live"
+bash deploy/demo/load.sh "${MS_DEMO_SECONDS:-10}" &
+LOAD_PID=$!
+while kill -0 "$LOAD_PID" 2>/dev/null; do
+  printf '   orders since start: MariaDB %s, MongoDB %s\n' \
+    "$(my "SELECT COUNT(*) FROM orders WHERE id > $first_order")" \
+    "$(peek orders "{\"_id\": {\"\$gt\": $first_order}}" --count)"
+  sleep 2
+done
+wait "$LOAD_PID"
+sleep 1
+m_orders=$(my "SELECT COUNT(*) FROM orders WHERE id > $first_order")
+g_orders=$(peek orders "{\"_id\": {\"\$gt\": $first_order}}" --count)
+echo "   after the load:      MariaDB $m_orders, MongoDB $g_orders"
+echo "== the newest order in MongoDB, and its row in MariaDB"
+peek orders --sort -_id --limit 1 | cut -c1-400
+my "SELECT * FROM orders ORDER BY id DESC LIMIT 1"
+echo "== mysync's checkpoint (_mysync_checkpoints): where a restart resumes"
+peek _mysync_checkpoints
+echo "== stopping mysync (SIGTERM: flush, checkpoint, exit 0)"
+stop_mysync
+tail -n 2 "$RIG/mysync.log" | sed 's/^/   /'
+after=$(my "SHOW MASTER STATUS" | awk '{print $1":"$2}')
 
 cat <<TXT
 
 == where to look
   MariaDB:   mariadb --no-defaults $MS_DEMO_MYSQL shop
              binlog moved from $before to $after during the load
-  MongoDB:   $(get MS_RIG_MONGO_URI)  (database "shop"; any MongoDB client or driver)
-  mysync:    set -a; . $RIG/mysync.env; set +a; build/mysync --check-config
-             build/mysync binlog-dump --from-server      (live decoded changes; Ctrl-C stops)
-  decoded:   $CHANGES
-
-  This build checks both servers and decodes the live binlog (every column type, exact
-  values, as the documents will be written); writing them into MongoDB arrives with the
-  CDC pipeline, and status/metrics on http://127.0.0.1:8080 with the control plane. The
-  demo grows with them.
+  MongoDB:   $(get MS_RIG_MONGO_URI)  (database "shop"; any MongoDB client, or
+             build/demo_peek $(get MS_RIG_MONGO_URI) shop orders --limit 5)
+  mysync:    set -a; . $RIG/mysync.env; set +a; build/mysync        (replicate again)
+             build/mysync binlog-dump --from-server --start $before --no-follow
+                                                   (the decoded changes, one JSON line each)
+  Rows that existed before mysync first started arrive with a snapshot (mysync --full,
+  issue 5); until then MongoDB holds what changed since. Status and metrics on
+  http://127.0.0.1:8080 arrive with the control plane.
 TXT
 if [ "$KEEP" = 1 ]; then
   echo "  Servers keep running; stop them with: tests/support/rig.sh stop --dir $RIG"

@@ -1211,6 +1211,45 @@ static void refuses_bad_setups_before_writing(void **state)
     mysql_close(m);
 }
 
+/* MongoDB goes away mid-stream (stopped cleanly: mongo-java-server loses its last second of
+ * writes on SIGKILL, see the README) and comes back: the writes wait and retry, nothing is
+ * skipped. */
+static void mongo_restart_converges(void **state)
+{
+    struct workload w = {.ops = 1500, .key_space = 400};
+    MYSQL *m = admin();
+    mongoc_client_t *c;
+    struct daemon d;
+    const char *db = "itp_mongo_restart";
+    pthread_t th;
+
+    (void)state;
+    c = mongo(&java);
+    drop_db(c, db);
+    mongoc_client_destroy(c);
+    sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
+           "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT)");
+    daemon_init(&d, &java, "itp", db);
+    daemon_env(&d, "SYNC_TABLES=kv");
+    daemon_start(&d);
+    daemon_wait_ready(&d);
+    pthread_create(&th, NULL, workload_main, &w);
+    sleep_ms(500);
+    assert_true(tu_rig_ctl("stop-service", "mongo"));
+    sleep_ms(2000); /* the workload goes on; the daemon's writes fail and wait */
+    assert_true(tu_rig_ctl("start-service", "mongo"));
+    pthread_join(th, NULL);
+    if (w.error[0] != '\0') {
+        daemon_fail(&d, w.error);
+    }
+    c = mongo(&java);
+    wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
+    assert_int_equal(daemon_signal(&d, SIGTERM), 0);
+    daemon_cleanup(&d);
+    mongoc_client_destroy(c);
+    mysql_close(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1223,6 +1262,7 @@ int main(void)
         cmocka_unit_test(large_transaction_arrives_whole),
         cmocka_unit_test(sigkill_loop_converges),
         cmocka_unit_test(mariadb_restart_converges),
+        cmocka_unit_test(mongo_restart_converges),
     };
 
     mongoc_init();
