@@ -16,7 +16,8 @@
 
 struct ms_source;
 
-/* Connects lazily, on the first read; cfg and opts are borrowed for the source's life. */
+/* Connects lazily, on the first read; cfg and opts are borrowed for the source's life (opts
+ * NULL: the defaults). A source holds one connection and is used by one thread at a time. */
 struct ms_source *ms_source_new(const struct ms_config *cfg, const struct ms_value_opts *opts);
 void ms_source_destroy(struct ms_source *s);
 
@@ -24,7 +25,24 @@ void ms_source_destroy(struct ms_source *s);
  * {"_id": {col: value, ...}} for a composite one; pk names the key columns in key order).
  * *found = false when there is no such row (it was deleted since). row (initialised by the
  * caller) gets {column: value, ...} for every column, in table order. Errors: retryable for a
- * lost connection; not retryable for an unknown table or a key that does not fit. */
+ * lost connection; not retryable for an unknown table or a key that does not fit.
+ *
+ * Key values are taken as the decoder writes them under the same options (Decimal128 for
+ * BIGINT UNSIGNED above 2^63-1, an array of labels for SET, binary, ...). A Date of a
+ * DATETIME/TIMESTAMP key matches the stored value to the millisecond, and a double of a
+ * DECIMAL key (decimal_as=double) every value that converts to it: rows that differ only
+ * below that precision share one _id, and the first one found is returned. A NULL key value
+ * matches NULL (sync.keys columns), except in DATETIME/TIMESTAMP/DECIMAL-as-double columns.
+ * The statement per table and key is prepared once and kept.
+ *
+ * Error codes: MS_ERR_MYSQL with the server's or client's number (retryable for lost
+ * connections, deadlocks and lock waits; ER_NO_SUCH_TABLE 1146 for an unknown table);
+ * MS_ERR_DECODE/MS_DECODE_SCHEMA for a key that does not fit (no _id, another number of
+ * fields, a key column the table lacks, a BSON type the column cannot hold);
+ * MS_ERR_DECODE/MS_DECODE_UNSUPPORTED for a column type that cannot be read back or matched
+ * (VECTOR, a GEOMETRY or JSON key). MySQL's native JSON type (not MariaDB's) can only be
+ * read back as text: an opaque DECIMAL inside a document becomes a double there, where the
+ * binlog's binary JSON gives a Decimal128. */
 bool ms_source_read_row(struct ms_source *s, const char *db, const char *table,
                         const char *const *pk, size_t npk, const bson_t *id, bson_t *row,
                         bool *found, struct ms_error *err);
