@@ -242,7 +242,7 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 }
 
 /* Connects to both servers and reports what it finds; the daemon's first step. */
-static int preflight(const struct ms_config *cfg)
+static int preflight(const struct ms_config *cfg, bool *binlog_ok)
 {
     struct ms_error err = {0};
     struct ms_mysql_info mi;
@@ -262,7 +262,9 @@ static int preflight(const struct ms_config *cfg)
         mysql_close(conn);
         return EX_UNAVAILABLE;
     }
+    *binlog_ok = cfg->sync_mode != MS_SYNC_MODE_POLL;
     if (cfg->sync_mode != MS_SYNC_MODE_POLL && !ms_reader_preflight(conn, &err)) {
+        *binlog_ok = false;
         if (cfg->sync_mode == MS_SYNC_MODE_BINLOG) {
             ms_log(MS_LOG_ERROR, "SYNC_MODE=binlog: %s", err.msg);
             mysql_close(conn);
@@ -390,18 +392,20 @@ static int daemon_run(const struct ms_config *cfg)
 {
     struct ms_error err = {0};
     struct ms_pipeline *p;
+    bool binlog_ok;
     int rc;
 
     /* a stop during start-up is honoured as soon as replication begins (nothing to flush) */
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
-    rc = preflight(cfg);
+    rc = preflight(cfg, &binlog_ok);
     if (rc != EX_OK) {
         return rc;
     }
-    if (cfg->sync_mode == MS_SYNC_MODE_POLL) {
-        ms_log(MS_LOG_ERROR, "SYNC_MODE=poll: timestamp polling is not part of this build yet");
+    if (!binlog_ok) {
+        ms_log(MS_LOG_ERROR, "SYNC_MODE=%s: timestamp polling is not part of this build yet",
+               cfg->sync_mode == MS_SYNC_MODE_POLL ? "poll" : "auto");
         return EX_UNAVAILABLE;
     }
     p = ms_pipeline_new(cfg, &err);

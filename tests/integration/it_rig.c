@@ -286,10 +286,13 @@ static void ferretdb_types_and_limits(void **state)
 
 /* ---- the mysync binary against the rig ---------------------------------------------- */
 
+/* The daemon reports both servers, then checks its tables: an unknown one is refused (78)
+ * before anything is written, which ends the run here. */
 static void daemon_preflight(const char *uri_key)
 {
     char port[64], user[64], pw[128], uri[256];
-    const char *env[] = {port, user, pw, uri, "MYSQL_DATABASE=mysql", NULL};
+    const char *env[] = {port, user, pw, uri, "MYSQL_DATABASE=mysql", "SYNC_TABLES=no_such_table",
+                         NULL};
     const char *argv[] = {getenv("MS_MYSYNC"), NULL};
     struct tu_proc p;
 
@@ -298,9 +301,10 @@ static void daemon_preflight(const char *uri_key)
     snprintf(pw, sizeof(pw), "MYSQL_PASSWORD=%s", tu_rig("MS_RIG_MYSYNC_PASSWORD"));
     snprintf(uri, sizeof(uri), "MONGODB_URI=%s", tu_rig(uri_key));
     assert_true(tu_run(argv, env, 60, &p));
-    if (p.status != 0 || strstr(p.err, "connected to MySQL") == NULL ||
+    if (p.status != 78 || strstr(p.err, "connected to MySQL") == NULL ||
         strstr(p.err, "binlog_format=ROW") == NULL ||
-        strstr(p.err, "connected to MongoDB") == NULL) {
+        strstr(p.err, "connected to MongoDB") == NULL ||
+        strstr(p.err, "mysql.no_such_table does not exist") == NULL) {
         fail_msg("preflight against %s: exit %d\n%s", uri_key, p.status, p.err);
     }
     assert_null(strstr(p.err, tu_rig("MS_RIG_MYSYNC_PASSWORD")));
@@ -330,7 +334,8 @@ static void mysync_preflight_wrong_password(void **state)
     tu_proc_cleanup(&p);
 }
 
-/* The daemon's preflight checks the binlog: refused in binlog mode, a warning in auto mode. */
+/* The daemon's preflight checks the binlog: refused in binlog mode; auto mode would poll
+ * instead, which this build cannot yet (69, saying so). */
 static void mysync_preflight_binlog_off(void **state)
 {
     char port[64], user[64], pw[128], uri[256];
@@ -350,7 +355,8 @@ static void mysync_preflight_binlog_off(void **state)
     }
     tu_proc_cleanup(&p);
     assert_true(tu_run(argv, auto_env, 60, &p));
-    if (p.status != 0 || strstr(p.err, "binlog replication is not possible") == NULL) {
+    if (p.status != 69 || strstr(p.err, "binlog replication is not possible") == NULL ||
+        strstr(p.err, "SYNC_MODE=auto: timestamp polling is not part of this build") == NULL) {
         fail_msg("auto mode: exit %d\n%s", p.status, p.err);
     }
     tu_proc_cleanup(&p);
