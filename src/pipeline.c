@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,10 +104,12 @@ struct ms_pipeline {
     struct queue q;
     pthread_mutex_t mu; /* guards stats, fatal, the flags below */
     struct ms_pipeline_stats stats;
-    volatile int stopping;    /* stop reading: set by run() */
-    bool reader_done;
-    bool sink_done;
-    bool fatal;
+    /* Flags read across threads without the mutex (queue waits test them under the queue's
+     * lock): atomics, so no lock order between the two mutexes is needed. */
+    atomic_bool stopping; /* stop reading: set by run() or a fatal error */
+    atomic_bool reader_done;
+    atomic_bool sink_done;
+    atomic_bool fatal; /* fatal_err is set (under mu) before this */
     struct ms_error fatal_err;
 };
 
@@ -129,11 +132,11 @@ static int64_t wall_ms(void)
 static void set_fatal(struct ms_pipeline *p, const struct ms_error *err)
 {
     pthread_mutex_lock(&p->mu);
-    if (!p->fatal) {
-        p->fatal = true;
+    if (!atomic_load(&p->fatal)) {
         p->fatal_err = *err;
+        atomic_store(&p->fatal, true);
     }
-    p->stopping = 1;
+    atomic_store(&p->stopping, true);
     pthread_mutex_unlock(&p->mu);
     pthread_mutex_lock(&p->q.mu);
     pthread_cond_broadcast(&p->q.not_full);
@@ -143,12 +146,7 @@ static void set_fatal(struct ms_pipeline *p, const struct ms_error *err)
 
 static bool is_stopping(struct ms_pipeline *p)
 {
-    bool s;
-
-    pthread_mutex_lock(&p->mu);
-    s = p->stopping != 0;
-    pthread_mutex_unlock(&p->mu);
-    return s;
+    return atomic_load(&p->stopping);
 }
 
 /* ---- items and the queue ------------------------------------------------------------ */
@@ -213,10 +211,10 @@ static bool queue_push(struct ms_pipeline *p, struct item *it)
 
     pthread_mutex_lock(&q->mu);
     while ((q->n >= q->max_n || (q->n > 0 && q->bytes + it->bytes > q->max_bytes)) &&
-           !(p->fatal || p->stopping)) {
+           !atomic_load(&p->fatal) && !atomic_load(&p->stopping)) {
         pthread_cond_wait(&q->not_full, &q->mu);
     }
-    if (p->fatal) {
+    if (atomic_load(&p->fatal)) {
         pthread_mutex_unlock(&q->mu);
         item_free(it);
         return false;
@@ -1059,9 +1057,7 @@ static void *reader_main(void *arg)
     }
     ms_binlog_parser_destroy(r.parser);
     ms_schema_destroy(r.schema);
-    pthread_mutex_lock(&p->mu);
-    p->reader_done = true;
-    pthread_mutex_unlock(&p->mu);
+    atomic_store(&p->reader_done, true);
     pthread_mutex_lock(&p->q.mu);
     pthread_cond_broadcast(&p->q.not_empty);
     pthread_mutex_unlock(&p->q.mu);
@@ -1338,9 +1334,7 @@ static void *sink_main(void *arg)
                 break;
             }
         }
-        pthread_mutex_lock(&p->mu);
-        done = p->reader_done && queue_depth(&p->q) == 0;
-        pthread_mutex_unlock(&p->mu);
+        done = atomic_load(&p->reader_done) && queue_depth(&p->q) == 0;
         if (b.nops >= (size_t)p->cfg->sync_batch_size ||
             (b.nitems > 0 && (done || mono_ms() >= b.first_ms + p->cfg->sync_flush_ms))) {
             if (!flush(p, &b, &err)) {
@@ -1376,9 +1370,7 @@ static void *sink_main(void *arg)
     batch_clear(&b);
     free(b.items);
     free(b.w);
-    pthread_mutex_lock(&p->mu);
-    p->sink_done = true;
-    pthread_mutex_unlock(&p->mu);
+    atomic_store(&p->sink_done, true);
     return NULL;
 }
 
@@ -1409,9 +1401,7 @@ bool ms_pipeline_run(struct ms_pipeline *p, volatile sig_atomic_t *stop, struct 
         if (stop != NULL && *stop && stop_at < 0) {
             ms_log(MS_LOG_INFO, "stopping: writing what was read, then saving the checkpoint");
             stop_at = mono_ms();
-            pthread_mutex_lock(&p->mu);
-            p->stopping = 1;
-            pthread_mutex_unlock(&p->mu);
+            atomic_store(&p->stopping, true);
             pthread_mutex_lock(&p->q.mu);
             pthread_cond_broadcast(&p->q.not_full);
             pthread_mutex_unlock(&p->q.mu);
@@ -1423,16 +1413,14 @@ bool ms_pipeline_run(struct ms_pipeline *p, volatile sig_atomic_t *stop, struct 
             ms_sink_cancel(p->sink);
             cancelled = true;
         }
-        pthread_mutex_lock(&p->mu);
-        done = p->sink_done;
-        if (p->fatal && stop_at < 0) {
+        done = atomic_load(&p->sink_done);
+        if (atomic_load(&p->fatal) && stop_at < 0) {
             stop_at = mono_ms(); /* the grace period also bounds the last flush after an error */
         }
-        pthread_mutex_unlock(&p->mu);
     }
     pthread_join(reader, NULL);
     pthread_join(sinker, NULL);
-    if (p->fatal) {
+    if (atomic_load(&p->fatal)) {
         *err = p->fatal_err;
         return false;
     }
