@@ -18,6 +18,7 @@
 #include <mongoc/mongoc.h>
 #include <mysql.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -812,7 +813,10 @@ struct workload {
     int ops;        /* transactions to run */
     int key_space;  /* ids 1..key_space */
     bool tolerate_disconnects;
-    volatile int done;
+    /* filled by workload_start: the rig's values are read in the test's thread only */
+    char user[64], password[64];
+    unsigned port;
+    atomic_int done;
     char error[512];
 };
 
@@ -831,9 +835,7 @@ static void *workload_main(void *arg)
         int kind = (int)(rand_r(&seed) % 10);
         if (m == NULL) {
             m = mysql_init(NULL);
-            if (mysql_real_connect(m, "127.0.0.1", tu_rig("MS_RIG_ADMIN_USER"),
-                                   tu_rig("MS_RIG_ADMIN_PASSWORD"), "itp",
-                                   (unsigned)atoi(tu_rig("MS_RIG_MARIADB_PORT")), NULL,
+            if (mysql_real_connect(m, "127.0.0.1", w->user, w->password, "itp", w->port, NULL,
                                    CLIENT_MULTI_STATEMENTS) == NULL) {
                 mysql_close(m);
                 m = NULL;
@@ -880,8 +882,16 @@ static void *workload_main(void *arg)
     if (m != NULL) {
         mysql_close(m);
     }
-    w->done = 1;
+    atomic_store(&w->done, 1);
     return NULL;
+}
+
+static void workload_start(pthread_t *th, struct workload *w)
+{
+    snprintf(w->user, sizeof(w->user), "%s", tu_rig("MS_RIG_ADMIN_USER"));
+    snprintf(w->password, sizeof(w->password), "%s", tu_rig("MS_RIG_ADMIN_PASSWORD"));
+    w->port = (unsigned)atoi(tu_rig("MS_RIG_MARIADB_PORT"));
+    assert_int_equal(pthread_create(th, NULL, workload_main, w), 0);
 }
 
 static int env_int(const char *name, int dflt)
@@ -911,8 +921,8 @@ static void sigkill_loop_converges(void **state)
     daemon_env(&d, "SYNC_BATCH_SIZE=200");
     daemon_start(&d);
     daemon_wait_ready(&d);
-    pthread_create(&th, NULL, workload_main, &w);
-    for (int k = 0; k < kills && !w.done; k++) {
+    workload_start(&th, &w);
+    for (int k = 0; k < kills && !atomic_load(&w.done); k++) {
         sleep_ms(200 + (int)(rand_r(&seed) % 1200));
         assert_int_equal(daemon_signal(&d, SIGKILL), 128 + SIGKILL);
         daemon_start(&d);
@@ -949,7 +959,7 @@ static void mariadb_restart_converges(void **state)
     daemon_env(&d, "SYNC_TABLES=kv");
     daemon_start(&d);
     daemon_wait_ready(&d);
-    pthread_create(&th, NULL, workload_main, &w);
+    workload_start(&th, &w);
     sleep_ms(800);
     assert_true(tu_rig_ctl("restart", "mariadb"));
     pthread_join(th, NULL);
@@ -1233,7 +1243,7 @@ static void mongo_restart_converges(void **state)
     daemon_env(&d, "SYNC_TABLES=kv");
     daemon_start(&d);
     daemon_wait_ready(&d);
-    pthread_create(&th, NULL, workload_main, &w);
+    workload_start(&th, &w);
     sleep_ms(500);
     assert_true(tu_rig_ctl("stop-service", "mongo"));
     sleep_ms(2000); /* the workload goes on; the daemon's writes fail and wait */
