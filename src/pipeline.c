@@ -110,6 +110,7 @@ struct ms_pipeline {
     atomic_bool reader_done;
     atomic_bool sink_done;
     atomic_bool fatal; /* fatal_err is set (under mu) before this */
+    atomic_bool cancelled; /* the shutdown grace ran out: write nothing more */
     struct ms_error fatal_err;
 };
 
@@ -1306,6 +1307,15 @@ static void *sink_main(void *arg)
         struct item *it;
         bool done;
 
+        if (atomic_load(&p->cancelled)) {
+            /* what is still queued or batched is after the checkpoint: a restart replays it */
+            ms_error_set(&err, MS_ERR_SYSTEM, ECANCELED,
+                         "stopped before MongoDB took everything read (the checkpoint stays at "
+                         "the last acknowledged transaction; a restart replays the rest)");
+            ok = false;
+            break;
+        }
+
         if (b.nitems > 0) {
             deadline = b.first_ms + p->cfg->sync_flush_ms;
         } else if (have_pending) {
@@ -1410,6 +1420,7 @@ bool ms_pipeline_run(struct ms_pipeline *p, volatile sig_atomic_t *stop, struct 
             ms_log(MS_LOG_WARN, "MongoDB did not take the last batch within %d s: giving up on "
                                 "it (the checkpoint stays before it; a restart replays it)",
                    SHUTDOWN_GRACE_MS / 1000);
+            atomic_store(&p->cancelled, true);
             ms_sink_cancel(p->sink);
             cancelled = true;
         }

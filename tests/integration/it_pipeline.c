@@ -1260,6 +1260,43 @@ static void mongo_restart_converges(void **state)
     mysql_close(m);
 }
 
+/* SIGTERM while MongoDB is away: the daemon gives the last batch its grace period, then exits
+ * 75 without moving the checkpoint; the next run writes what the stopped one could not. */
+static void stop_while_mongo_down_exits_75_and_replays(void **state)
+{
+    MYSQL *m = admin();
+    mongoc_client_t *c;
+    struct daemon d;
+    const char *db = "itp_stop_down";
+
+    (void)state;
+    c = mongo(&java);
+    drop_db(c, db);
+    mongoc_client_destroy(c);
+    sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
+           "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT)");
+    daemon_init(&d, &java, "itp", db);
+    daemon_env(&d, "SYNC_TABLES=kv");
+    daemon_start(&d);
+    daemon_wait_ready(&d);
+    sql(m, "INSERT INTO itp.kv VALUES (1, 1, 'first', 1)");
+    c = mongo(&java);
+    wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
+    mongoc_client_destroy(c);
+    assert_true(tu_rig_ctl("stop-service", "mongo"));
+    sql(m, "INSERT INTO itp.kv VALUES (2, 2, 'while down', 2)");
+    sleep_ms(500);
+    assert_int_equal(daemon_signal(&d, SIGTERM), 75);
+    assert_true(tu_rig_ctl("start-service", "mongo"));
+    c = mongo(&java);
+    daemon_start(&d);
+    wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
+    assert_int_equal(daemon_signal(&d, SIGTERM), 0);
+    daemon_cleanup(&d);
+    mongoc_client_destroy(c);
+    mysql_close(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1273,6 +1310,7 @@ int main(void)
         cmocka_unit_test(sigkill_loop_converges),
         cmocka_unit_test(mariadb_restart_converges),
         cmocka_unit_test(mongo_restart_converges),
+        cmocka_unit_test(stop_while_mongo_down_exits_75_and_replays),
     };
 
     mongoc_init();
