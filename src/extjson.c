@@ -7,6 +7,10 @@
 #include <string.h>
 #include <time.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 void ms_buf_reset(struct ms_buf *b)
 {
     b->len = 0;
@@ -19,7 +23,7 @@ void ms_buf_free(struct ms_buf *b)
     b->len = b->cap = 0;
 }
 
-static bool reserve(struct ms_buf *b, size_t more)
+bool ms_buf_grow(struct ms_buf *b, size_t more)
 {
     char *np;
     size_t cap;
@@ -40,30 +44,54 @@ static bool reserve(struct ms_buf *b, size_t more)
     return true;
 }
 
-static bool put(struct ms_buf *b, const char *s, size_t n)
-{
-    if (!reserve(b, n)) {
-        return false;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    return true;
-}
+#define reserve ms_buf_reserve
+#define put     ms_buf_put
 
 #define PUTS(b, lit) put((b), (lit), sizeof(lit) - 1)
+
+size_t ms_extjson_plain_len(const char *s, size_t n)
+{
+    size_t i = 0;
+
+#ifdef __SSE2__
+    {
+        /* signed compares: bytes >= 0x80 are negative, so "< 0x20" catches them too */
+        const __m128i space = _mm_set1_epi8(0x20), quote = _mm_set1_epi8('"'),
+                      bslash = _mm_set1_epi8('\\'), del = _mm_set1_epi8(0x7f);
+
+        for (; i + 16 <= n; i += 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+            __m128i bad =
+                _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(v, space), _mm_cmpeq_epi8(v, quote)),
+                             _mm_or_si128(_mm_cmpeq_epi8(v, bslash), _mm_cmpeq_epi8(v, del)));
+            unsigned m = (unsigned)_mm_movemask_epi8(bad);
+            if (m != 0) {
+                return i + (size_t)__builtin_ctz(m);
+            }
+        }
+    }
+#endif
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+            break;
+        }
+    }
+    return i;
+}
 
 /* A JSON string with libbson's escapes: \" \\ \b \f \n \r \t, \u00XX below 0x20; the rest
  * (UTF-8, 0x7f, '/') as is. */
 static bool put_string(struct ms_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t start = 0;
+    size_t start = 0, i = ms_extjson_plain_len(s, n);
 
     if (!reserve(b, n + 2)) {
         return false;
     }
     b->p[b->len++] = '"';
-    for (size_t i = 0; i < n; i++) {
+    for (; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         char esc[6];
         size_t elen = 2;
@@ -113,21 +141,37 @@ static bool put_string(struct ms_buf *b, const char *s, size_t n)
     return put(b, s + start, n - start) && put(b, "\"", 1);
 }
 
-/* Decimal digits of v, without printf (it was a quarter of binlog-dump's time). */
+const char ms_extjson_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+#define pairs ms_extjson_pairs
+
+const uint64_t ms_extjson_pow10[20] = {1ULL,
+                                       10ULL,
+                                       100ULL,
+                                       1000ULL,
+                                       10000ULL,
+                                       100000ULL,
+                                       1000000ULL,
+                                       10000000ULL,
+                                       100000000ULL,
+                                       1000000000ULL,
+                                       10000000000ULL,
+                                       100000000000ULL,
+                                       1000000000000ULL,
+                                       10000000000000ULL,
+                                       100000000000000ULL,
+                                       1000000000000000ULL,
+                                       10000000000000000ULL,
+                                       100000000000000000ULL,
+                                       1000000000000000000ULL,
+                                       10000000000000000000ULL};
+
 static bool put_int(struct ms_buf *b, int64_t v)
 {
-    char tmp[24];
-    size_t o = sizeof(tmp);
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-
-    do {
-        tmp[--o] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u != 0);
-    if (v < 0) {
-        tmp[--o] = '-';
-    }
-    return put(b, tmp + o, sizeof(tmp) - o);
+    return ms_buf_put_int(b, v);
 }
 
 /* n as exactly width digits (zero-padded) at p; wider numbers get all their digits. */
@@ -165,41 +209,100 @@ static bool put_double(struct ms_buf *b, double d)
     return put(b, tmp, (size_t)n);
 }
 
+/* Days since 1970-01-01 -> proleptic Gregorian date (H. Hinnant's civil_from_days), for
+ * days >= 0. */
+static void civil(int64_t z, unsigned *year, unsigned *month, unsigned *day)
+{
+    uint64_t era, doe, yoe, doy, mp;
+
+    z += 719468;
+    era = (uint64_t)z / 146097;
+    doe = (uint64_t)z - era * 146097;
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    *day = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
+    *month = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
+    *year = (unsigned)(yoe + era * 400 + (*month <= 2));
+}
+
+static void two(char *p, unsigned n)
+{
+    memcpy(p, pairs + 2 * n, 2);
+}
+
+#define MAX_DATE_MS INT64_C(253402300800000) /* 10000-01-01: beyond it, as gmtime says */
+
 static bool put_date(struct ms_buf *b, int64_t ms)
 {
-    char tmp[80];
-    size_t o;
-    time_t secs;
-    struct tm tm;
+    unsigned year, mon, mday, hour, min, sec;
     int frac;
 
     if (ms < 0) {
         return PUTS(b, "{ \"$date\" : { \"$numberLong\" : \"") && put_int(b, ms) &&
                PUTS(b, "\" } }");
     }
-    secs = (time_t)(ms / 1000);
     frac = (int)(ms % 1000);
-    gmtime_r(&secs, &tm);
+    if (ms < MAX_DATE_MS) {
+        int64_t secs = ms / 1000;
+        unsigned tod = (unsigned)(secs % 86400);
+        civil(secs / 86400, &year, &mon, &mday);
+        hour = tod / 3600;
+        min = tod / 60 % 60;
+        sec = tod % 60;
+    } else {
+        time_t secs = (time_t)(ms / 1000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        year = (unsigned)(tm.tm_year + 1900);
+        mon = (unsigned)tm.tm_mon + 1;
+        mday = (unsigned)tm.tm_mday;
+        hour = (unsigned)tm.tm_hour;
+        min = (unsigned)tm.tm_min;
+        sec = (unsigned)tm.tm_sec;
+    }
+    return ms_extjson_put_date_parts(b, year, mon, mday, hour, min, sec, (unsigned)frac);
+}
+
+bool ms_extjson_put_date_parts(struct ms_buf *b, unsigned year, unsigned mon, unsigned mday,
+                               unsigned hour, unsigned min, unsigned sec, unsigned msec)
+{
+    char *tmp;
+    size_t o;
+
+    if (!reserve(b, 64)) {
+        return false;
+    }
+    tmp = b->p + b->len;
     memcpy(tmp, "{ \"$date\" : \"", 13);
     o = 13;
-    o += digits(tmp + o, (unsigned)(tm.tm_year + 1900), 4);
+    if (year <= 9999) {
+        two(tmp + o, year / 100);
+        two(tmp + o + 2, year % 100);
+        o += 4;
+    } else {
+        o += digits(tmp + o, year, 4);
+    }
     tmp[o++] = '-';
-    o += digits(tmp + o, (unsigned)tm.tm_mon + 1, 2);
-    tmp[o++] = '-';
-    o += digits(tmp + o, (unsigned)tm.tm_mday, 2);
-    tmp[o++] = 'T';
-    o += digits(tmp + o, (unsigned)tm.tm_hour, 2);
-    tmp[o++] = ':';
-    o += digits(tmp + o, (unsigned)tm.tm_min, 2);
-    tmp[o++] = ':';
-    o += digits(tmp + o, (unsigned)tm.tm_sec, 2);
-    if (frac != 0) {
+    two(tmp + o, mon);
+    tmp[o + 2] = '-';
+    two(tmp + o + 3, mday);
+    tmp[o + 5] = 'T';
+    two(tmp + o + 6, hour);
+    tmp[o + 8] = ':';
+    two(tmp + o + 9, min);
+    tmp[o + 11] = ':';
+    two(tmp + o + 12, sec);
+    o += 14;
+    if (msec != 0) {
         tmp[o++] = '.';
-        o += digits(tmp + o, (unsigned)frac, 3);
+        tmp[o++] = (char)('0' + msec / 100);
+        two(tmp + o, msec % 100);
+        o += 2;
     }
     memcpy(tmp + o, "Z\" }", 4);
-    o += 4;
-    return put(b, tmp, o);
+    b->len += o + 4;
+    return true;
 }
 
 static bool put_binary(struct ms_buf *b, bson_subtype_t st, const uint8_t *d, uint32_t n)
@@ -352,4 +455,53 @@ bool ms_extjson_put_int(struct ms_buf *b, int64_t v)
 bool ms_extjson_put_date(struct ms_buf *b, int64_t ms)
 {
     return put_date(b, ms);
+}
+
+bool ms_extjson_put_double(struct ms_buf *b, double d)
+{
+    return put_double(b, d);
+}
+
+bool ms_extjson_put_decimal128(struct ms_buf *b, const bson_decimal128_t *d)
+{
+    char s[BSON_DECIMAL128_STRING];
+
+    bson_decimal128_to_string(d, s);
+    return PUTS(b, "{ \"$numberDecimal\" : \"") && put(b, s, strlen(s)) && PUTS(b, "\" }");
+}
+
+bool ms_extjson_put_binary(struct ms_buf *b, bson_subtype_t st, const uint8_t *data, uint32_t n)
+{
+    return put_binary(b, st, data, n);
+}
+
+bool ms_extjson_put_first_value(struct ms_buf *b, const bson_t *doc)
+{
+    size_t mark = b->len, pre;
+    struct ms_buf key = {0};
+    bson_iter_t it;
+    char *json;
+    size_t jlen;
+    bool ok;
+
+    if (!bson_iter_init(&it, doc) || !bson_iter_next(&it)) {
+        return false;
+    }
+    if (put_value(b, &it, 0)) {
+        return true;
+    }
+    b->len = mark;
+    /* a type put_value leaves to libbson: its text of the value in { "key" : value } */
+    json = bson_as_relaxed_extended_json(doc, NULL);
+    if (json == NULL || !put_string(&key, bson_iter_key(&it), strlen(bson_iter_key(&it)))) {
+        bson_free(json);
+        ms_buf_free(&key);
+        return false;
+    }
+    pre = 2 + key.len + 3;
+    jlen = strlen(json);
+    ok = jlen >= pre + 2 && put(b, json + pre, jlen - pre - 2);
+    bson_free(json);
+    ms_buf_free(&key);
+    return ok;
 }

@@ -141,6 +141,25 @@ bool ms_binlog_rows_next(struct ms_binlog_parser *p, const struct ms_event *ev, 
                          const struct ms_value_opts *opts, bson_t *before, bson_t *after,
                          struct ms_error *err);
 
+/* The column keys of ev's table map pre-rendered for ms_binlog_rows_write_json, kept by the
+ * parser as long as the map (until a TABLE_MAP replaces it or follows a statement's end,
+ * or ms_binlog_parser_table_mut is called). NULL when ev has no table map, or out of
+ * memory. */
+const struct ms_rows_json_keys *ms_binlog_rows_json_keys(struct ms_binlog_parser *p,
+                                                         const struct ms_event *ev);
+
+/* As ms_binlog_rows_next for an event without JSON diffs (!ev->u.rows.partial_json), but
+ * the row goes to out as relaxed Extended JSON with no BSON in between: the before image
+ * (null for inserts), then the mid_len bytes of mid, then the after image (null for
+ * deletes), each in the bytes ms_extjson_append_nested writes for ms_binlog_rows_next's
+ * documents. keys: ms_binlog_rows_json_keys(p, ev). Returns false at the end
+ * (err->domain MS_ERR_NONE) or on error; out is as it was on false. Reads only ev, its
+ * table map and keys: threads may write rows of different events at once as long as the
+ * parser parses nothing meanwhile. */
+bool ms_binlog_rows_write_json(const struct ms_event *ev, const struct ms_rows_json_keys *keys,
+                               size_t *off, const struct ms_value_opts *opts, const char *mid,
+                               size_t mid_len, struct ms_buf *out, struct ms_error *err);
+
 /* Columns of the last row from ms_binlog_rows_next that could not be decoded from the event
  * alone: JSON diffs of a PARTIAL_UPDATE_ROWS event whose before image lacks the value
  * (binlog_row_image=MINIMAL). They are absent from `after`; the row must be re-read from

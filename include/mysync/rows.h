@@ -11,6 +11,7 @@
 
 #include "mysync/config.h"
 #include "mysync/error.h"
+#include "mysync/extjson.h"
 
 /* Binlog column type codes (the values of enum_field_types in MySQL/MariaDB). */
 enum ms_coltype {
@@ -109,6 +110,22 @@ bool ms_rows_decode_value(const struct ms_column *col, const uint8_t *p, size_t 
 bool ms_rows_decode_image(const struct ms_table_map *tm, const uint8_t *present, const uint8_t *p,
                           size_t avail, size_t *used, bson_t *doc, const struct ms_value_opts *opts,
                           struct ms_error *err);
+
+/* A table map's column keys pre-rendered for ms_rows_image_to_json (names escaped once per
+ * table map, not once per value). Built from tm's column names as they are at the call:
+ * rebuild after renaming columns. */
+struct ms_rows_json_keys;
+struct ms_rows_json_keys *ms_rows_json_keys_new(const struct ms_table_map *tm);
+void ms_rows_json_keys_destroy(struct ms_rows_json_keys *keys);
+
+/* As ms_rows_decode_image, but appends the image to out as relaxed Extended JSON, in the
+ * bytes ms_extjson_append_nested writes for the document ms_rows_decode_image builds (with
+ * no document in between: binlog-dump's path). keys come from ms_rows_json_keys_new(tm).
+ * On false out is as it was. */
+bool ms_rows_image_to_json(const struct ms_table_map *tm, const struct ms_rows_json_keys *keys,
+                           const uint8_t *present, const uint8_t *p, size_t avail, size_t *used,
+                           struct ms_buf *out, const struct ms_value_opts *opts,
+                           struct ms_error *err);
 
 /* Bytes of metadata that column type `type` takes in a TABLE_MAP's metadata block, and its
  * decoded 16-bit value; false on a truncated block. */

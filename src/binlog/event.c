@@ -10,12 +10,18 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_CLMUL_CRC 1
+#endif
+
 #define STMT_END_F  0x0001
 #define MAX_PAYLOAD (1024u * 1024u * 1024u) /* refuse to inflate beyond 1 GiB */
 
 struct map_slot {
     uint64_t id;
     struct ms_table_map *map;
+    struct ms_rows_json_keys *keys; /* built at the first ms_binlog_rows_next_json */
 };
 
 struct ms_binlog_parser {
@@ -37,6 +43,100 @@ struct ms_binlog_parser {
     char *unresolved[8]; /* partial JSON columns of the last row left for a re-read */
     size_t nunresolved;
 };
+
+/* ---- CRC32 ---------------------------------------------------------------------------- */
+
+#ifdef HAVE_CLMUL_CRC
+/* CRC-32 (zlib's) of len bytes, len >= 64 and a multiple of 16, by carry-less multiplication:
+ * folding 4x128 bits at a time, then Barrett reduction (Intel, "Fast CRC Computation for
+ * Generic Polynomials Using PCLMULQDQ", 2009; the constants of zlib's crc32_simd.c). crc is
+ * the running CRC before its final inversion. ~10x zlib's table-driven crc32 (which took 8 %
+ * of binlog-dump's time). */
+__attribute__((target("pclmul,sse4.1"))) static uint32_t crc32_clmul(const uint8_t *buf, size_t len,
+                                                                     uint32_t crc)
+{
+    const __m128i k1k2 = _mm_set_epi64x(0x01c6e41596, 0x0154442bd4);
+    const __m128i k3k4 = _mm_set_epi64x(0x00ccaa009e, 0x01751997d0);
+    const __m128i k5k0 = _mm_set_epi64x(0, 0x0163cd6124);
+    const __m128i poly = _mm_set_epi64x(0x01f7011641, 0x01db710641);
+    const __m128i mask32 = _mm_setr_epi32(~0, 0, ~0, 0);
+    __m128i x1, x2, x3, x4, x5, x6, x7, x8;
+
+    x1 = _mm_loadu_si128((const __m128i *)(const void *)(buf + 0x00));
+    x2 = _mm_loadu_si128((const __m128i *)(const void *)(buf + 0x10));
+    x3 = _mm_loadu_si128((const __m128i *)(const void *)(buf + 0x20));
+    x4 = _mm_loadu_si128((const __m128i *)(const void *)(buf + 0x30));
+    x1 = _mm_xor_si128(x1, _mm_cvtsi32_si128((int)crc));
+    buf += 64;
+    len -= 64;
+    while (len >= 64) {
+        x5 = _mm_clmulepi64_si128(x1, k1k2, 0x00);
+        x6 = _mm_clmulepi64_si128(x2, k1k2, 0x00);
+        x7 = _mm_clmulepi64_si128(x3, k1k2, 0x00);
+        x8 = _mm_clmulepi64_si128(x4, k1k2, 0x00);
+        x1 = _mm_clmulepi64_si128(x1, k1k2, 0x11);
+        x2 = _mm_clmulepi64_si128(x2, k1k2, 0x11);
+        x3 = _mm_clmulepi64_si128(x3, k1k2, 0x11);
+        x4 = _mm_clmulepi64_si128(x4, k1k2, 0x11);
+        x1 = _mm_xor_si128(_mm_xor_si128(x1, x5),
+                           _mm_loadu_si128((const __m128i *)(const void *)(buf + 0x00)));
+        x2 = _mm_xor_si128(_mm_xor_si128(x2, x6),
+                           _mm_loadu_si128((const __m128i *)(const void *)(buf + 0x10)));
+        x3 = _mm_xor_si128(_mm_xor_si128(x3, x7),
+                           _mm_loadu_si128((const __m128i *)(const void *)(buf + 0x20)));
+        x4 = _mm_xor_si128(_mm_xor_si128(x4, x8),
+                           _mm_loadu_si128((const __m128i *)(const void *)(buf + 0x30)));
+        buf += 64;
+        len -= 64;
+    }
+    /* fold the four lanes into one */
+    x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+    x1 = _mm_clmulepi64_si128(x1, k3k4, 0x11);
+    x1 = _mm_xor_si128(_mm_xor_si128(x1, x2), x5);
+    x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+    x1 = _mm_clmulepi64_si128(x1, k3k4, 0x11);
+    x1 = _mm_xor_si128(_mm_xor_si128(x1, x3), x5);
+    x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+    x1 = _mm_clmulepi64_si128(x1, k3k4, 0x11);
+    x1 = _mm_xor_si128(_mm_xor_si128(x1, x4), x5);
+    while (len >= 16) {
+        x2 = _mm_loadu_si128((const __m128i *)(const void *)buf);
+        x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+        x1 = _mm_clmulepi64_si128(x1, k3k4, 0x11);
+        x1 = _mm_xor_si128(_mm_xor_si128(x1, x2), x5);
+        buf += 16;
+        len -= 16;
+    }
+    /* 128 -> 64 bits */
+    x2 = _mm_clmulepi64_si128(x1, k3k4, 0x10);
+    x1 = _mm_xor_si128(_mm_srli_si128(x1, 8), x2);
+    x2 = _mm_srli_si128(x1, 4);
+    x1 = _mm_and_si128(x1, mask32);
+    x1 = _mm_clmulepi64_si128(x1, k5k0, 0x00);
+    x1 = _mm_xor_si128(x1, x2);
+    /* Barrett reduction to 32 bits */
+    x2 = _mm_and_si128(x1, mask32);
+    x2 = _mm_clmulepi64_si128(x2, poly, 0x10);
+    x2 = _mm_and_si128(x2, mask32);
+    x2 = _mm_clmulepi64_si128(x2, poly, 0x00);
+    x1 = _mm_xor_si128(x1, x2);
+    return (uint32_t)_mm_extract_epi32(x1, 1);
+}
+#endif
+
+/* zlib's crc32(crc, buf, len), by carry-less multiplication where the CPU has it. */
+static uint32_t crc32_of(uint32_t crc, const uint8_t *buf, size_t len)
+{
+#ifdef HAVE_CLMUL_CRC
+    if (len >= 64 && __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1")) {
+        size_t chunk = len & ~(size_t)15;
+        crc = ~crc32_clmul(buf, chunk, ~crc);
+        buf += chunk;
+        len -= chunk;
+    }
+#endif
+    return (uint32_t)crc32_z(crc, buf, len);
+}
 
 /* ---- little helpers ------------------------------------------------------------------ */
 
@@ -247,6 +347,7 @@ static void clear_maps(struct ms_binlog_parser *p)
 {
     for (size_t i = 0; i < p->nmaps; i++) {
         ms_table_map_free(p->maps[i].map);
+        ms_rows_json_keys_destroy(p->maps[i].keys);
     }
     p->nmaps = 0;
     p->clear_maps = false;
@@ -311,6 +412,9 @@ struct ms_table_map *ms_binlog_parser_table_mut(struct ms_binlog_parser *p, uint
 {
     for (size_t i = p->nmaps; i > 0; i--) {
         if (p->maps[i - 1].id == table_id) {
+            /* the caller may rename columns: keys are rebuilt when next needed */
+            ms_rows_json_keys_destroy(p->maps[i - 1].keys);
+            p->maps[i - 1].keys = NULL;
             return p->maps[i - 1].map;
         }
     }
@@ -417,9 +521,9 @@ static bool parse_fde(struct ms_binlog_parser *p, const uint8_t *buf, size_t len
              * closes the file, without rewriting the checksum). */
             uint8_t flags[2] = {(uint8_t)(buf[17] & ~0x01), buf[18]};
             uint32_t want = u32le(buf + len - 4);
-            uLong got = crc32(0L, buf, 17);
-            got = crc32(got, flags, 2);
-            got = crc32(got, buf + 19, (uInt)(len - 4 - 19));
+            uint32_t got = crc32_of(0, buf, 17);
+            got = crc32_of(got, flags, 2);
+            got = crc32_of(got, buf + 19, len - 4 - 19);
             if (want != (uint32_t)got) {
                 return fail(err, &ev->h, "CRC32 mismatch");
             }
@@ -805,7 +909,7 @@ static bool parse_event(struct ms_binlog_parser *p, const uint8_t *buf, size_t l
         ev->body_len -= 4;
         if (p->verify) {
             uint32_t want = u32le(buf + len - 4);
-            uint32_t got = (uint32_t)crc32(0L, buf, (uInt)(len - 4));
+            uint32_t got = crc32_of(0, buf, len - 4);
             if (want != got) {
                 return fail(err, &ev->h, "CRC32 mismatch");
             }
@@ -1189,7 +1293,9 @@ static bool parse_table_map(struct ms_binlog_parser *p, struct ms_event *ev, str
     for (size_t i = 0; i < p->nmaps; i++) {
         if (p->maps[i].id == tm->table_id) {
             ms_table_map_free(p->maps[i].map);
+            ms_rows_json_keys_destroy(p->maps[i].keys);
             p->maps[i].map = tm;
+            p->maps[i].keys = NULL;
             ev->u.table_map.map = tm;
             return true;
         }
@@ -1206,6 +1312,7 @@ static bool parse_table_map(struct ms_binlog_parser *p, struct ms_event *ev, str
     }
     p->maps[p->nmaps].id = tm->table_id;
     p->maps[p->nmaps].map = tm;
+    p->maps[p->nmaps].keys = NULL;
     p->nmaps++;
     ev->u.table_map.map = tm;
     return true;
@@ -1371,6 +1478,89 @@ static bool decode_partial_after(struct ms_binlog_parser *parser, const struct m
     return true;
 }
 
+/* The checks before each row of ms_binlog_rows_next*: false at the end or on error. */
+static bool rows_ready(const struct ms_event *ev, size_t off, struct ms_error *err)
+{
+    const struct ms_table_map *tm = ev->u.rows.map;
+
+    if (off >= ev->u.rows.rows_len) {
+        return false;
+    }
+    if (tm == NULL) {
+        return fail(err, &ev->h, "rows event for a table id without a TABLE_MAP");
+    }
+    if (tm->ncols != ev->u.rows.ncols) {
+        ms_error_set(err, MS_ERR_DECODE, MS_DECODE_SCHEMA,
+                     "%s.%s: rows event has %zu columns, its table map %zu", tm->db, tm->table,
+                     ev->u.rows.ncols, tm->ncols);
+        return false;
+    }
+    return true;
+}
+
+const struct ms_rows_json_keys *ms_binlog_rows_json_keys(struct ms_binlog_parser *p,
+                                                         const struct ms_event *ev)
+{
+    const struct ms_table_map *tm = ev->u.rows.map;
+
+    for (size_t i = p->nmaps; i > 0 && tm != NULL; i--) {
+        if (p->maps[i - 1].map == tm) {
+            if (p->maps[i - 1].keys == NULL) {
+                p->maps[i - 1].keys = ms_rows_json_keys_new(tm);
+            }
+            return p->maps[i - 1].keys;
+        }
+    }
+    return NULL;
+}
+
+bool ms_binlog_rows_write_json(const struct ms_event *ev, const struct ms_rows_json_keys *keys,
+                               size_t *off, const struct ms_value_opts *opts, const char *mid,
+                               size_t mid_len, struct ms_buf *out, struct ms_error *err)
+{
+    const struct ms_table_map *tm = ev->u.rows.map;
+    const uint8_t *r = ev->u.rows.rows;
+    size_t n = ev->u.rows.rows_len, used = 0, o = *off, mark = out->len;
+    bool ok = false;
+
+    if (err != NULL && err->domain != MS_ERR_NONE) {
+        ms_error_clear(err); /* (a full clear per row cost as much as a column) */
+    }
+    if (!rows_ready(ev, o, err)) {
+        return false;
+    }
+    if (ev->u.rows.partial_json) {
+        return fail(err, &ev->h, "JSON diffs need ms_binlog_rows_next");
+    }
+    if (keys == NULL) {
+        return fail(err, &ev->h, "no JSON keys for the table map (out of memory)");
+    }
+    if (ev->u.rows.op == MS_ROW_INSERT) {
+        ok = ms_buf_put(out, "null", 4);
+    } else {
+        ok = ms_rows_image_to_json(tm, keys, ev->u.rows.present, r + o, n - o, &used, out, opts,
+                                   err);
+        o += used;
+    }
+    ok = ok && ms_buf_put(out, mid, mid_len);
+    if (ok && ev->u.rows.op == MS_ROW_DELETE) {
+        ok = ms_buf_put(out, "null", 4);
+    } else if (ok) {
+        ok = ms_rows_image_to_json(tm, keys, ev->u.rows.present2, r + o, n - o, &used, out, opts,
+                                   err);
+        o += used;
+    }
+    if (!ok) {
+        if (err == NULL || err->domain == MS_ERR_NONE) {
+            fail(err, &ev->h, "out of memory");
+        }
+        out->len = mark;
+        return false;
+    }
+    *off = o;
+    return true;
+}
+
 bool ms_binlog_rows_next(struct ms_binlog_parser *p, const struct ms_event *ev, size_t *off,
                          const struct ms_value_opts *opts, bson_t *before, bson_t *after,
                          struct ms_error *err)
@@ -1383,16 +1573,7 @@ bool ms_binlog_rows_next(struct ms_binlog_parser *p, const struct ms_event *ev, 
     bson_init(after);
     ms_error_clear(err);
     clear_unresolved(p);
-    if (*off >= n) {
-        return false;
-    }
-    if (tm == NULL) {
-        return fail(err, &ev->h, "rows event for a table id without a TABLE_MAP");
-    }
-    if (tm->ncols != ev->u.rows.ncols) {
-        ms_error_set(err, MS_ERR_DECODE, MS_DECODE_SCHEMA,
-                     "%s.%s: rows event has %zu columns, its table map %zu", tm->db, tm->table,
-                     ev->u.rows.ncols, tm->ncols);
+    if (!rows_ready(ev, *off, err)) {
         return false;
     }
     if (ev->u.rows.op != MS_ROW_INSERT) {

@@ -8,10 +8,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,7 +26,8 @@ struct dump {
     FILE *out;
     struct ms_dump_stats *stats;
     const char *file;         /* server mode: the current binlog file, printed with each change */
-    struct ms_buf buf;        /* the line being written */
+    struct ms_buf buf;        /* lines not yet given to out (the line being written last) */
+    struct ms_buf head;       /* the start of every line of the current rows event */
     struct ms_schema *schema; /* server mode: completes table maps from information_schema */
     uint64_t txn_index;       /* row changes seen in the current transaction */
     uint64_t skip_until;      /* after a reconnect: changes of it already printed */
@@ -36,6 +39,124 @@ static const char *op_name(enum ms_row_op op)
 }
 
 #define RAW(b, lit) ms_extjson_put_raw((b), (lit), sizeof(lit) - 1)
+
+#define OUT_CHUNK (1u << 20) /* lines are handed to out in chunks of about this size */
+
+/* Hands the buffered lines to out. A FILE on a file descriptor gets them by write(2) after
+ * its own buffer: fwrite would first copy them into that buffer (a tenth of the dump's
+ * time for output the size of the binlog times four). */
+static void flush_lines(struct dump *d)
+{
+    int fd;
+    size_t done = 0;
+
+    if (d->buf.len == 0) {
+        return;
+    }
+    fd = fileno(d->out);
+    if (fd < 0 || fflush(d->out) != 0) {
+        fwrite(d->buf.p, 1, d->buf.len, d->out);
+        d->buf.len = 0;
+        return;
+    }
+    while (done < d->buf.len) {
+        ssize_t w = write(fd, d->buf.p + done, d->buf.len - done);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            break; /* as fwrite: the dump goes on (the reader has gone, the disk is full) */
+        }
+        done += (size_t)w;
+    }
+    d->buf.len = 0;
+}
+
+/* The line up to its before image: the same for every row of an event. */
+static bool write_head(struct dump *d, const struct ms_event *ev, uint64_t pos, struct ms_buf *b)
+{
+    const struct ms_table_map *tm = ev->u.rows.map;
+    const char *gtid = ms_binlog_parser_gtid(d->parser), *op = op_name(ev->u.rows.op);
+
+    if (!RAW(b, "{ ")) {
+        return false;
+    }
+    if (d->file != NULL && !(RAW(b, "\"file\" : ") &&
+                             ms_extjson_put_string(b, d->file, strlen(d->file)) && RAW(b, ", "))) {
+        return false;
+    }
+    return RAW(b, "\"pos\" : ") && ms_extjson_put_int(b, (int64_t)pos) && RAW(b, ", \"gtid\" : ") &&
+           ms_extjson_put_string(b, gtid, strlen(gtid)) && RAW(b, ", \"ts\" : ") &&
+           ms_extjson_put_date(b, (int64_t)ev->h.timestamp * 1000) && RAW(b, ", \"db\" : ") &&
+           ms_extjson_put_string(b, tm->db, strlen(tm->db)) && RAW(b, ", \"table\" : ") &&
+           ms_extjson_put_string(b, tm->table, strlen(tm->table)) && RAW(b, ", \"op\" : ") &&
+           ms_extjson_put_string(b, op, strlen(op)) && RAW(b, ", \"before\" : ");
+}
+
+static const char after_key[] = ", \"after\" : ";
+
+/* The rows of an event without JSON diffs, one line each, written straight from the row
+ * images (ms_binlog_rows_write_json, no BSON in between) after head (the line's start,
+ * readable in whole 32-byte blocks). The first *skip rows are left out (server mode, after
+ * a reconnect; *skip counts down). Touches nothing shared: the lines go to b. */
+static bool write_rows(const struct ms_event *ev, const struct ms_rows_json_keys *keys,
+                       const char *head, size_t head_len, const struct ms_value_opts *opts,
+                       struct ms_buf *b, uint64_t *skip, uint64_t *changes, struct ms_error *err)
+{
+    size_t off = 0;
+
+    for (;;) {
+        size_t mark = b->len;
+
+        if (!ms_buf_put_blocks(b, head, head_len)) {
+            ms_error_set(err, MS_ERR_SYSTEM, ENOMEM, "out of memory for a line");
+            return false;
+        }
+        if (!ms_binlog_rows_write_json(ev, keys, &off, opts, after_key, sizeof(after_key) - 1, b,
+                                       err)) {
+            b->len = mark;
+            return err == NULL || err->domain == MS_ERR_NONE;
+        }
+        if (*skip > 0) {
+            /* replayed after a reconnect, printed before the connection was lost */
+            (*skip)--;
+            b->len = mark;
+            continue;
+        }
+        if (!RAW(b, " }\n")) {
+            ms_error_set(err, MS_ERR_SYSTEM, ENOMEM, "out of memory for a line");
+            return false;
+        }
+        (*changes)++;
+    }
+}
+
+/* Rows of an event without JSON diffs, written now (server mode, and events the file mode
+ * does not batch). */
+static bool dump_rows_json(struct dump *d, const struct ms_event *ev, uint64_t pos,
+                           struct ms_error *err)
+{
+    uint64_t skip = d->skip_until > d->txn_index ? d->skip_until - d->txn_index : 0;
+    uint64_t changes = 0, skipped;
+    bool ok;
+
+    ms_buf_reset(&d->head);
+    /* (and room to read it in whole 32-byte blocks) */
+    if (ev->u.rows.map != NULL &&
+        (!write_head(d, ev, pos, &d->head) || !ms_buf_reserve(&d->head, 32))) {
+        ms_error_set(err, MS_ERR_SYSTEM, ENOMEM, "out of memory for a line");
+        return false;
+    }
+    skipped = skip;
+    ok = write_rows(ev, ms_binlog_rows_json_keys(d->parser, ev), d->head.p, d->head.len, d->opts,
+                    &d->buf, &skip, &changes, err);
+    d->txn_index += changes + (skipped - skip);
+    d->stats->changes += changes;
+    if (d->buf.len >= OUT_CHUNK) {
+        flush_lines(d);
+    }
+    return ok;
+}
 
 /* One change as a JSON line, written field by field into d->buf (the same bytes libbson
  * would write for the equivalent document; see tests/unit/test_extjson.c). */
@@ -94,15 +215,21 @@ static bool dump_rows(struct dump *d, const struct ms_event *ev, uint64_t pos, s
     size_t off = 0;
     bson_t before, after;
 
+    if (!ev->u.rows.partial_json) {
+        return dump_rows_json(d, ev, pos, err);
+    }
+    flush_lines(d);
     while (ms_binlog_rows_next(d->parser, ev, &off, d->opts, &before, &after, err)) {
         if (d->txn_index++ >= d->skip_until) {
             /* (skipped: replayed after a reconnect, printed before the connection was lost) */
             if (write_line(d, ev, pos, &before, &after)) {
-                fwrite(d->buf.p, 1, d->buf.len, d->out);
+                flush_lines(d);
             } else {
                 /* a type the writer does not handle: let libbson write the line */
                 bson_t line = BSON_INITIALIZER;
                 char *json;
+
+                ms_buf_reset(&d->buf); /* the part write_line wrote */
                 if (d->file != NULL) {
                     BSON_APPEND_UTF8(&line, "file", d->file);
                 }
@@ -207,6 +334,218 @@ static bool parse_at(struct dump *d, const uint8_t *base, size_t size, size_t of
     return true;
 }
 
+/* ---- file mode: rows events written by two threads ----------------------------------- *
+ * Parsing (checksums, table maps) stays sequential; the lines of a run of consecutive rows
+ * events (a batch) are written by this thread and a worker at once, each into its own
+ * buffer, the worker taking the earlier half. Both halves are done before anything else is
+ * parsed (table maps stay put) and written in file order, so the output is the same bytes as
+ * one thread's. On 2 cores this takes the dump from ~0.22 s to ~0.13 s (bench/README.md). */
+
+#define BATCH_EVENTS 256
+#define BATCH_BYTES  (2u << 20) /* of row images, ~4x as much JSON */
+
+struct job {
+    struct ms_event ev; /* a rows event whose images are in the mapped file */
+    const struct ms_rows_json_keys *keys;
+    size_t off;  /* of the event in the file, for errors */
+    size_t head; /* its lines' start: head_len bytes at heads.p + head */
+    size_t head_len;
+};
+
+struct half {
+    size_t first, last; /* jobs [first, last) */
+    struct ms_buf out;
+    uint64_t changes;
+    bool failed;
+    size_t failed_off;
+    struct ms_error err;
+};
+
+enum { W_IDLE, W_POSTED, W_DONE, W_QUIT };
+
+struct batch {
+    struct job *jobs;
+    size_t njobs, cap, bytes;
+    struct ms_buf heads;
+    struct half half[2]; /* [0]: the worker's (earlier jobs), [1]: this thread's */
+    const struct ms_value_opts *opts;
+    bool have_worker, worker_failed;
+    pthread_t worker;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int state;
+};
+
+static void run_half(struct batch *bt, struct half *h)
+{
+    uint64_t none = 0;
+
+    h->out.len = 0;
+    h->changes = 0;
+    h->failed = false;
+    ms_error_clear(&h->err);
+    for (size_t i = h->first; i < h->last; i++) {
+        const struct job *j = &bt->jobs[i];
+        if (!write_rows(&j->ev, j->keys, bt->heads.p + j->head, j->head_len, bt->opts, &h->out,
+                        &none, &h->changes, &h->err)) {
+            h->failed = true;
+            h->failed_off = j->off;
+            return;
+        }
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct batch *bt = arg;
+
+    pthread_mutex_lock(&bt->mu);
+    for (;;) {
+        while (bt->state != W_POSTED && bt->state != W_QUIT) {
+            pthread_cond_wait(&bt->cv, &bt->mu);
+        }
+        if (bt->state == W_QUIT) {
+            break;
+        }
+        pthread_mutex_unlock(&bt->mu);
+        run_half(bt, &bt->half[0]);
+        pthread_mutex_lock(&bt->mu);
+        bt->state = W_DONE;
+        pthread_cond_broadcast(&bt->cv);
+    }
+    pthread_mutex_unlock(&bt->mu);
+    return NULL;
+}
+
+static void batch_init(struct batch *bt, const struct ms_value_opts *opts)
+{
+    memset(bt, 0, sizeof(*bt));
+    bt->opts = opts;
+    pthread_mutex_init(&bt->mu, NULL);
+    pthread_cond_init(&bt->cv, NULL);
+}
+
+static void batch_cleanup(struct batch *bt)
+{
+    if (bt->have_worker) {
+        pthread_mutex_lock(&bt->mu);
+        bt->state = W_QUIT;
+        pthread_cond_broadcast(&bt->cv);
+        pthread_mutex_unlock(&bt->mu);
+        pthread_join(bt->worker, NULL);
+    }
+    pthread_cond_destroy(&bt->cv);
+    pthread_mutex_destroy(&bt->mu);
+    free(bt->jobs);
+    ms_buf_free(&bt->heads);
+    ms_buf_free(&bt->half[0].out);
+    ms_buf_free(&bt->half[1].out);
+}
+
+/* Adds a rows event to the batch; false when out of memory. */
+static bool batch_add(struct dump *d, struct batch *bt, const struct ms_event *ev,
+                      const struct ms_rows_json_keys *keys, size_t off)
+{
+    struct job *j;
+
+    if (bt->njobs == bt->cap) {
+        size_t cap = bt->cap > 0 ? bt->cap * 2 : 64;
+        struct job *nj = realloc(bt->jobs, cap * sizeof(*nj));
+        if (nj == NULL) {
+            return false;
+        }
+        bt->jobs = nj;
+        bt->cap = cap;
+    }
+    j = &bt->jobs[bt->njobs];
+    j->ev = *ev;
+    j->keys = keys;
+    j->off = off;
+    j->head = bt->heads.len;
+    /* (and room to read the heads in whole 32-byte blocks) */
+    if (!write_head(d, ev, off, &bt->heads) || !ms_buf_reserve(&bt->heads, 32)) {
+        bt->heads.len = j->head;
+        return false;
+    }
+    j->head_len = bt->heads.len - j->head;
+    bt->njobs++;
+    bt->bytes += ev->u.rows.rows_len;
+    return true;
+}
+
+static bool batch_full(const struct batch *bt)
+{
+    return bt->njobs >= BATCH_EVENTS || bt->bytes >= BATCH_BYTES;
+}
+
+static void write_out(struct dump *d, struct ms_buf *b)
+{
+    struct ms_buf keep = d->buf;
+
+    d->buf = *b; /* (flush_lines writes d->buf) */
+    flush_lines(d);
+    *b = d->buf;
+    d->buf = keep;
+}
+
+/* Writes the batch's lines (both threads), in file order, and empties it. False, with err
+ * set as handle() would have set it, when an event fails: the lines before it are out. */
+static bool batch_run(struct dump *d, struct batch *bt, const char *path, struct ms_error *err)
+{
+    size_t split = 0, acc = 0;
+    bool ok = true;
+
+    if (bt->njobs == 0) {
+        return true;
+    }
+    flush_lines(d); /* lines written before the batch's */
+    /* the worker's share: the first jobs, half of the bytes */
+    while (split < bt->njobs - 1 && 2 * (acc + bt->jobs[split].ev.u.rows.rows_len) <= bt->bytes) {
+        acc += bt->jobs[split].ev.u.rows.rows_len;
+        split++;
+    }
+    bt->half[0].first = 0;
+    bt->half[0].last = split;
+    bt->half[1].first = split;
+    bt->half[1].last = bt->njobs;
+    if (split > 0 && !bt->have_worker && !bt->worker_failed) {
+        bt->have_worker = pthread_create(&bt->worker, NULL, worker_main, bt) == 0;
+        bt->worker_failed = !bt->have_worker;
+    }
+    if (split > 0 && bt->have_worker) {
+        pthread_mutex_lock(&bt->mu);
+        bt->state = W_POSTED;
+        pthread_cond_broadcast(&bt->cv);
+        pthread_mutex_unlock(&bt->mu);
+        run_half(bt, &bt->half[1]);
+        pthread_mutex_lock(&bt->mu);
+        while (bt->state != W_DONE) {
+            pthread_cond_wait(&bt->cv, &bt->mu);
+        }
+        bt->state = W_IDLE;
+        pthread_mutex_unlock(&bt->mu);
+    } else {
+        run_half(bt, &bt->half[0]);
+        if (!bt->half[0].failed) {
+            run_half(bt, &bt->half[1]);
+        }
+    }
+    for (int h = 0; h < 2 && ok; h++) {
+        struct half *hf = &bt->half[h];
+        write_out(d, &hf->out);
+        d->stats->changes += hf->changes;
+        if (hf->failed) {
+            *err = hf->err;
+            ms_error_prefix(err, "%s: offset %zu", path, hf->failed_off);
+            ok = false;
+        }
+    }
+    bt->njobs = 0;
+    bt->bytes = 0;
+    bt->heads.len = 0;
+    return ok;
+}
+
 bool ms_binlog_dump_file(const char *path, uint64_t start, const struct ms_value_opts *opts,
                          FILE *out, struct ms_dump_stats *stats, struct ms_error *err)
 {
@@ -216,10 +555,12 @@ bool ms_binlog_dump_file(const char *path, uint64_t start, const struct ms_value
     size_t size = 0, off = 4, evlen = 0;
     struct dump d = {.opts = opts, .out = out, .stats = stats};
     struct ms_event ev;
+    struct batch bt;
     bool ok = false, partial = false;
 
     memset(stats, 0, sizeof(*stats));
     ms_error_clear(err);
+    batch_init(&bt, opts);
     if (fd < 0 || fstat(fd, &st) != 0) {
         ms_error_set(err, MS_ERR_SYSTEM, (uint32_t)errno, "%s: %s", path, strerror(errno));
         goto done;
@@ -269,7 +610,20 @@ bool ms_binlog_dump_file(const char *path, uint64_t start, const struct ms_value
         off = (size_t)start;
     }
     while (off < size) {
+        const struct ms_rows_json_keys *keys;
+
+        /* only rows events join a batch: anything else may change the parser's table maps
+         * (or print lines), so the batch is written first */
+        if (bt.njobs > 0 && size - off > 4 && !ms_binlog_is_rows_event(base[off + 4]) &&
+            !batch_run(&d, &bt, path, err)) {
+            goto done;
+        }
         if (!parse_at(&d, base, size, off, &ev, &evlen, &partial, err)) {
+            struct ms_error perr = *err;
+            if (!batch_run(&d, &bt, path, err)) {
+                goto done; /* an earlier event's error */
+            }
+            *err = perr;
             if (partial) {
                 ms_log(MS_LOG_WARN, "%s: partial event at offset %zu (file still being written?)",
                        path, off);
@@ -277,16 +631,37 @@ bool ms_binlog_dump_file(const char *path, uint64_t start, const struct ms_value
             }
             goto done;
         }
-        if (!handle(&d, &ev, off, err)) {
-            ms_error_prefix(err, "%s: offset %zu", path, off);
-            goto done;
+        keys = ms_binlog_is_rows_event(ev.h.type) ? ms_binlog_rows_json_keys(d.parser, &ev) : NULL;
+        if (keys != NULL && !ev.u.rows.partial_json &&
+            (uintptr_t)ev.u.rows.rows >= (uintptr_t)base &&
+            (uintptr_t)ev.u.rows.rows <= (uintptr_t)(base + size) &&
+            batch_add(&d, &bt, &ev, keys, off)) {
+            stats->events++;
+            if (batch_full(&bt) && !batch_run(&d, &bt, path, err)) {
+                goto done;
+            }
+        } else {
+            /* (JSON diffs, images inflated into the parser's scratch space, no table map) */
+            if (!batch_run(&d, &bt, path, err)) {
+                goto done;
+            }
+            if (!handle(&d, &ev, off, err)) {
+                ms_error_prefix(err, "%s: offset %zu", path, off);
+                goto done;
+            }
         }
         off += evlen;
+    }
+    if (!batch_run(&d, &bt, path, err)) {
+        goto done;
     }
     stats->end_pos = off;
     ok = true;
 done:
+    flush_lines(&d);
+    batch_cleanup(&bt);
     ms_buf_free(&d.buf);
+    ms_buf_free(&d.head);
     ms_binlog_parser_destroy(d.parser);
     if (base != NULL) {
         munmap((void *)base, size);
@@ -392,8 +767,11 @@ bool ms_binlog_dump_server(const struct ms_config *cfg, const struct ms_reader_o
                 break;
             }
             stats->end_pos = ev.h.log_pos;
+            flush_lines(&d);
             fflush(out);
         }
+        flush_lines(&d); /* the rows of an event cut short, before its error */
+        fflush(out);
         ms_reader_close(r);
         r = NULL;
         if (stop != NULL && *stop) {
@@ -417,7 +795,9 @@ bool ms_binlog_dump_server(const struct ms_config *cfg, const struct ms_reader_o
     if (stop != NULL && *stop) {
         ok = true;
     }
+    flush_lines(&d);
     ms_buf_free(&d.buf);
+    ms_buf_free(&d.head);
     ms_schema_destroy(d.schema);
     ms_binlog_parser_destroy(d.parser);
     return ok;

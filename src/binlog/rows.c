@@ -16,7 +16,12 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "mysync/extjson.h"
 #include "mysync/mysqljson.h"
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define MAX_FSP           6
 #define DEC_MAX_PRECISION 65
@@ -122,12 +127,20 @@ static const char *type_name(uint8_t type)
     }
 }
 
-/* The value's context, for error messages. */
+struct charset;
+
+/* The value's context: where it goes, and what error messages name. A value is either
+ * appended to a BSON document (doc) or written as relaxed Extended JSON (json), in exactly
+ * the bytes src/extjson.c writes for the BSON value (binlog-dump's lines). */
 struct vctx {
     const struct ms_column *col;
     const char *key;
     uint8_t type; /* effective type (the real type of a STRING column) */
     struct ms_error *err;
+    bson_t *doc;              /* BSON mode */
+    struct ms_buf *json;      /* JSON mode (doc NULL) */
+    const uint8_t *end;       /* JSON mode: the end of the readable bytes after the value */
+    const struct charset *cs; /* the column's charset when known in advance, else NULL */
 };
 
 static bool vfail(const struct vctx *c, uint32_t code, const char *fmt, ...)
@@ -169,29 +182,130 @@ static bool append_failed(const struct vctx *c)
 
 /* ---- numbers ------------------------------------------------------------------------ */
 
-static bool append_i64(bson_t *doc, const char *key, int64_t v)
+/* ---- output: a BSON element or its JSON text ----------------------------------------- */
+
+static bool json_oom(const struct vctx *c)
 {
-    if (v >= INT32_MIN && v <= INT32_MAX) {
-        return bson_append_int32(doc, key, -1, (int32_t)v);
-    }
-    return bson_append_int64(doc, key, -1, v);
+    return out_of_memory(c, c->json->len);
 }
 
-static bool append_u64(bson_t *doc, const char *key, uint64_t v)
+static bool emit_null(const struct vctx *c)
+{
+    if (c->json != NULL) {
+        return ms_buf_put(c->json, "null", 4) || json_oom(c);
+    }
+    return bson_append_null(c->doc, c->key, -1) || append_failed(c);
+}
+
+static bool emit_int32(const struct vctx *c, int32_t v)
+{
+    if (c->json != NULL) {
+        return ms_extjson_put_int(c->json, v) || json_oom(c);
+    }
+    return bson_append_int32(c->doc, c->key, -1, v) || append_failed(c);
+}
+
+static bool emit_int64(const struct vctx *c, int64_t v)
+{
+    if (c->json != NULL) {
+        return ms_extjson_put_int(c->json, v) || json_oom(c);
+    }
+    return bson_append_int64(c->doc, c->key, -1, v) || append_failed(c);
+}
+
+/* int32 when it fits, else int64 (both print the same) */
+static bool emit_i64(const struct vctx *c, int64_t v)
+{
+    if (c->json != NULL) {
+        return ms_extjson_put_int(c->json, v) || json_oom(c);
+    }
+    if (v >= INT32_MIN && v <= INT32_MAX) {
+        return bson_append_int32(c->doc, c->key, -1, (int32_t)v) || append_failed(c);
+    }
+    return bson_append_int64(c->doc, c->key, -1, v) || append_failed(c);
+}
+
+static bool emit_double(const struct vctx *c, double v)
+{
+    if (c->json != NULL) {
+        return ms_extjson_put_double(c->json, v) || json_oom(c);
+    }
+    return bson_append_double(c->doc, c->key, -1, v) || append_failed(c);
+}
+
+static bool emit_dec128(const struct vctx *c, const bson_decimal128_t *d)
+{
+    if (c->json != NULL) {
+        return ms_extjson_put_decimal128(c->json, d) || json_oom(c);
+    }
+    return bson_append_decimal128(c->doc, c->key, -1, d) || append_failed(c);
+}
+
+static bool emit_date(const struct vctx *c, int64_t ms)
+{
+    if (c->json != NULL) {
+        return ms_extjson_put_date(c->json, ms) || json_oom(c);
+    }
+    return bson_append_date_time(c->doc, c->key, -1, ms) || append_failed(c);
+}
+
+static bool emit_text(const struct vctx *c, const char *s, size_t n)
+{
+    if (c->json != NULL) {
+        return ms_extjson_put_string(c->json, s, n) || json_oom(c);
+    }
+    return (n <= INT_MAX && bson_append_utf8(c->doc, c->key, -1, s, (int)n)) || append_failed(c);
+}
+
+static bool emit_binary(const struct vctx *c, const uint8_t *s, size_t n)
+{
+    if (n > UINT32_MAX) {
+        return append_failed(c);
+    }
+    if (c->json != NULL) {
+        return ms_extjson_put_binary(c->json, BSON_SUBTYPE_BINARY, s, (uint32_t)n) || json_oom(c);
+    }
+    return bson_append_binary(c->doc, c->key, -1, BSON_SUBTYPE_BINARY, s, (uint32_t)n) ||
+           append_failed(c);
+}
+
+/* Values built as BSON in both modes (arrays, JSON documents): the document to append them
+ * to, a scratch one in JSON mode that complex_done then writes out. */
+static bson_t *complex_doc(const struct vctx *c, bson_t *scratch)
+{
+    if (c->json == NULL) {
+        return c->doc;
+    }
+    bson_init(scratch);
+    return scratch;
+}
+
+static bool complex_done(const struct vctx *c, bson_t *scratch, bool ok)
+{
+    if (c->json == NULL) {
+        return ok;
+    }
+    if (ok && !ms_extjson_put_first_value(c->json, scratch)) {
+        ok = vfail(c, MS_DECODE_UNSUPPORTED, "value cannot be written as JSON");
+    }
+    bson_destroy(scratch);
+    return ok;
+}
+
+static bool emit_u64(const struct vctx *c, uint64_t v)
 {
     bson_decimal128_t d;
 
     if (v <= INT64_MAX) {
-        return append_i64(doc, key, (int64_t)v);
+        return emit_i64(c, (int64_t)v);
     }
     /* exact: coefficient v, exponent 0 (biased 6176 in bits 49..62 of the high word) */
     d.high = UINT64_C(0x3040000000000000);
     d.low = v;
-    return bson_append_decimal128(doc, key, -1, &d);
+    return emit_dec128(c, &d);
 }
 
-static bool decode_int(const struct vctx *c, const uint8_t *p, size_t avail, size_t n, size_t *used,
-                       bson_t *doc)
+static bool decode_int(const struct vctx *c, const uint8_t *p, size_t avail, size_t n, size_t *used)
 {
     uint64_t u;
 
@@ -201,12 +315,12 @@ static bool decode_int(const struct vctx *c, const uint8_t *p, size_t avail, siz
     u = le(p, n);
     *used = n;
     if (c->col->is_unsigned) {
-        return append_u64(doc, c->key, u) || append_failed(c);
+        return emit_u64(c, u);
     }
     if (n < 8 && (u >> (8 * n - 1)) != 0) {
         u |= ~UINT64_C(0) << (8 * n); /* sign-extend */
     }
-    return append_i64(doc, c->key, (int64_t)u) || append_failed(c);
+    return emit_i64(c, (int64_t)u);
 }
 
 static const uint8_t dig2bytes[10] = {0, 1, 1, 2, 2, 3, 3, 4, 4, 4};
@@ -277,8 +391,10 @@ static bool unpack_decimal(const struct vctx *c, const uint8_t *p, size_t avail,
     return true;
 }
 
+static const char dec_open[] = "{ \"$numberDecimal\" : \"";
+
 static bool decode_decimal(const struct vctx *c, const uint8_t *p, size_t avail, size_t *used,
-                           bson_t *doc, const struct ms_value_opts *opts)
+                           const struct ms_value_opts *opts)
 {
     unsigned precision = c->col->meta >> 8, scale = c->col->meta & 0xff;
     char digits[DEC_MAX_PRECISION + 1];
@@ -316,10 +432,10 @@ static bool decode_decimal(const struct vctx *c, const uint8_t *p, size_t avail,
     text[t] = '\0';
 
     if (opts->decimal_as == MS_DEC_STRING) {
-        return bson_append_utf8(doc, c->key, -1, text, (int)t) || append_failed(c);
+        return emit_text(c, text, t);
     }
     if (opts->decimal_as == MS_DEC_DOUBLE) {
-        return bson_append_double(doc, c->key, -1, strtod(text, NULL)) || append_failed(c);
+        return emit_double(c, strtod(text, NULL));
     }
     {
         /* Decimal128: coefficient = the significant digits, exponent -scale. Trailing zeros
@@ -337,7 +453,7 @@ static bool decode_decimal(const struct vctx *c, const uint8_t *p, size_t avail,
                 exponent++;
             }
             if (last - first > DEC128_MAX_DIGITS) {
-                return bson_append_utf8(doc, c->key, -1, text, (int)t) || append_failed(c);
+                return emit_text(c, text, t);
             }
             for (size_t i = first; i < last; i++) {
                 coef = coef * 10 + (unsigned)(digits[i] - '0');
@@ -349,12 +465,20 @@ static bool decode_decimal(const struct vctx *c, const uint8_t *p, size_t avail,
         d.high = (neg && !zero ? 1ULL << 63 : 0) | (uint64_t)(exponent + 6176) << 49 |
                  ((uint64_t)(coef >> 64) & ((1ULL << 49) - 1));
         d.low = (uint64_t)coef;
-        return bson_append_decimal128(doc, c->key, -1, &d) || append_failed(c);
+        if (c->json != NULL && last == ndig &&
+            (int)(zero ? 1 : ndig - first) - 1 - (int)scale >= -6) {
+            /* what bson_decimal128_to_string prints here (no exponent form: the adjusted
+             * exponent is >= -6) is the exact text already built */
+            return (ms_buf_reserve(c->json, t + 24) &&
+                    ms_buf_put(c->json, dec_open, sizeof(dec_open) - 1) &&
+                    ms_buf_put(c->json, text, t) && ms_buf_put(c->json, "\" }", 3)) ||
+                   json_oom(c);
+        }
+        return emit_dec128(c, &d);
     }
 }
 
-static bool decode_float(const struct vctx *c, const uint8_t *p, size_t avail, size_t *used,
-                         bson_t *doc)
+static bool decode_float(const struct vctx *c, const uint8_t *p, size_t avail, size_t *used)
 {
     double v;
 
@@ -379,11 +503,10 @@ static bool decode_float(const struct vctx *c, const uint8_t *p, size_t avail, s
         memcpy(&v, &bits, sizeof(v));
         *used = 8;
     }
-    return bson_append_double(doc, c->key, -1, v) || append_failed(c);
+    return emit_double(c, v);
 }
 
-static bool decode_bit(const struct vctx *c, const uint8_t *p, size_t avail, size_t *used,
-                       bson_t *doc)
+static bool decode_bit(const struct vctx *c, const uint8_t *p, size_t avail, size_t *used)
 {
     /* metadata: low byte bits % 8, high byte bits / 8 */
     unsigned rem = c->col->meta & 0xff, full = c->col->meta >> 8;
@@ -397,7 +520,7 @@ static bool decode_bit(const struct vctx *c, const uint8_t *p, size_t avail, siz
     }
     *used = n;
     /* always int64 (type-stable); BIT(64) values >= 2^63 keep their bits, read as negative */
-    return bson_append_int64(doc, c->key, -1, (int64_t)be(p, n)) || append_failed(c);
+    return emit_int64(c, (int64_t)be(p, n));
 }
 
 /* ---- dates and times ---------------------------------------------------------------- */
@@ -483,27 +606,20 @@ static size_t format_datetime(char *out, size_t cap, const struct mtime *t, unsi
                             t->hour, t->minute, t->second, frac);
 }
 
-static bool append_text(bson_t *doc, const char *key, const char *s, size_t n)
-{
-    return n <= INT_MAX && bson_append_utf8(doc, key, -1, s, (int)n);
-}
-
-static bool append_date(const struct vctx *c, bson_t *doc, const struct mtime *t,
+static bool append_date(const struct vctx *c, const struct mtime *t,
                         const struct ms_value_opts *opts)
 {
     char s[32];
     int n = snprintf(s, sizeof(s), "%04u-%02u-%02u", t->year, t->month, t->day);
 
     if (opts->date_as_string || !real_date(t)) {
-        return append_text(doc, c->key, s, (size_t)n) || append_failed(c);
+        return emit_text(c, s, (size_t)n);
     }
-    return bson_append_date_time(doc, c->key, -1,
-                                 days_from_civil(t->year, t->month, t->day) * 86400000) ||
-           append_failed(c);
+    return emit_date(c, days_from_civil(t->year, t->month, t->day) * 86400000);
 }
 
 /* DATETIME: a wall-clock value at opts->source_utc_offset. */
-static bool append_datetime(const struct vctx *c, bson_t *doc, const struct mtime *t, unsigned fsp,
+static bool append_datetime(const struct vctx *c, const struct mtime *t, unsigned fsp,
                             const struct ms_value_opts *opts)
 {
     int64_t secs;
@@ -511,16 +627,22 @@ static bool append_datetime(const struct vctx *c, bson_t *doc, const struct mtim
     if (!real_datetime(t) || (opts->time_keep_micros && fsp > 3)) {
         char s[40];
         size_t n = format_datetime(s, sizeof(s), t, fsp);
-        return append_text(doc, c->key, s, n) || append_failed(c);
+        return emit_text(c, s, n);
+    }
+    if (c->json != NULL && opts->source_utc_offset == 0 && t->year >= 1970) {
+        /* the Date's text is the wall clock itself: no round trip through milliseconds */
+        return ms_extjson_put_date_parts(c->json, t->year, t->month, t->day, t->hour, t->minute,
+                                         t->second, t->usec / 1000) ||
+               json_oom(c);
     }
     secs = days_from_civil(t->year, t->month, t->day) * 86400 + t->hour * 3600 + t->minute * 60 +
            t->second - opts->source_utc_offset;
-    return bson_append_date_time(doc, c->key, -1, secs * 1000 + t->usec / 1000) || append_failed(c);
+    return emit_date(c, secs * 1000 + t->usec / 1000);
 }
 
 /* TIMESTAMP: seconds since the epoch (UTC); 0 is the zero timestamp. */
-static bool append_timestamp(const struct vctx *c, bson_t *doc, uint32_t secs, uint32_t usec,
-                             unsigned fsp, const struct ms_value_opts *opts)
+static bool append_timestamp(const struct vctx *c, uint32_t secs, uint32_t usec, unsigned fsp,
+                             const struct ms_value_opts *opts)
 {
     if (secs == 0 || (opts->time_keep_micros && fsp > 3)) {
         struct mtime t = {0};
@@ -535,13 +657,12 @@ static bool append_timestamp(const struct vctx *c, bson_t *doc, uint32_t secs, u
             t.usec = usec;
         }
         n = format_datetime(s, sizeof(s), &t, fsp);
-        return append_text(doc, c->key, s, n) || append_failed(c);
+        return emit_text(c, s, n);
     }
-    return bson_append_date_time(doc, c->key, -1, (int64_t)secs * 1000 + usec / 1000) ||
-           append_failed(c);
+    return emit_date(c, (int64_t)secs * 1000 + usec / 1000);
 }
 
-static bool append_time(const struct vctx *c, bson_t *doc, const struct mtime *t, unsigned fsp)
+static bool append_time(const struct vctx *c, const struct mtime *t, unsigned fsp)
 {
     char s[40], frac[12];
     int n;
@@ -549,7 +670,7 @@ static bool append_time(const struct vctx *c, bson_t *doc, const struct mtime *t
     format_frac(frac, sizeof(frac), t->usec, fsp);
     n = snprintf(s, sizeof(s), "%s%02u:%02u:%02u%s", t->neg ? "-" : "", t->hour, t->minute,
                  t->second, frac);
-    return append_text(doc, c->key, s, (size_t)n) || append_failed(c);
+    return emit_text(c, s, (size_t)n);
 }
 
 static bool check_fsp(const struct vctx *c, unsigned fsp)
@@ -575,7 +696,7 @@ static bool read_frac(const struct vctx *c, const uint8_t *p, unsigned fsp, uint
 }
 
 static bool decode_temporal(const struct vctx *c, const uint8_t *p, size_t avail, size_t *used,
-                            bson_t *doc, const struct ms_value_opts *opts)
+                            const struct ms_value_opts *opts)
 {
     struct mtime t = {0};
     unsigned fsp = 0;
@@ -586,7 +707,7 @@ static bool decode_temporal(const struct vctx *c, const uint8_t *p, size_t avail
             return false;
         }
         *used = 1;
-        return bson_append_int32(doc, c->key, -1, p[0] == 0 ? 0 : 1900 + p[0]) || append_failed(c);
+        return emit_int32(c, p[0] == 0 ? 0 : 1900 + p[0]);
     case MS_T_DATE:
     case MS_T_NEWDATE: {
         uint32_t v;
@@ -599,7 +720,7 @@ static bool decode_temporal(const struct vctx *c, const uint8_t *p, size_t avail
         t.month = v >> 5 & 15;
         t.year = v >> 9;
         *used = 3;
-        return append_date(c, doc, &t, opts);
+        return append_date(c, &t, opts);
     }
     case MS_T_DATETIME: {
         /* pre-5.6 DATETIME: 8 bytes, the decimal number YYYYMMDDhhmmss */
@@ -621,7 +742,7 @@ static bool decode_temporal(const struct vctx *c, const uint8_t *p, size_t avail
         t.minute = (unsigned)(tod / 100 % 100);
         t.second = (unsigned)(tod % 100);
         *used = 8;
-        return append_datetime(c, doc, &t, 0, opts);
+        return append_datetime(c, &t, 0, opts);
     }
     case MS_T_DATETIME2: {
         /* 5 bytes big-endian, offset 2^39: 17 bits year*13+month, 5 day, 5 hour, 6 minute,
@@ -650,14 +771,14 @@ static bool decode_temporal(const struct vctx *c, const uint8_t *p, size_t avail
             return false;
         }
         *used = 5 + (fsp + 1) / 2;
-        return append_datetime(c, doc, &t, fsp, opts);
+        return append_datetime(c, &t, fsp, opts);
     }
     case MS_T_TIMESTAMP:
         if (!need(c, avail, 4)) {
             return false;
         }
         *used = 4;
-        return append_timestamp(c, doc, (uint32_t)le(p, 4), 0, 0, opts);
+        return append_timestamp(c, (uint32_t)le(p, 4), 0, 0, opts);
     case MS_T_TIMESTAMP2: {
         uint32_t usec;
 
@@ -667,7 +788,7 @@ static bool decode_temporal(const struct vctx *c, const uint8_t *p, size_t avail
             return false;
         }
         *used = 4 + (fsp + 1) / 2;
-        return append_timestamp(c, doc, (uint32_t)be(p, 4), usec, fsp, opts);
+        return append_timestamp(c, (uint32_t)be(p, 4), usec, fsp, opts);
     }
     case MS_T_TIME: {
         /* pre-5.6 TIME: 3 bytes little-endian, the signed decimal number hhmmss */
@@ -686,7 +807,7 @@ static bool decode_temporal(const struct vctx *c, const uint8_t *p, size_t avail
         t.minute = (unsigned)(v / 100 % 100);
         t.second = (unsigned)(v % 100);
         *used = 3;
-        return append_time(c, doc, &t, 0);
+        return append_time(c, &t, 0);
     }
     case MS_T_TIME2: {
         /* my_time_packed_from_binary(): 3 bytes big-endian, offset 0x800000 (1 sign bit,
@@ -742,7 +863,7 @@ static bool decode_temporal(const struct vctx *c, const uint8_t *p, size_t avail
             return vfail(c, MS_DECODE_MALFORMED, "impossible TIME value");
         }
         *used = nb;
-        return append_time(c, doc, &t, fsp);
+        return append_time(c, &t, fsp);
     }
     default:
         return vfail(c, MS_DECODE_UNSUPPORTED, "not a temporal type");
@@ -1132,19 +1253,11 @@ done:
     return ok;
 }
 
-static bool append_binary(const struct vctx *c, bson_t *doc, const uint8_t *s, size_t n)
-{
-    return (n <= UINT32_MAX &&
-            bson_append_binary(doc, c->key, -1, BSON_SUBTYPE_BINARY, s, (uint32_t)n)) ||
-           append_failed(c);
-}
-
 enum text_as { AS_STRING, AS_CHAR, AS_JSON };
 
 /* A character value in the column's charset -> a BSON string (or, for binary collations, BSON
  * binary). CHAR drops trailing spaces (PAD SPACE), MariaDB's JSON columns parse as JSON. */
-static bool append_chars(const struct vctx *c, const uint8_t *s, size_t n, bson_t *doc,
-                         enum text_as as)
+static bool append_chars(const struct vctx *c, const uint8_t *s, size_t n, enum text_as as)
 {
     const struct ms_column *col = c->col;
     const struct charset *cs;
@@ -1154,19 +1267,45 @@ static bool append_chars(const struct vctx *c, const uint8_t *s, size_t n, bson_
     bool ok;
 
     if (col->is_binary || col->collation == 63) {
-        return append_binary(c, doc, s, n);
+        return emit_binary(c, s, n);
     }
     if (col->collation == 0) {
         /* charset unknown (no metadata): UTF-8 when it is, else the raw bytes */
         if (utf8_check(s, n) != n) {
-            return append_binary(c, doc, s, n);
+            return emit_binary(c, s, n);
         }
         cs = &charsets[CS_UTF8MB4];
     } else {
-        cs = charset_of(col->collation);
+        cs = c->cs != NULL ? c->cs : charset_of(col->collation);
         if (cs == NULL) {
             return vfail(c, MS_DECODE_UNSUPPORTED, "unknown collation id %u", col->collation);
         }
+    }
+    if (c->json != NULL && as != AS_JSON &&
+        (cs->kind == K_UTF8 || cs->kind == K_LATIN1 || cs->kind == K_ASCII) &&
+        ms_extjson_plain_len(u, n) == n) {
+        /* printable ASCII without quotes or backslashes: valid in all three, the same in
+         * UTF-8, and written as it is (one pass over the bytes instead of three) */
+        if (as == AS_CHAR) {
+            while (un > 0 && u[un - 1] == ' ') {
+                un--;
+            }
+        }
+        if (!ms_buf_reserve(c->json, un + 2 + 32)) {
+            return json_oom(c);
+        }
+        c->json->p[c->json->len] = '"';
+        if (u == (const char *)s && c->end != NULL && (size_t)(c->end - s) >= un + 32) {
+            /* whole 32-byte blocks: they stay inside the row buffer */
+            for (size_t i = 0; i < un; i += 32) {
+                memcpy(c->json->p + c->json->len + 1 + i, u + i, 32);
+            }
+        } else {
+            memcpy(c->json->p + c->json->len + 1, u, un);
+        }
+        c->json->p[c->json->len + 1 + un] = '"';
+        c->json->len += un + 2;
+        return true;
     }
     sbuf_init(&buf);
     switch (cs->kind) {
@@ -1204,7 +1343,7 @@ static bool append_chars(const struct vctx *c, const uint8_t *s, size_t n, bson_
         un = buf.len;
         break;
     case K_BINARY:
-        return append_binary(c, doc, s, n);
+        return emit_binary(c, s, n);
     default:
         return vfail(c, MS_DECODE_UNSUPPORTED, "no converter for character set %s", cs->name);
     }
@@ -1214,12 +1353,14 @@ static bool append_chars(const struct vctx *c, const uint8_t *s, size_t n, bson_
         }
     }
     if (as == AS_JSON) {
+        bson_t scratch, *doc = complex_doc(c, &scratch);
         ok = ms_textjson_to_bson(u, un, doc, c->key, c->err);
         if (!ok) {
             ms_error_prefix(c->err, "column %s (JSON text)", c->key);
         }
+        ok = complex_done(c, &scratch, ok);
     } else {
-        ok = append_text(doc, c->key, u, un) || append_failed(c);
+        ok = emit_text(c, u, un);
     }
     sbuf_cleanup(&buf);
     return ok;
@@ -1251,7 +1392,7 @@ static bool read_prefixed(const struct vctx *c, const uint8_t *p, size_t avail, 
 }
 
 static bool decode_enum(const struct vctx *c, const uint8_t *p, size_t avail, size_t n,
-                        size_t *used, bson_t *doc)
+                        size_t *used)
 {
     const struct ms_column *col = c->col;
     uint32_t v;
@@ -1266,26 +1407,26 @@ static bool decode_enum(const struct vctx *c, const uint8_t *p, size_t avail, si
     *used = n;
     if (col->enum_values == NULL) {
         /* labels unknown (no metadata): the index */
-        return bson_append_int32(doc, c->key, -1, (int32_t)v) || append_failed(c);
+        return emit_int32(c, (int32_t)v);
     }
     if (v == 0) {
         /* the index of the invalid value '' */
-        return bson_append_utf8(doc, c->key, -1, "", 0) || append_failed(c);
+        return emit_text(c, "", 0);
     }
     if (v > col->n_enum) {
         return vfail(c, MS_DECODE_MALFORMED, "ENUM index %" PRIu32 " beyond its %zu labels", v,
                      col->n_enum);
     }
-    return bson_append_utf8(doc, c->key, -1, col->enum_values[v - 1], -1) || append_failed(c);
+    return emit_text(c, col->enum_values[v - 1], strlen(col->enum_values[v - 1]));
 }
 
-static bool decode_set(const struct vctx *c, const uint8_t *p, size_t avail, size_t n, size_t *used,
-                       bson_t *doc)
+static bool decode_set(const struct vctx *c, const uint8_t *p, size_t avail, size_t n, size_t *used)
 {
     const struct ms_column *col = c->col;
     uint64_t bits;
-    bson_t arr;
+    bson_t arr, scratch, *doc;
     uint32_t k = 0;
+    bool ok;
 
     if (n < 1 || n > 8) {
         return vfail(c, MS_DECODE_MALFORMED, "bad metadata: SET of %zu bytes", n);
@@ -1296,51 +1437,56 @@ static bool decode_set(const struct vctx *c, const uint8_t *p, size_t avail, siz
     bits = le(p, n);
     *used = n;
     if (col->set_values == NULL) {
-        return bson_append_int64(doc, c->key, -1, (int64_t)bits) || append_failed(c);
+        return emit_int64(c, (int64_t)bits);
     }
     if (col->n_set < 64 && (bits >> col->n_set) != 0) {
         return vfail(c, MS_DECODE_MALFORMED, "SET bits 0x%" PRIx64 " beyond its %zu labels", bits,
                      col->n_set);
     }
-    if (!bson_append_array_begin(doc, c->key, -1, &arr)) {
-        return append_failed(c);
-    }
-    for (unsigned i = 0; i < 64; i++) {
-        if ((bits >> i & 1) != 0) {
-            char idx[16];
-            const char *ks;
-            size_t kl = bson_uint32_to_string(k++, &ks, idx, sizeof(idx));
+    doc = complex_doc(c, &scratch);
+    ok = bson_append_array_begin(doc, c->key, -1, &arr);
+    if (ok) {
+        for (unsigned i = 0; i < 64; i++) {
+            if ((bits >> i & 1) != 0) {
+                char idx[16];
+                const char *ks;
+                size_t kl = bson_uint32_to_string(k++, &ks, idx, sizeof(idx));
 
-            bson_append_utf8(&arr, ks, (int)kl, col->set_values[i], -1);
+                bson_append_utf8(&arr, ks, (int)kl, col->set_values[i], -1);
+            }
         }
+        ok = bson_append_array_end(doc, &arr);
     }
-    return bson_append_array_end(doc, &arr) || append_failed(c);
+    return complex_done(c, &scratch, ok || append_failed(c));
 }
 
-static bool decode_vector(const struct vctx *c, const uint8_t *v, size_t len, bson_t *doc)
+static bool decode_vector(const struct vctx *c, const uint8_t *v, size_t len)
 {
-    bson_t arr;
+    bson_t arr, scratch, *doc;
+    bool ok;
 
     if (len % 4 != 0) {
         return vfail(c, MS_DECODE_MALFORMED, "VECTOR of %zu bytes", len);
     }
-    if (!bson_append_array_begin(doc, c->key, -1, &arr)) {
-        return append_failed(c);
-    }
-    for (size_t i = 0; i < len / 4; i++) {
-        char idx[16];
-        const char *ks;
-        size_t kl = bson_uint32_to_string((uint32_t)i, &ks, idx, sizeof(idx));
-        uint32_t bits = (uint32_t)le(v + 4 * i, 4);
-        float f;
+    doc = complex_doc(c, &scratch);
+    ok = bson_append_array_begin(doc, c->key, -1, &arr);
+    if (ok) {
+        for (size_t i = 0; i < len / 4; i++) {
+            char idx[16];
+            const char *ks;
+            size_t kl = bson_uint32_to_string((uint32_t)i, &ks, idx, sizeof(idx));
+            uint32_t bits = (uint32_t)le(v + 4 * i, 4);
+            float f;
 
-        memcpy(&f, &bits, sizeof(f));
-        bson_append_double(&arr, ks, (int)kl, (double)f);
+            memcpy(&f, &bits, sizeof(f));
+            bson_append_double(&arr, ks, (int)kl, (double)f);
+        }
+        ok = bson_append_array_end(doc, &arr);
     }
-    return bson_append_array_end(doc, &arr) || append_failed(c);
+    return complex_done(c, &scratch, ok || append_failed(c));
 }
 
-static bool decode_string(struct vctx *c, const uint8_t *p, size_t avail, size_t *used, bson_t *doc)
+static bool decode_string(struct vctx *c, const uint8_t *p, size_t avail, size_t *used)
 {
     /* CHAR, BINARY, ENUM and SET share MYSQL_TYPE_STRING: the metadata's first byte is the
      * real type, with the top bits of lengths above 255 folded into it (XOR 0x30). */
@@ -1367,9 +1513,9 @@ static bool decode_string(struct vctx *c, const uint8_t *p, size_t avail, size_t
     c->type = real;
     switch (real) {
     case MS_T_ENUM:
-        return decode_enum(c, p, avail, length, used, doc);
+        return decode_enum(c, p, avail, length, used);
     case MS_T_SET:
-        return decode_set(c, p, avail, length, used, doc);
+        return decode_set(c, p, avail, length, used);
     case MS_T_STRING:
         if (!read_prefixed(c, p, avail, length < 256 ? 1 : 2, &v, &len, used)) {
             return false;
@@ -1384,11 +1530,9 @@ static bool decode_string(struct vctx *c, const uint8_t *p, size_t avail, size_t
             }
             memcpy(padded, v, len);
             memset(padded + len, 0, length - len);
-            return bson_append_binary(doc, c->key, -1, BSON_SUBTYPE_BINARY, padded,
-                                      (uint32_t)length) ||
-                   append_failed(c);
+            return emit_binary(c, padded, length);
         }
-        return append_chars(c, v, len, doc, AS_CHAR);
+        return append_chars(c, v, len, AS_CHAR);
     default:
         return vfail(c, MS_DECODE_MALFORMED, "bad metadata: real type %u", real);
     }
@@ -1397,7 +1541,7 @@ static bool decode_string(struct vctx *c, const uint8_t *p, size_t avail, size_t
 /* MariaDB's COMPRESSED columns (field_comp.cc): an empty value, or a header byte whose high
  * nibble is the method (0 stored as is, 8 zlib), bit 3 "raw deflate, no zlib wrapper" and
  * bits 0-2 the number of big-endian bytes of the original length that follow. */
-static bool decode_compressed(const struct vctx *c, const uint8_t *v, size_t len, bson_t *doc)
+static bool decode_compressed(const struct vctx *c, const uint8_t *v, size_t len)
 {
     struct sbuf buf;
     size_t nlen;
@@ -1407,7 +1551,7 @@ static bool decode_compressed(const struct vctx *c, const uint8_t *v, size_t len
     int zr;
 
     if (len == 0 || v[0] >> 4 == 0) {
-        return append_chars(c, v + (len > 0), len - (len > 0), doc,
+        return append_chars(c, v + (len > 0), len - (len > 0),
                             c->col->is_json_text ? AS_JSON : AS_STRING);
     }
     if (v[0] >> 4 != 8) {
@@ -1440,7 +1584,7 @@ static bool decode_compressed(const struct vctx *c, const uint8_t *v, size_t len
         sbuf_cleanup(&buf);
         return vfail(c, MS_DECODE_MALFORMED, "corrupt compressed value (zlib %d)", zr);
     }
-    ok = append_chars(c, (const uint8_t *)buf.p, zs.total_out, doc,
+    ok = append_chars(c, (const uint8_t *)buf.p, zs.total_out,
                       c->col->is_json_text ? AS_JSON : AS_STRING);
     sbuf_cleanup(&buf);
     return ok;
@@ -1448,42 +1592,38 @@ static bool decode_compressed(const struct vctx *c, const uint8_t *v, size_t len
 
 /* ---- entry points ------------------------------------------------------------------- */
 
-bool ms_rows_decode_value(const struct ms_column *col, const uint8_t *p, size_t avail, size_t *used,
-                          bson_t *doc, const char *key, const struct ms_value_opts *opts,
-                          struct ms_error *err)
+/* One non-NULL value of c->col at p, into c's document or JSON buffer. */
+static bool decode_value(struct vctx *c, const uint8_t *p, size_t avail, size_t *used,
+                         const struct ms_value_opts *opts)
 {
-    static const struct ms_value_opts defaults = {0};
-    struct vctx c = {col, key, col->type, err};
+    const struct ms_column *col = c->col;
     const uint8_t *v;
     size_t len, u = 0;
     bool ok;
 
-    if (opts == NULL) {
-        opts = &defaults;
-    }
     *used = 0;
     switch (col->type) {
     case MS_T_TINY:
-        ok = decode_int(&c, p, avail, 1, &u, doc);
+        ok = decode_int(c, p, avail, 1, &u);
         break;
     case MS_T_SHORT:
-        ok = decode_int(&c, p, avail, 2, &u, doc);
+        ok = decode_int(c, p, avail, 2, &u);
         break;
     case MS_T_INT24:
-        ok = decode_int(&c, p, avail, 3, &u, doc);
+        ok = decode_int(c, p, avail, 3, &u);
         break;
     case MS_T_LONG:
-        ok = decode_int(&c, p, avail, 4, &u, doc);
+        ok = decode_int(c, p, avail, 4, &u);
         break;
     case MS_T_LONGLONG:
-        ok = decode_int(&c, p, avail, 8, &u, doc);
+        ok = decode_int(c, p, avail, 8, &u);
         break;
     case MS_T_FLOAT:
     case MS_T_DOUBLE:
-        ok = decode_float(&c, p, avail, &u, doc);
+        ok = decode_float(c, p, avail, &u);
         break;
     case MS_T_NEWDECIMAL:
-        ok = decode_decimal(&c, p, avail, &u, doc, opts);
+        ok = decode_decimal(c, p, avail, &u, opts);
         break;
     case MS_T_YEAR:
     case MS_T_DATE:
@@ -1494,67 +1634,67 @@ bool ms_rows_decode_value(const struct ms_column *col, const uint8_t *p, size_t 
     case MS_T_DATETIME2:
     case MS_T_TIMESTAMP:
     case MS_T_TIMESTAMP2:
-        ok = decode_temporal(&c, p, avail, &u, doc, opts);
+        ok = decode_temporal(c, p, avail, &u, opts);
         break;
     case MS_T_BIT:
-        ok = decode_bit(&c, p, avail, &u, doc);
+        ok = decode_bit(c, p, avail, &u);
         break;
     case MS_T_NULL:
-        ok = bson_append_null(doc, key, -1) || append_failed(&c);
+        ok = emit_null(c);
         break;
     case MS_T_VARCHAR:
     case MS_T_VAR_STRING:
-        ok = read_prefixed(&c, p, avail, col->meta < 256 ? 1 : 2, &v, &len, &u) &&
-             append_chars(&c, v, len, doc, AS_STRING);
+        ok = read_prefixed(c, p, avail, col->meta < 256 ? 1 : 2, &v, &len, &u) &&
+             append_chars(c, v, len, AS_STRING);
         break;
     case MS_T_STRING:
     case MS_T_ENUM:
     case MS_T_SET:
-        ok = decode_string(&c, p, avail, &u, doc);
+        ok = decode_string(c, p, avail, &u);
         break;
     case MS_T_TINY_BLOB:
     case MS_T_MEDIUM_BLOB:
     case MS_T_LONG_BLOB:
     case MS_T_BLOB:
-        ok = read_prefixed(&c, p, avail, col->meta, &v, &len, &u) &&
-             append_chars(&c, v, len, doc, col->is_json_text ? AS_JSON : AS_STRING);
+        ok = read_prefixed(c, p, avail, col->meta, &v, &len, &u) &&
+             append_chars(c, v, len, col->is_json_text ? AS_JSON : AS_STRING);
         break;
     case MS_T_JSON:
-        ok = read_prefixed(&c, p, avail, col->meta, &v, &len, &u);
+        ok = read_prefixed(c, p, avail, col->meta, &v, &len, &u);
         if (ok) {
-            ok = ms_mysqljson_to_bson(v, len, doc, key, err);
+            bson_t scratch, *doc = complex_doc(c, &scratch);
+            ok = ms_mysqljson_to_bson(v, len, doc, c->key, c->err);
             if (!ok) {
-                ms_error_prefix(err, "column %s (JSON)", key);
+                ms_error_prefix(c->err, "column %s (JSON)", c->key);
             }
+            ok = complex_done(c, &scratch, ok);
         }
         break;
     case MS_T_GEOMETRY:
         /* 4-byte SRID, then WKB */
-        ok = read_prefixed(&c, p, avail, col->meta, &v, &len, &u);
+        ok = read_prefixed(c, p, avail, col->meta, &v, &len, &u);
         if (ok && len < 4) {
-            ok = vfail(&c, MS_DECODE_MALFORMED, "GEOMETRY value of %zu bytes has no SRID", len);
+            ok = vfail(c, MS_DECODE_MALFORMED, "GEOMETRY value of %zu bytes has no SRID", len);
         }
         if (ok) {
-            ok =
-                bson_append_binary(doc, key, -1, BSON_SUBTYPE_BINARY, v + 4, (uint32_t)(len - 4)) ||
-                append_failed(&c);
+            ok = emit_binary(c, v + 4, len - 4);
         }
         break;
     case MS_T_BLOB_COMPRESSED:
     case MS_T_VARCHAR_COMPRESSED:
-        ok = read_prefixed(&c, p, avail,
+        ok = read_prefixed(c, p, avail,
                            col->type == MS_T_BLOB_COMPRESSED ? col->meta
                            : col->meta < 256                 ? 1
                                                              : 2,
                            &v, &len, &u) &&
-             decode_compressed(&c, v, len, doc);
+             decode_compressed(c, v, len);
         break;
     case MS_T_VECTOR:
-        ok = read_prefixed(&c, p, avail, col->meta, &v, &len, &u) && decode_vector(&c, v, len, doc);
+        ok = read_prefixed(c, p, avail, col->meta, &v, &len, &u) && decode_vector(c, v, len);
         break;
     default:
         /* old DECIMAL (pre-5.0 tables), TYPED_ARRAY (never in row images), unknown codes */
-        ok = vfail(&c, MS_DECODE_UNSUPPORTED, "column type %u is not supported", col->type);
+        ok = vfail(c, MS_DECODE_UNSUPPORTED, "column type %u is not supported", col->type);
         break;
     }
     if (ok) {
@@ -1563,24 +1703,55 @@ bool ms_rows_decode_value(const struct ms_column *col, const uint8_t *p, size_t 
     return ok;
 }
 
+bool ms_rows_decode_value(const struct ms_column *col, const uint8_t *p, size_t avail, size_t *used,
+                          bson_t *doc, const char *key, const struct ms_value_opts *opts,
+                          struct ms_error *err)
+{
+    static const struct ms_value_opts defaults = {0};
+    struct vctx c = {col, key, col->type, err, doc, NULL, NULL, NULL};
+
+    return decode_value(&c, p, avail, used, opts != NULL ? opts : &defaults);
+}
+
+/* Columns in a row image: the bits set among the first ncols of present. */
+static size_t count_present(const uint8_t *present, size_t ncols)
+{
+    size_t n = 0, full = ncols / 8;
+
+    static const uint8_t nibble[16] = {0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4};
+
+    for (size_t i = 0; i < full; i++) {
+        n += (size_t)(nibble[present[i] & 15] + nibble[present[i] >> 4]);
+    }
+    if (ncols % 8 != 0) {
+        unsigned last = present[full] & ((1u << (ncols % 8)) - 1);
+        n += (size_t)(nibble[last & 15] + nibble[last >> 4]);
+    }
+    return n;
+}
+
+static bool null_bitmap_truncated(const struct ms_table_map *tm, size_t avail, size_t nullbytes,
+                                  struct ms_error *err)
+{
+    ms_error_set(err, MS_ERR_DECODE, MS_DECODE_MALFORMED,
+                 "table %s.%s: row image truncated in its NULL bitmap (%zu of %zu bytes)",
+                 tm->db != NULL ? tm->db : "?", tm->table != NULL ? tm->table : "?", avail,
+                 nullbytes);
+    return false;
+}
+
 bool ms_rows_decode_image(const struct ms_table_map *tm, const uint8_t *present, const uint8_t *p,
                           size_t avail, size_t *used, bson_t *doc, const struct ms_value_opts *opts,
                           struct ms_error *err)
 {
     const char *db = tm->db != NULL ? tm->db : "?", *table = tm->table != NULL ? tm->table : "?";
-    size_t n_present = 0, nullbytes, off, k = 0;
+    size_t nullbytes, off, k = 0;
     const uint8_t *nulls = p;
 
     *used = 0;
-    for (size_t i = 0; i < tm->ncols; i++) {
-        n_present += (size_t)(present[i / 8] >> (i % 8) & 1);
-    }
-    nullbytes = (n_present + 7) / 8;
+    nullbytes = (count_present(present, tm->ncols) + 7) / 8;
     if (avail < nullbytes) {
-        ms_error_set(err, MS_ERR_DECODE, MS_DECODE_MALFORMED,
-                     "table %s.%s: row image truncated in its NULL bitmap (%zu of %zu bytes)", db,
-                     table, avail, nullbytes);
-        return false;
+        return null_bitmap_truncated(tm, avail, nullbytes, err);
     }
     off = nullbytes;
     for (size_t i = 0; i < tm->ncols; i++) {
@@ -1613,6 +1784,382 @@ bool ms_rows_decode_image(const struct ms_table_map *tm, const uint8_t *present,
     }
     *used = off;
     return true;
+}
+
+struct ms_rows_json_keys {
+    size_t ncols;
+    char **name; /* the column's key: its name, or "col_<n>" */
+    char **sep;  /* ", \"<key, escaped>\" : ", readable in whole 32-byte blocks */
+    size_t *sep_len;
+    const struct charset **cs; /* charset_of(collation), NULL for collation 0 */
+};
+
+struct ms_rows_json_keys *ms_rows_json_keys_new(const struct ms_table_map *tm)
+{
+    struct ms_rows_json_keys *k = calloc(1, sizeof(*k));
+    size_t n = tm->ncols > 0 ? tm->ncols : 1;
+
+    if (k == NULL) {
+        return NULL;
+    }
+    k->name = calloc(n, sizeof(*k->name));
+    k->sep = calloc(n, sizeof(*k->sep));
+    k->sep_len = calloc(n, sizeof(*k->sep_len));
+    k->cs = calloc(n, sizeof(*k->cs));
+    if (k->name == NULL || k->sep == NULL || k->sep_len == NULL || k->cs == NULL) {
+        goto fail;
+    }
+    k->ncols = tm->ncols;
+    for (size_t i = 0; i < tm->ncols; i++) {
+        struct ms_buf b = {0};
+        char fallback[32];
+        const char *name = tm->cols[i].name;
+
+        if (name == NULL) {
+            snprintf(fallback, sizeof(fallback), "col_%zu", i);
+            name = fallback;
+        }
+        k->cs[i] = tm->cols[i].collation != 0 ? charset_of(tm->cols[i].collation) : NULL;
+        k->name[i] = strdup(name);
+        if (k->name[i] == NULL || !ms_buf_put(&b, ", ", 2) ||
+            !ms_extjson_put_string(&b, name, strlen(name)) || !ms_buf_put(&b, " : ", 3)) {
+            ms_buf_free(&b);
+            goto fail;
+        }
+        k->sep[i] = calloc(1, b.len + 32);
+        if (k->sep[i] == NULL) {
+            ms_buf_free(&b);
+            goto fail;
+        }
+        memcpy(k->sep[i], b.p, b.len);
+        k->sep_len[i] = b.len;
+        ms_buf_free(&b);
+    }
+    return k;
+fail:
+    ms_rows_json_keys_destroy(k);
+    return NULL;
+}
+
+void ms_rows_json_keys_destroy(struct ms_rows_json_keys *k)
+{
+    if (k == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < k->ncols; i++) {
+        free(k->name != NULL ? k->name[i] : NULL);
+        free(k->sep != NULL ? k->sep[i] : NULL);
+    }
+    free(k->name);
+    free(k->sep);
+    free(k->sep_len);
+    free(k->cs);
+    free(k);
+}
+
+/* ms_extjson_plain_len(s, n) == n, reading s in whole 16-byte blocks when end allows */
+static inline bool plain_text(const uint8_t *s, size_t n, const uint8_t *end)
+{
+#ifdef __SSE2__
+    if ((size_t)(end - s) >= n + 16) {
+        const __m128i space = _mm_set1_epi8(0x20), quote = _mm_set1_epi8('"'),
+                      bslash = _mm_set1_epi8('\\'), del = _mm_set1_epi8(0x7f);
+
+        for (size_t i = 0; i < n; i += 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+            __m128i bad =
+                _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(v, space), _mm_cmpeq_epi8(v, quote)),
+                             _mm_or_si128(_mm_cmpeq_epi8(v, bslash), _mm_cmpeq_epi8(v, del)));
+            unsigned m = (unsigned)_mm_movemask_epi8(bad);
+
+            if (n - i < 16) {
+                m &= (1u << (n - i)) - 1; /* the bytes after the value do not count */
+            }
+            if (m != 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+#endif
+    return ms_extjson_plain_len((const char *)s, n) == n;
+}
+
+/* DECIMAL(p,s) with p <= 34, s <= 18 and at most 18 integer digits, as Decimal128 in the
+ * text bson_decimal128_to_string gives it when that text has no exponent (see
+ * decode_decimal): integer and fraction read as two 64-bit numbers, no digit string. False,
+ * with nothing written, for anything else. */
+static inline bool fast_decimal(const struct ms_column *col, const uint8_t *p, size_t avail,
+                                size_t *used, struct ms_buf *out)
+{
+    unsigned precision = col->meta >> 8, scale = col->meta & 0xff, intg, nsig;
+    uint8_t buf[40], mask;
+    uint64_t ip = 0, fp = 0;
+    size_t size, o = 0, nb;
+    uint32_t v;
+    bool neg, zero;
+    char *d;
+
+    if (precision == 0 || precision > DEC128_MAX_DIGITS || scale > precision || scale > 18 ||
+        precision - scale > 18) {
+        return false;
+    }
+    intg = precision - scale;
+    size = decimal_bin_size(precision, scale);
+    if (avail < size || size > sizeof(buf)) {
+        return false;
+    }
+    memcpy(buf, p, size);
+    neg = (buf[0] & 0x80) == 0;
+    mask = neg ? 0xff : 0x00;
+    buf[0] ^= 0x80;
+    for (size_t i = 0; i < size; i++) {
+        buf[i] ^= mask;
+    }
+    if (intg % 9 != 0) {
+        nb = dig2bytes[intg % 9];
+        ip = be(buf, nb);
+        if (ip >= pow10_u32[intg % 9]) {
+            return false;
+        }
+        o = nb;
+    }
+    for (unsigned k = 0; k < intg / 9; k++, o += 4) {
+        v = (uint32_t)be(buf + o, 4);
+        if (v >= pow10_u32[9]) {
+            return false;
+        }
+        ip = ip * pow10_u32[9] + v;
+    }
+    for (unsigned k = 0; k < scale / 9; k++, o += 4) {
+        v = (uint32_t)be(buf + o, 4);
+        if (v >= pow10_u32[9]) {
+            return false;
+        }
+        fp = fp * pow10_u32[9] + v;
+    }
+    if (scale % 9 != 0) {
+        v = (uint32_t)be(buf + o, dig2bytes[scale % 9]);
+        if (v >= pow10_u32[scale % 9]) {
+            return false;
+        }
+        fp = fp * pow10_u32[scale % 9] + v;
+    }
+    zero = ip == 0 && fp == 0;
+    {
+        char tmp[20];
+        nsig = ip > 0   ? (unsigned)ms_u64_digits(tmp, ip) + scale
+               : fp > 0 ? (unsigned)ms_u64_digits(tmp, fp)
+                        : 1;
+    }
+    if ((int)nsig - 1 - (int)scale < -6 || !ms_buf_reserve(out, sizeof(dec_open) + 48)) {
+        return false; /* the exponent form: decode_value */
+    }
+    d = out->p + out->len;
+    memcpy(d, dec_open, sizeof(dec_open) - 1);
+    d += sizeof(dec_open) - 1;
+    if (neg && !zero) {
+        *d++ = '-';
+    }
+    d += ms_u64_digits(d, ip);
+    if (scale > 0) {
+        *d++ = '.';
+        for (unsigned i = scale; i > 0; i--) {
+            d[i - 1] = (char)('0' + fp % 10);
+            fp /= 10;
+        }
+        d += scale;
+    }
+    memcpy(d, "\" }", 3);
+    out->len = (size_t)(d + 3 - out->p);
+    *used = size;
+    return true;
+}
+
+/* The commonest values written without decode_value's dispatch: integers that print as
+ * integers, printable-ASCII strings of ASCII-compatible charsets, DATETIME(fsp) that is a
+ * Date from 1970 on at UTC. Returns false, having written nothing, for anything else
+ * (including every malformed value): decode_value then writes it or reports the error. */
+static inline bool fast_value(const struct ms_column *col, const struct charset *cs,
+                              const uint8_t *p, size_t avail, const uint8_t *end, size_t *used,
+                              struct ms_buf *out, const struct ms_value_opts *opts)
+{
+    size_t n, lb, len;
+    uint64_t u;
+
+    switch (col->type) {
+    case MS_T_TINY:
+        n = 1;
+        goto integer;
+    case MS_T_SHORT:
+        n = 2;
+        goto integer;
+    case MS_T_INT24:
+        n = 3;
+        goto integer;
+    case MS_T_LONG:
+        n = 4;
+        goto integer;
+    case MS_T_LONGLONG:
+        n = 8;
+    integer:
+        if (avail < n) {
+            return false;
+        }
+        u = le(p, n);
+        if (col->is_unsigned) {
+            if (u > INT64_MAX) {
+                return false;
+            }
+        } else if (n < 8 && (u >> (8 * n - 1)) != 0) {
+            u |= ~UINT64_C(0) << (8 * n);
+        }
+        *used = n;
+        return ms_buf_put_int(out, (int64_t)u);
+    case MS_T_VARCHAR:
+    case MS_T_VAR_STRING:
+        lb = col->meta < 256 ? 1 : 2;
+        goto text;
+    case MS_T_TINY_BLOB:
+    case MS_T_MEDIUM_BLOB:
+    case MS_T_LONG_BLOB:
+    case MS_T_BLOB:
+        if (col->is_json_text || col->meta < 1 || col->meta > 4) {
+            return false;
+        }
+        lb = col->meta;
+    text:
+        if (cs == NULL || col->is_binary || col->collation == 63 ||
+            (cs->kind != K_UTF8 && cs->kind != K_LATIN1 && cs->kind != K_ASCII) || avail < lb) {
+            return false;
+        }
+        len = (size_t)le(p, lb);
+        if (len > avail - lb || !plain_text(p + lb, len, end) ||
+            !ms_buf_reserve(out, len + 2 + 32)) {
+            return false;
+        }
+        p += lb;
+        out->p[out->len] = '"';
+        if ((size_t)(end - p) >= len + 32) {
+            for (size_t i = 0; i < len; i += 32) {
+                memcpy(out->p + out->len + 1 + i, p + i, 32);
+            }
+        } else {
+            memcpy(out->p + out->len + 1, p, len);
+        }
+        out->p[out->len + 1 + len] = '"';
+        out->len += len + 2;
+        *used = lb + len;
+        return true;
+    case MS_T_NEWDECIMAL:
+        return opts->decimal_as == MS_DEC_DECIMAL128 && fast_decimal(col, p, avail, used, out);
+    case MS_T_DATETIME2: {
+        static const uint32_t unit[4] = {0, 10000, 100, 1};
+        struct mtime t;
+        unsigned fsp = col->meta;
+        size_t nf = (fsp + 1) / 2;
+        uint64_t v;
+
+        if (fsp > MAX_FSP || avail < 5 + nf || opts->source_utc_offset != 0 ||
+            (opts->time_keep_micros && fsp > 3)) {
+            return false;
+        }
+        v = be(p, 5);
+        if (v < UINT64_C(0x8000000000)) {
+            return false;
+        }
+        v -= UINT64_C(0x8000000000);
+        t.year = (unsigned)((v >> 22) / 13);
+        t.month = (unsigned)((v >> 22) % 13);
+        t.day = (unsigned)(v >> 17 & 31);
+        t.hour = (unsigned)((v & 0x1ffff) >> 12);
+        t.minute = (unsigned)(v >> 6 & 63);
+        t.second = (unsigned)(v & 63);
+        t.usec = nf == 0 ? 0 : (uint32_t)be(p + 5, nf) * unit[nf];
+        if (t.usec > 999999 || t.year < 1970 || !real_datetime(&t)) {
+            return false;
+        }
+        *used = 5 + nf;
+        return ms_extjson_put_date_parts(out, t.year, t.month, t.day, t.hour, t.minute, t.second,
+                                         t.usec / 1000);
+    }
+    default:
+        return false;
+    }
+}
+
+bool ms_rows_image_to_json(const struct ms_table_map *tm, const struct ms_rows_json_keys *keys,
+                           const uint8_t *present, const uint8_t *p, size_t avail, size_t *used,
+                           struct ms_buf *out, const struct ms_value_opts *opts,
+                           struct ms_error *err)
+{
+    static const struct ms_value_opts defaults = {0};
+    struct vctx c = {NULL, NULL, 0, err, NULL, out, p + avail, NULL};
+    size_t nullbytes, off, k = 0, mark = out->len;
+    const uint8_t *nulls = p;
+    bool first = true;
+
+    *used = 0;
+    if (opts == NULL) {
+        opts = &defaults;
+    }
+    if (keys->ncols != tm->ncols) {
+        ms_error_set(err, MS_ERR_DECODE, MS_DECODE_SCHEMA,
+                     "table %s.%s: JSON keys for %zu columns, the table has %zu",
+                     tm->db != NULL ? tm->db : "?", tm->table != NULL ? tm->table : "?",
+                     keys->ncols, tm->ncols);
+        return false;
+    }
+    nullbytes = (count_present(present, tm->ncols) + 7) / 8;
+    if (avail < nullbytes) {
+        return null_bitmap_truncated(tm, avail, nullbytes, err);
+    }
+    if (!ms_buf_put(out, "{ ", 2)) {
+        goto oom;
+    }
+    off = nullbytes;
+    for (size_t i = 0; i < tm->ncols; i++) {
+        size_t u, skip = first ? 2 : 0;
+
+        if ((present[i / 8] >> (i % 8) & 1) == 0) {
+            continue;
+        }
+        first = false;
+        if (!ms_buf_put_blocks(out, keys->sep[i] + skip, keys->sep_len[i] - skip)) {
+            goto oom;
+        }
+        if ((nulls[k / 8] >> (k % 8) & 1) != 0) {
+            if (!ms_buf_put(out, "null", 4)) {
+                goto oom;
+            }
+        } else if (fast_value(&tm->cols[i], keys->cs[i], p + off, avail - off, p + avail, &u, out,
+                              opts)) {
+            off += u;
+        } else {
+            c.col = &tm->cols[i];
+            c.key = keys->name[i];
+            c.type = c.col->type;
+            c.cs = keys->cs[i];
+            if (!decode_value(&c, p + off, avail - off, &u, opts)) {
+                ms_error_prefix(err, "table %s.%s", tm->db != NULL ? tm->db : "?",
+                                tm->table != NULL ? tm->table : "?");
+                out->len = mark;
+                return false;
+            }
+            off += u;
+        }
+        k++;
+    }
+    if (!ms_buf_put(out, " }", 2)) {
+        goto oom;
+    }
+    *used = off;
+    return true;
+oom:
+    out->len = mark;
+    ms_error_set(err, MS_ERR_SYSTEM, ENOMEM, "table %s.%s: out of memory for a JSON row",
+                 tm->db != NULL ? tm->db : "?", tm->table != NULL ? tm->table : "?");
+    return false;
 }
 
 bool ms_rows_column_meta(uint8_t type, const uint8_t *p, size_t avail, size_t *used, uint16_t *meta)
