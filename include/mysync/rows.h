@@ -98,6 +98,11 @@ struct ms_table_map {
 
 void ms_table_map_free(struct ms_table_map *tm);
 
+/* Converts ENUM/SET labels (n strings, replaced in place) from the character set of collation
+ * to UTF-8; UTF-8, ASCII, binary and unknown (0) collations are left as they are. False with
+ * an MS_ERR_DECODE error when a label does not convert. */
+bool ms_rows_labels_to_utf8(uint16_t collation, char **labels, size_t n, struct ms_error *err);
+
 /* Decodes one non-NULL value of col at p and appends it to doc under key. *used gets the
  * bytes consumed. */
 bool ms_rows_decode_value(const struct ms_column *col, const uint8_t *p, size_t avail, size_t *used,

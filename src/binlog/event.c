@@ -1287,7 +1287,15 @@ static bool parse_table_map(struct ms_binlog_parser *p, struct ms_event *ev, str
         return fail(err, &ev->h, "malformed optional metadata");
     }
     for (size_t i = 0; i < tm->ncols; i++) {
-        tm->cols[i].is_binary = tm->cols[i].collation == 63;
+        struct ms_column *c = &tm->cols[i];
+        c->is_binary = c->collation == 63;
+        /* ENUM/SET labels arrive in the column's character set: store them as UTF-8 */
+        if (!ms_rows_labels_to_utf8(c->collation, c->enum_values, c->n_enum, err) ||
+            !ms_rows_labels_to_utf8(c->collation, c->set_values, c->n_set, err)) {
+            ms_error_prefix(err, "%s.%s column %zu labels", tm->db, tm->table, i + 1);
+            ms_table_map_free(tm);
+            return false;
+        }
     }
     /* replace a map with the same id, else append */
     for (size_t i = 0; i < p->nmaps; i++) {

@@ -2268,3 +2268,68 @@ void ms_value_opts_from_config(struct ms_value_opts *vo, const struct ms_config 
     vo->time_keep_micros = cfg->sync_datetime_micros;
     vo->source_utc_offset = cfg->sync_source_utc_offset;
 }
+
+bool ms_rows_labels_to_utf8(uint16_t collation, char **labels, size_t n, struct ms_error *err)
+{
+    const struct charset *cs = collation != 0 ? charset_of(collation) : NULL;
+
+    if (cs == NULL || labels == NULL || (cs->kind != K_LATIN1 && cs->kind != K_ICONV)) {
+        return true;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *s = (const uint8_t *)labels[i];
+        size_t len = strlen(labels[i]), k;
+        struct sbuf buf;
+        char *u;
+        for (k = 0; k < len && s[k] < 0x80; k++) {
+        }
+        if (k == len) {
+            continue; /* ASCII: the same bytes in every supported set */
+        }
+        sbuf_init(&buf);
+        if (cs->kind == K_LATIN1) {
+            if (!latin1_to_utf8(s, len, &buf)) {
+                sbuf_cleanup(&buf);
+                ms_error_set(err, MS_ERR_DECODE, MS_DECODE_CHARSET, "out of memory");
+                return false;
+            }
+        } else {
+            iconv_t cd = iconv_open("UTF-8", cs->iconv);
+            char *in = labels[i], *o;
+            size_t inleft = len, oleft;
+            if (cd == (iconv_t)-1 || !sbuf_reserve(&buf, len * 4 + 16)) {
+                if (cd != (iconv_t)-1) {
+                    iconv_close(cd);
+                }
+                sbuf_cleanup(&buf);
+                ms_error_set(err, MS_ERR_DECODE, MS_DECODE_UNSUPPORTED,
+                             "no converter for character set %s", cs->name);
+                return false;
+            }
+            o = buf.p;
+            oleft = buf.cap;
+            if (iconv(cd, &in, &inleft, &o, &oleft) == (size_t)-1 ||
+                iconv(cd, NULL, NULL, &o, &oleft) == (size_t)-1) {
+                iconv_close(cd);
+                sbuf_cleanup(&buf);
+                ms_error_set(err, MS_ERR_DECODE, MS_DECODE_CHARSET, "invalid %s label",
+                             cs->name);
+                return false;
+            }
+            iconv_close(cd);
+            buf.len = (size_t)(o - buf.p);
+        }
+        u = malloc(buf.len + 1);
+        if (u == NULL) {
+            sbuf_cleanup(&buf);
+            ms_error_set(err, MS_ERR_DECODE, MS_DECODE_CHARSET, "out of memory");
+            return false;
+        }
+        memcpy(u, buf.p, buf.len);
+        u[buf.len] = '\0';
+        sbuf_cleanup(&buf);
+        free(labels[i]);
+        labels[i] = u;
+    }
+    return true;
+}

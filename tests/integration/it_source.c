@@ -875,7 +875,9 @@ static void ddl_and_invalidation(void **state)
     ms_source_destroy(src);
 }
 
-/* ENUM/SET labels of a latin1 column come out as UTF-8 (information_schema's labels). */
+/* ENUM/SET labels of a latin1 column come out as UTF-8, from information_schema here and from
+ * the table map's metadata (binlog_row_metadata=FULL: labels in the column's charset) in the
+ * binlog. */
 static void latin1_labels_are_utf8(void **state)
 {
     struct ms_source *src = ms_source_new(&fx.cfg, &optsets[0].vo);
@@ -890,7 +892,28 @@ static void latin1_labels_are_utf8(void **state)
     (void)state;
     sql(m, "CREATE TABLE it_src.t_lenum (id INT PRIMARY KEY, e ENUM('\xc3\xa9t\xc3\xa9', 'b'),"
            " s SET('\xc3\xa0', '\xe2\x82\xac', 'z')) DEFAULT CHARSET latin1");
-    sql(m, "INSERT INTO it_src.t_lenum VALUES (1, '\xc3\xa9t\xc3\xa9', '\xc3\xa0,\xe2\x82\xac')");
+    {
+        char file[256], start[300], port[64], user[128], pw[128];
+        unsigned long long pos;
+        const char *env[] = {port, user, pw, NULL};
+        struct tu_proc p;
+        master_status(m, file, sizeof(file), &pos);
+        sql(m, "INSERT INTO it_src.t_lenum VALUES (1, '\xc3\xa9t\xc3\xa9', "
+               "'\xc3\xa0,\xe2\x82\xac')");
+        snprintf(port, sizeof(port), "MYSQL_PORT=%s", tu_rig("MS_RIG_MARIADB_PORT"));
+        snprintf(user, sizeof(user), "MYSQL_USER=%s", tu_rig("MS_RIG_MYSYNC_USER"));
+        snprintf(pw, sizeof(pw), "MYSQL_PASSWORD=%s", tu_rig("MS_RIG_MYSYNC_PASSWORD"));
+        snprintf(start, sizeof(start), "%s:%llu", file, pos);
+        const char *argv[] = {getenv("MS_MYSYNC"), "binlog-dump", "--from-server", "--start",
+                              start, "--no-follow", NULL};
+        assert_true(tu_run(argv, env, 120, &p));
+        assert_int_equal(p.status, 0);
+        if (strstr(p.out, "\"e\" : \"\xc3\xa9t\xc3\xa9\", \"s\" : [ \"\xc3\xa0\", "
+                          "\"\xe2\x82\xac\" ]") == NULL) {
+            fail_msg("binlog labels not UTF-8: %s", p.out);
+        }
+        tu_proc_cleanup(&p);
+    }
     assert_true(read1(src, "t_lenum", pk, 1, id, &row, &found, &err) && found);
     assert_same_bson(&row, want, "latin1 ENUM/SET labels");
     bson_destroy(want);
