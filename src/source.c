@@ -256,20 +256,6 @@ static int64_t floor_div(int64_t a, int64_t b)
     return a / b - (a % b != 0 && (a < 0) != (b < 0));
 }
 
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    /* H. Hinnant's algorithm, as in rows.c */
-    int64_t era;
-    unsigned yoe, doy, doe;
-
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = (unsigned)(y - era * 400);
-    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
 static void civil_from_days(int64_t z, int64_t *year, unsigned *month, unsigned *day)
 {
     int64_t era, y;
@@ -1517,7 +1503,7 @@ static bool append_value(const struct ms_source *s, const struct stable *t, stru
     case K_TIMESTAMP: {
         int64_t secs = 0;
         if (tm->year != 0 || tm->month != 0 || tm->day != 0) {
-            secs = days_from_civil(tm->year, tm->month, tm->day) * 86400 + tm->hour * 3600 +
+            secs = ms_rows_days_from_civil(tm->year, tm->month, tm->day) * 86400 + tm->hour * 3600 +
                    tm->minute * 60 + tm->second;
         }
         if (secs < 0 || secs > UINT32_MAX) {

@@ -98,6 +98,9 @@ struct ms_table_map {
 
 void ms_table_map_free(struct ms_table_map *tm);
 
+/* Days since 1970-01-01 of a proleptic Gregorian date (negative before). */
+int64_t ms_rows_days_from_civil(int64_t y, unsigned m, unsigned d);
+
 /* Converts ENUM/SET labels (n strings, replaced in place) from the character set of collation
  * to UTF-8; UTF-8, ASCII, binary and unknown (0) collations are left as they are. False with
  * an MS_ERR_DECODE error when a label does not convert. */

@@ -531,9 +531,9 @@ struct mtime {
     bool neg;
 };
 
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+int64_t ms_rows_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
-    /* days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm) */
+    /* H. Hinnant's algorithm */
     int64_t era;
     unsigned yoe, doy, doe;
 
@@ -615,7 +615,7 @@ static bool append_date(const struct vctx *c, const struct mtime *t,
     if (opts->date_as_string || !real_date(t)) {
         return emit_text(c, s, (size_t)n);
     }
-    return emit_date(c, days_from_civil(t->year, t->month, t->day) * 86400000);
+    return emit_date(c, ms_rows_days_from_civil(t->year, t->month, t->day) * 86400000);
 }
 
 /* DATETIME: a wall-clock value at opts->source_utc_offset. */
@@ -635,8 +635,8 @@ static bool append_datetime(const struct vctx *c, const struct mtime *t, unsigne
                                          t->second, t->usec / 1000) ||
                json_oom(c);
     }
-    secs = days_from_civil(t->year, t->month, t->day) * 86400 + t->hour * 3600 + t->minute * 60 +
-           t->second - opts->source_utc_offset;
+    secs = ms_rows_days_from_civil(t->year, t->month, t->day) * 86400 + t->hour * 3600 +
+           t->minute * 60 + t->second - opts->source_utc_offset;
     return emit_date(c, secs * 1000 + t->usec / 1000);
 }
 
@@ -2312,8 +2312,7 @@ bool ms_rows_labels_to_utf8(uint16_t collation, char **labels, size_t n, struct 
                 iconv(cd, NULL, NULL, &o, &oleft) == (size_t)-1) {
                 iconv_close(cd);
                 sbuf_cleanup(&buf);
-                ms_error_set(err, MS_ERR_DECODE, MS_DECODE_CHARSET, "invalid %s label",
-                             cs->name);
+                ms_error_set(err, MS_ERR_DECODE, MS_DECODE_CHARSET, "invalid %s label", cs->name);
                 return false;
             }
             iconv_close(cd);

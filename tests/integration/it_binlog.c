@@ -20,49 +20,6 @@
 
 #include "testutil.h"
 
-static MYSQL *admin(void)
-{
-    MYSQL *m = mysql_init(NULL);
-
-    if (mysql_real_connect(
-            m, "127.0.0.1", tu_rig("MS_RIG_ADMIN_USER"), tu_rig("MS_RIG_ADMIN_PASSWORD"), NULL,
-            (unsigned)atoi(tu_rig("MS_RIG_MARIADB_PORT")), NULL, CLIENT_MULTI_STATEMENTS) == NULL) {
-        fail_msg("connect: %s", mysql_error(m));
-    }
-    mysql_set_character_set(m, "utf8mb4");
-    return m;
-}
-
-static void sql(MYSQL *m, const char *q)
-{
-    if (mysql_query(m, q) != 0) {
-        fail_msg("%s: %s", q, mysql_error(m));
-    }
-    /* drain the results of multi-statements */
-    do {
-        MYSQL_RES *r = mysql_store_result(m);
-        if (r != NULL) {
-            mysql_free_result(r);
-        }
-    } while (mysql_next_result(m) == 0);
-}
-
-static void master_status(MYSQL *m, char *file, size_t n, unsigned long long *pos)
-{
-    MYSQL_RES *r;
-    MYSQL_ROW row;
-
-    sql(m, "SELECT 1"); /* no pending results */
-    if (mysql_query(m, "SHOW MASTER STATUS") != 0) {
-        fail_msg("SHOW MASTER STATUS: %s", mysql_error(m));
-    }
-    r = mysql_store_result(m);
-    row = mysql_fetch_row(r);
-    snprintf(file, n, "%s", row[0]);
-    *pos = strtoull(row[1], NULL, 10);
-    mysql_free_result(r);
-}
-
 /* env for the mysync binary: the rig's MariaDB as the least-privileged mysync user */
 static void mysync_env(const char **env, char bufs[][128], const char *port_key, const char *user,
                        const char *password)
@@ -116,7 +73,7 @@ static char *slurp_ok(const char *path)
 
 static void every_type_over_the_network(void **state)
 {
-    MYSQL *m = admin();
+    MYSQL *m = tu_mysql_admin(NULL);
     char file[256], start[300], bufs[3][128], golden[1024];
     const char *env[4];
     unsigned long long pos;
@@ -126,9 +83,9 @@ static void every_type_over_the_network(void **state)
     (void)state;
     snprintf(golden, sizeof(golden), "%s/tests/data/binlogs/types.sql", getenv("MS_SOURCE_ROOT"));
     workload = slurp_ok(golden);
-    sql(m, "FLUSH BINARY LOGS");
-    master_status(m, file, sizeof(file), &pos);
-    sql(m, workload);
+    tu_sql(m, "FLUSH BINARY LOGS");
+    tu_master_status(m, file, sizeof(file), &pos);
+    tu_sql(m, workload);
     snprintf(start, sizeof(start), "%s:4", file);
     mysync_env(env, bufs, "MS_RIG_MARIADB_PORT", NULL, NULL);
     const char *argv[] = {getenv("MS_MYSYNC"), "binlog-dump", "--from-server", "--start", start,
@@ -165,7 +122,7 @@ static pid_t spawn_follow(const char **env, int fd)
 
 static void follows_live_changes_and_stops_on_sigterm(void **state)
 {
-    MYSQL *m = admin();
+    MYSQL *m = tu_mysql_admin(NULL);
     char bufs[3][128], out[] = "/tmp/mysync-follow-XXXXXX";
     const char *env[4];
     int fd = mkstemp(out);
@@ -175,12 +132,12 @@ static void follows_live_changes_and_stops_on_sigterm(void **state)
     time_t deadline;
 
     (void)state;
-    sql(m, "CREATE DATABASE IF NOT EXISTS it_follow");
-    sql(m, "CREATE TABLE IF NOT EXISTS it_follow.t (id INT PRIMARY KEY, v VARCHAR(20))");
+    tu_sql(m, "CREATE DATABASE IF NOT EXISTS it_follow");
+    tu_sql(m, "CREATE TABLE IF NOT EXISTS it_follow.t (id INT PRIMARY KEY, v VARCHAR(20))");
     mysync_env(env, bufs, "MS_RIG_MARIADB_PORT", NULL, NULL);
     pid = spawn_follow(env, fd);
     sleep(1); /* the dump starts at the current position */
-    sql(m, "INSERT INTO it_follow.t VALUES (1, 'live one')");
+    tu_sql(m, "INSERT INTO it_follow.t VALUES (1, 'live one')");
     deadline = time(NULL) + 20;
     while (time(NULL) < deadline) {
         free(got);
@@ -206,7 +163,7 @@ static void follows_live_changes_and_stops_on_sigterm(void **state)
     free(got);
     close(fd);
     unlink(out);
-    sql(m, "DROP DATABASE it_follow");
+    tu_sql(m, "DROP DATABASE it_follow");
     mysql_close(m);
 }
 
@@ -241,13 +198,13 @@ static void refuses_binlog_off(void **state)
 
 static void refuses_statement_format(void **state)
 {
-    MYSQL *m = admin();
+    MYSQL *m = tu_mysql_admin(NULL);
 
     (void)state;
-    sql(m, "SET GLOBAL binlog_format = 'STATEMENT'");
+    tu_sql(m, "SET GLOBAL binlog_format = 'STATEMENT'");
     expect_refusal("MS_RIG_MARIADB_PORT", NULL, NULL, NULL,
                    "binlog_format is STATEMENT on the source, ROW is needed");
-    sql(m, "SET GLOBAL binlog_format = 'ROW'");
+    tu_sql(m, "SET GLOBAL binlog_format = 'ROW'");
     mysql_close(m);
 }
 
@@ -261,14 +218,14 @@ static void refuses_purged_position(void **state)
 
 static void refuses_missing_privilege(void **state)
 {
-    MYSQL *m = admin();
+    MYSQL *m = tu_mysql_admin(NULL);
 
     (void)state;
-    sql(m, "CREATE USER IF NOT EXISTS 'noreplica'@'127.0.0.1' IDENTIFIED BY 'pw-noreplica'");
-    sql(m, "GRANT SELECT, BINLOG MONITOR ON *.* TO 'noreplica'@'127.0.0.1'");
+    tu_sql(m, "CREATE USER IF NOT EXISTS 'noreplica'@'127.0.0.1' IDENTIFIED BY 'pw-noreplica'");
+    tu_sql(m, "GRANT SELECT, BINLOG MONITOR ON *.* TO 'noreplica'@'127.0.0.1'");
     expect_refusal("MS_RIG_MARIADB_PORT", "noreplica", "pw-noreplica", NULL,
                    "missing privilege: GRANT REPLICATION SLAVE");
-    sql(m, "DROP USER 'noreplica'@'127.0.0.1'");
+    tu_sql(m, "DROP USER 'noreplica'@'127.0.0.1'");
     mysql_close(m);
 }
 
@@ -276,23 +233,23 @@ static void refuses_missing_privilege(void **state)
  * information_schema completes them, and detects MariaDB JSON (LONGTEXT + json_valid). */
 static void no_metadata_completed_from_information_schema(void **state)
 {
-    MYSQL *m = admin();
+    MYSQL *m = tu_mysql_admin(NULL);
     char file[256], start[300], bufs[3][128];
     const char *env[4];
     unsigned long long pos;
     struct tu_proc p;
 
     (void)state;
-    sql(m, "SET GLOBAL binlog_row_metadata = 'NO_LOG'");
-    sql(m, "DROP DATABASE IF EXISTS it_sc");
-    sql(m, "CREATE DATABASE it_sc");
-    sql(m, "CREATE TABLE it_sc.t (a INT UNSIGNED, b VARCHAR(5), big BIGINT UNSIGNED, "
-           "e ENUM('x','y''q'), s SET('p','q'), js JSON, l1 VARCHAR(10) CHARACTER SET latin1, "
-           "bl BLOB, PRIMARY KEY (b, a))");
-    master_status(m, file, sizeof(file), &pos);
-    sql(m, "INSERT INTO it_sc.t VALUES (4294967295, 'k', 18446744073709551615, 'y''q', 'p,q', "
-           "'{\"n\": [1, {\"x\": null}]}', 'd\xc3\xa9j\xc3\xa0 \xe2\x82\xac', 0x00ff)");
-    sql(m, "SET GLOBAL binlog_row_metadata = 'FULL'");
+    tu_sql(m, "SET GLOBAL binlog_row_metadata = 'NO_LOG'");
+    tu_sql(m, "DROP DATABASE IF EXISTS it_sc");
+    tu_sql(m, "CREATE DATABASE it_sc");
+    tu_sql(m, "CREATE TABLE it_sc.t (a INT UNSIGNED, b VARCHAR(5), big BIGINT UNSIGNED, "
+              "e ENUM('x','y''q'), s SET('p','q'), js JSON, l1 VARCHAR(10) CHARACTER SET latin1, "
+              "bl BLOB, PRIMARY KEY (b, a))");
+    tu_master_status(m, file, sizeof(file), &pos);
+    tu_sql(m, "INSERT INTO it_sc.t VALUES (4294967295, 'k', 18446744073709551615, 'y''q', 'p,q', "
+              "'{\"n\": [1, {\"x\": null}]}', 'd\xc3\xa9j\xc3\xa0 \xe2\x82\xac', 0x00ff)");
+    tu_sql(m, "SET GLOBAL binlog_row_metadata = 'FULL'");
     snprintf(start, sizeof(start), "%s:%llu", file, pos);
     mysync_env(env, bufs, "MS_RIG_MARIADB_PORT", NULL, NULL);
     const char *argv[] = {getenv("MS_MYSYNC"), "binlog-dump", "--from-server", "--start", start,
@@ -308,7 +265,7 @@ static void no_metadata_completed_from_information_schema(void **state)
         fail_msg("unexpected decoding:\n%s\n%s", p.out, p.err);
     }
     tu_proc_cleanup(&p);
-    sql(m, "DROP DATABASE it_sc");
+    tu_sql(m, "DROP DATABASE it_sc");
     mysql_close(m);
 }
 
@@ -326,7 +283,7 @@ static size_t count_of(const char *hay, const char *needle)
  * the interrupted transaction and prints every change exactly once. */
 static void follow_survives_mariadb_restart(void **state)
 {
-    MYSQL *m = admin();
+    MYSQL *m = tu_mysql_admin(NULL);
     char bufs[3][128], out[] = "/tmp/mysync-restart-XXXXXX";
     const char *env[4];
     int fd = mkstemp(out), status;
@@ -335,16 +292,16 @@ static void follow_survives_mariadb_restart(void **state)
     time_t deadline;
 
     (void)state;
-    sql(m, "CREATE DATABASE IF NOT EXISTS it_restart");
-    sql(m, "CREATE TABLE IF NOT EXISTS it_restart.t (id INT PRIMARY KEY, v VARCHAR(20))");
+    tu_sql(m, "CREATE DATABASE IF NOT EXISTS it_restart");
+    tu_sql(m, "CREATE TABLE IF NOT EXISTS it_restart.t (id INT PRIMARY KEY, v VARCHAR(20))");
     mysync_env(env, bufs, "MS_RIG_MARIADB_PORT", NULL, NULL);
     pid = spawn_follow(env, fd);
     sleep(1);
-    sql(m, "INSERT INTO it_restart.t VALUES (1, 'before restart'), (2, 'also before')");
+    tu_sql(m, "INSERT INTO it_restart.t VALUES (1, 'before restart'), (2, 'also before')");
     mysql_close(m);
     assert_true(tu_rig_ctl("restart", "mariadb"));
-    m = admin();
-    sql(m, "INSERT INTO it_restart.t VALUES (3, 'after restart')");
+    m = tu_mysql_admin(NULL);
+    tu_sql(m, "INSERT INTO it_restart.t VALUES (3, 'after restart')");
     deadline = time(NULL) + 60;
     while (time(NULL) < deadline) {
         free(got);
@@ -364,7 +321,7 @@ static void follow_survives_mariadb_restart(void **state)
     free(got);
     close(fd);
     unlink(out);
-    sql(m, "DROP DATABASE it_restart");
+    tu_sql(m, "DROP DATABASE it_restart");
     mysql_close(m);
 }
 

@@ -47,42 +47,6 @@ static void sleep_ms(int ms)
 
 /* ---- MariaDB ------------------------------------------------------------------------- */
 
-static MYSQL *admin(void)
-{
-    MYSQL *m = mysql_init(NULL);
-    unsigned int timeout = 30;
-
-    mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &timeout);
-    if (mysql_real_connect(
-            m, "127.0.0.1", tu_rig("MS_RIG_ADMIN_USER"), tu_rig("MS_RIG_ADMIN_PASSWORD"), NULL,
-            (unsigned)atoi(tu_rig("MS_RIG_MARIADB_PORT")), NULL, CLIENT_MULTI_STATEMENTS) == NULL) {
-        fail_msg("connect: %s", mysql_error(m));
-    }
-    mysql_set_character_set(m, "utf8mb4");
-    return m;
-}
-
-static bool sql_try(MYSQL *m, const char *q)
-{
-    if (mysql_query(m, q) != 0) {
-        return false;
-    }
-    do {
-        MYSQL_RES *r = mysql_store_result(m);
-        if (r != NULL) {
-            mysql_free_result(r);
-        }
-    } while (mysql_next_result(m) == 0);
-    return true;
-}
-
-static void sql(MYSQL *m, const char *q)
-{
-    if (!sql_try(m, q)) {
-        fail_msg("%s: %s", q, mysql_error(m));
-    }
-}
-
 static void sqlf(MYSQL *m, const char *fmt, ...)
 {
     char q[8192];
@@ -91,7 +55,7 @@ static void sqlf(MYSQL *m, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(q, sizeof(q), fmt, ap);
     va_end(ap);
-    sql(m, q);
+    tu_sql(m, q);
 }
 
 /* ---- MongoDB ------------------------------------------------------------------------- */
@@ -226,8 +190,8 @@ static void daemon_init(struct daemon *d, const struct target *t, const char *my
     daemon_env(d, "SYNC_FLUSH_MS=50");
     daemon_env(d, "SYNC_RETRY_DELAY=200ms");
     daemon_env(d, "PATH=/usr/bin:/bin");
-    for (const char *const *v = (const char *const[]){"ASAN_OPTIONS", "UBSAN_OPTIONS",
-                                                       "LSAN_OPTIONS", NULL};
+    for (const char *const *v =
+             (const char *const[]){"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
          *v != NULL; v++) {
         if (getenv(*v) != NULL) {
             daemon_env(d, "%s=%s", *v, getenv(*v));
@@ -623,7 +587,8 @@ static const struct type_case type_cases[] = {
     {"t_int", 1, "y", BSON_TYPE_INT32, "{ \"v\" : { \"$numberInt\" : \"2024\" } }"},
     {"t_int", 3, "ti", BSON_TYPE_EOD, NULL}, /* row 3 was deleted */
     {"t_dec", 2, "d2", BSON_TYPE_DECIMAL128, "{ \"v\" : { \"$numberDecimal\" : \"-0.01\" } }"},
-    {"t_dec", 1, "d4", BSON_TYPE_DECIMAL128, "{ \"v\" : { \"$numberDecimal\" : \"123456.7890\" } }"},
+    {"t_dec", 1, "d4", BSON_TYPE_DECIMAL128,
+     "{ \"v\" : { \"$numberDecimal\" : \"123456.7890\" } }"},
     /* 38 significant digits: more than Decimal128's 34, kept exact as a string */
     {"t_dec", 1, "d7", BSON_TYPE_UTF8, "{ \"v\" : \"12345678.123456789012345678901234567890\" }"},
     {"t_time", 1, "dt", BSON_TYPE_DATE_TIME,
@@ -698,7 +663,7 @@ static void every_type_arrives(void **state)
                   {"t_time", {"id"}, 1},
                   {"t_str", {"id"}, 1},
                   {"t_comp", {"a", "b"}, 2}};
-    MYSQL *m = admin();
+    MYSQL *m = tu_mysql_admin(NULL);
     mongoc_client_t *c = mongo(&java);
     struct daemon d;
     char path[1024], *workload;
@@ -708,14 +673,14 @@ static void every_type_arrives(void **state)
     drop_db(c, db);
     /* the workload recreates database vec: the daemon replicates every table of it, new ones
      * included */
-    sql(m, "CREATE DATABASE IF NOT EXISTS vec");
+    tu_sql(m, "CREATE DATABASE IF NOT EXISTS vec");
     daemon_init(&d, &java, "vec", db);
     daemon_start(&d);
     daemon_wait_ready(&d);
     snprintf(path, sizeof(path), "%s/tests/data/binlogs/types.sql", getenv("MS_SOURCE_ROOT"));
     workload = tu_slurp(path, NULL);
     assert_non_null(workload);
-    sql(m, workload);
+    tu_sql(m, workload);
     for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
         char *want = golden_final_state(tables[t].table, tables[t].pk, tables[t].npk), *got = NULL;
         int64_t until = now_ms() + CONVERGE_LIMIT_S * 1000;
@@ -751,7 +716,7 @@ static const char *const kv_fields[] = {"id", "n", "s", "v"};
 
 static void sigterm_checkpoints_and_resumes(void **state)
 {
-    MYSQL *m = admin();
+    MYSQL *m = tu_mysql_admin(NULL);
     mongoc_client_t *c = mongo(&java);
     struct daemon d;
     const char *db = "itp_resume";
@@ -761,15 +726,16 @@ static void sigterm_checkpoints_and_resumes(void **state)
 
     (void)state;
     drop_db(c, db);
-    sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
+    tu_sql(m,
+           "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
            "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT); CREATE TABLE itp.other (id INT PRIMARY "
            "KEY)");
     daemon_init(&d, &java, "itp", db);
     daemon_env(&d, "SYNC_TABLES=kv");
     daemon_start(&d);
     daemon_wait_ready(&d);
-    sql(m, "INSERT INTO itp.kv VALUES (1, 10, 'a', 100), (2, 20, 'b', 200), (3, 30, NULL, 300)");
-    sql(m, "INSERT INTO itp.other VALUES (1), (2)"); /* not replicated */
+    tu_sql(m, "INSERT INTO itp.kv VALUES (1, 10, 'a', 100), (2, 20, 'b', 200), (3, 30, NULL, 300)");
+    tu_sql(m, "INSERT INTO itp.other VALUES (1), (2)"); /* not replicated */
     wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
     assert_int_equal(daemon_signal(&d, SIGTERM), 0);
     {
@@ -797,8 +763,8 @@ static void sigterm_checkpoints_and_resumes(void **state)
     bson_destroy(&cp);
     bson_destroy(&filter);
     /* changes while it is down arrive after the restart */
-    sql(m, "UPDATE itp.kv SET n = n + 1, s = 'changed' WHERE id = 2; DELETE FROM itp.kv WHERE "
-           "id = 1; INSERT INTO itp.kv VALUES (4, 40, 'd', 400)");
+    tu_sql(m, "UPDATE itp.kv SET n = n + 1, s = 'changed' WHERE id = 2; DELETE FROM itp.kv WHERE "
+              "id = 1; INSERT INTO itp.kv VALUES (4, 40, 'd', 400)");
     daemon_start(&d);
     wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
     assert_int_equal(daemon_signal(&d, SIGINT), 0);
@@ -810,8 +776,8 @@ static void sigterm_checkpoints_and_resumes(void **state)
 /* ---- crash loop and source restart --------------------------------------------------- */
 
 struct workload {
-    int ops;        /* transactions to run */
-    int key_space;  /* ids 1..key_space */
+    int ops;       /* transactions to run */
+    int key_space; /* ids 1..key_space */
     bool tolerate_disconnects;
     /* filled by workload_start: the rig's values are read in the test's thread only */
     char user[64], password[64];
@@ -869,7 +835,7 @@ static void *workload_main(void *arg)
                      id, 1 + (id % w->key_space), id, id + 20,
                      1 + (int)(rand_r(&seed) % (unsigned)w->key_space));
         }
-        if (!sql_try(m, q)) {
+        if (!tu_sql_try(m, q)) {
             if (!w->tolerate_disconnects) {
                 snprintf(w->error, sizeof(w->error), "%s: %s", q, mysql_error(m));
                 break;
@@ -905,7 +871,7 @@ static void sigkill_loop_converges(void **state)
     bool full = getenv("MS_FULL_FAULTS") != NULL;
     struct workload w = {.ops = full ? 20000 : 3000, .key_space = full ? 5000 : 800};
     int kills = full ? 30 : 6;
-    MYSQL *m = admin();
+    MYSQL *m = tu_mysql_admin(NULL);
     mongoc_client_t *c = mongo(&java);
     struct daemon d;
     const char *db = "itp_crash";
@@ -914,8 +880,8 @@ static void sigkill_loop_converges(void **state)
 
     (void)state;
     drop_db(c, db);
-    sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
-           "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT)");
+    tu_sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
+              "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT)");
     daemon_init(&d, &java, "itp", db);
     daemon_env(&d, "SYNC_TABLES=kv");
     daemon_env(&d, "SYNC_BATCH_SIZE=200");
@@ -951,9 +917,9 @@ static void mariadb_restart_converges(void **state)
 
     (void)state;
     drop_db(c, db);
-    m = admin();
-    sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
-           "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT)");
+    m = tu_mysql_admin(NULL);
+    tu_sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
+              "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT)");
     mysql_close(m);
     daemon_init(&d, &java, "itp", db);
     daemon_env(&d, "SYNC_TABLES=kv");
@@ -963,7 +929,7 @@ static void mariadb_restart_converges(void **state)
     sleep_ms(800);
     assert_true(tu_rig_ctl("restart", "mariadb"));
     pthread_join(th, NULL);
-    m = admin();
+    m = tu_mysql_admin(NULL);
     wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
     log = tu_slurp(d.log, NULL);
     if (log == NULL || strstr(log, "resuming after the last whole transaction") == NULL) {
@@ -980,16 +946,16 @@ static void mariadb_restart_converges(void **state)
 
 static void minimal_image_sets_only_its_columns(void **state)
 {
-    MYSQL *m = admin();
+    MYSQL *m = tu_mysql_admin(NULL);
     mongoc_client_t *c = mongo(&java);
     struct daemon d;
     const char *db = "itp_minimal";
 
     (void)state;
     drop_db(c, db);
-    sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
-           "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT)");
-    sql(m, "INSERT INTO itp.kv VALUES (1, 10, 'a', 100), (2, 20, 'b', 200), (3, 30, 'c', 300)");
+    tu_sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
+              "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT)");
+    tu_sql(m, "INSERT INTO itp.kv VALUES (1, 10, 'a', 100), (2, 20, 'b', 200), (3, 30, 'c', 300)");
     daemon_init(&d, &java, "itp", db);
     daemon_env(&d, "SYNC_TABLES=kv");
     daemon_start(&d);
@@ -997,13 +963,14 @@ static void minimal_image_sets_only_its_columns(void **state)
     /* rows that exist before the daemon started are not in MongoDB (no snapshot): a MINIMAL
      * update must then not invent a document from the key alone... it creates {_id, changed
      * columns}; so first let full-image inserts bring the rows over */
-    sql(m, "DELETE FROM itp.kv; INSERT INTO itp.kv VALUES (1, 10, 'a', 100), (2, 20, 'b', 200), "
-           "(3, 30, 'c', 300)");
+    tu_sql(m, "DELETE FROM itp.kv; INSERT INTO itp.kv VALUES (1, 10, 'a', 100), (2, 20, 'b', 200), "
+              "(3, 30, 'c', 300)");
     wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
-    sql(m, "SET SESSION binlog_row_image = 'MINIMAL'; UPDATE itp.kv SET n = 11 WHERE id = 1; "
+    tu_sql(m,
+           "SET SESSION binlog_row_image = 'MINIMAL'; UPDATE itp.kv SET n = 11 WHERE id = 1; "
            "UPDATE itp.kv SET s = 'bb', v = 201 WHERE id = 2; UPDATE itp.kv SET id = 30 WHERE "
            "id = 3; DELETE FROM itp.kv WHERE id = 2; INSERT INTO itp.kv VALUES (5, 50, 'e', 500)");
-    sql(m, "SET SESSION binlog_row_image = 'FULL'");
+    tu_sql(m, "SET SESSION binlog_row_image = 'FULL'");
     wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
     assert_int_equal(daemon_signal(&d, SIGTERM), 0);
     daemon_cleanup(&d);
@@ -1015,7 +982,7 @@ static void minimal_image_sets_only_its_columns(void **state)
 
 static void poison_row_is_dead_lettered(void **state)
 {
-    MYSQL *m = admin();
+    MYSQL *m = tu_mysql_admin(NULL);
     mongoc_client_t *c = mongo(&java);
     struct daemon d;
     const char *db = "itp_poison";
@@ -1024,15 +991,15 @@ static void poison_row_is_dead_lettered(void **state)
 
     (void)state;
     drop_db(c, db);
-    sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
-           "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT); CREATE TABLE itp.bad (id INT PRIMARY "
-           "KEY, `$where` INT)");
+    tu_sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
+              "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT); CREATE TABLE itp.bad (id INT PRIMARY "
+              "KEY, `$where` INT)");
     daemon_init(&d, &java, "itp", db);
     daemon_start(&d);
     daemon_wait_ready(&d);
-    sql(m, "INSERT INTO itp.kv VALUES (1, 1, 'before', 1)");
-    sql(m, "INSERT INTO itp.bad VALUES (7, 1)");
-    sql(m, "INSERT INTO itp.kv VALUES (2, 2, 'after', 2)");
+    tu_sql(m, "INSERT INTO itp.kv VALUES (1, 1, 'before', 1)");
+    tu_sql(m, "INSERT INTO itp.bad VALUES (7, 1)");
+    tu_sql(m, "INSERT INTO itp.kv VALUES (2, 2, 'after', 2)");
     wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
     /* the refused row is in the dead letters with its position; the stream went on */
     BSON_APPEND_UTF8(&filter, "collection", "bad");
@@ -1054,15 +1021,15 @@ static void poison_row_is_dead_lettered(void **state)
 static void large_transaction_arrives_whole(void **state)
 {
     int rows = getenv("MS_FULL_FAULTS") != NULL ? 1000000 : 30000;
-    MYSQL *m = admin();
+    MYSQL *m = tu_mysql_admin(NULL);
     mongoc_client_t *c = mongo(&java);
     struct daemon d;
     const char *db = "itp_large";
 
     (void)state;
     drop_db(c, db);
-    sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
-           "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT)");
+    tu_sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
+              "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT)");
     daemon_init(&d, &java, "itp", db);
     daemon_env(&d, "SYNC_BATCH_SIZE=1000");
     daemon_start(&d);
@@ -1082,7 +1049,7 @@ static void large_transaction_arrives_whole(void **state)
 
 static void ferretdb_with_decimals_as_strings(void **state)
 {
-    MYSQL *m = admin();
+    MYSQL *m = tu_mysql_admin(NULL);
     mongoc_client_t *c = mongo(&ferret);
     struct daemon d;
     const char *db = "itp_ferret";
@@ -1092,8 +1059,8 @@ static void ferretdb_with_decimals_as_strings(void **state)
 
     (void)state;
     drop_db(c, db);
-    sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
-           "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT, price DECIMAL(10,2))");
+    tu_sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
+              "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT, price DECIMAL(10,2))");
     /* refused with the default decimal128, before anything is written */
     daemon_init(&d, &ferret, "itp", db);
     assert_int_equal(daemon_run_to_exit(&d, &log), 78);
@@ -1104,9 +1071,9 @@ static void ferretdb_with_decimals_as_strings(void **state)
     daemon_env(&d, "SYNC_DECIMAL_AS=string");
     daemon_start(&d);
     daemon_wait_ready(&d);
-    sql(m, "INSERT INTO itp.kv VALUES (1, 1, 'x', 10, 19.99), (2, 2, NULL, 20, -0.50); UPDATE "
-           "itp.kv SET n = 5 WHERE id = 2; INSERT INTO itp.kv VALUES (3, 3, 'y', 30, 0); DELETE "
-           "FROM itp.kv WHERE id = 3");
+    tu_sql(m, "INSERT INTO itp.kv VALUES (1, 1, 'x', 10, 19.99), (2, 2, NULL, 20, -0.50); UPDATE "
+              "itp.kv SET n = 5 WHERE id = 2; INSERT INTO itp.kv VALUES (3, 3, 'y', 30, 0); DELETE "
+              "FROM itp.kv WHERE id = 3");
     wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
     BSON_APPEND_INT32(&filter, "_id", 2);
     assert_true(find_one(c, db, "kv", &filter, &doc));
@@ -1125,7 +1092,7 @@ static void ferretdb_with_decimals_as_strings(void **state)
 
 static void refuses_bad_setups_before_writing(void **state)
 {
-    MYSQL *m = admin();
+    MYSQL *m = tu_mysql_admin(NULL);
     mongoc_client_t *c = mongo(&java);
     struct daemon d;
     const char *db = "itp_refuse";
@@ -1134,9 +1101,9 @@ static void refuses_bad_setups_before_writing(void **state)
 
     (void)state;
     drop_db(c, db);
-    sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.nokey (a INT, b "
-           "VARCHAR(10)); CREATE TABLE itp.kv (id INT PRIMARY KEY, n INT, s VARCHAR(40), v "
-           "BIGINT)");
+    tu_sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.nokey (a INT, b "
+              "VARCHAR(10)); CREATE TABLE itp.kv (id INT PRIMARY KEY, n INT, s VARCHAR(40), v "
+              "BIGINT)");
 
     /* a table without a primary key */
     daemon_init(&d, &java, "itp", db);
@@ -1195,8 +1162,8 @@ static void refuses_bad_setups_before_writing(void **state)
     daemon_env(&d, "SYNC_KEYS=nokey:a+b");
     daemon_start(&d);
     daemon_wait_ready(&d);
-    sql(m, "INSERT INTO itp.nokey VALUES (1, 'x'), (1, 'y'); UPDATE itp.nokey SET b = 'z' WHERE "
-           "b = 'y'");
+    tu_sql(m, "INSERT INTO itp.nokey VALUES (1, 'x'), (1, 'y'); UPDATE itp.nokey SET b = 'z' WHERE "
+              "b = 'y'");
     {
         const char *want = "{ \"_id\" : { \"a\" : 1, \"b\" : \"x\" }, \"a\" : 1, \"b\" : \"x\" }\n"
                            "{ \"_id\" : { \"a\" : 1, \"b\" : \"z\" }, \"a\" : 1, \"b\" : \"z\" }\n";
@@ -1227,7 +1194,7 @@ static void refuses_bad_setups_before_writing(void **state)
 static void mongo_restart_converges(void **state)
 {
     struct workload w = {.ops = 1500, .key_space = 400};
-    MYSQL *m = admin();
+    MYSQL *m = tu_mysql_admin(NULL);
     mongoc_client_t *c;
     struct daemon d;
     const char *db = "itp_mongo_restart";
@@ -1237,8 +1204,8 @@ static void mongo_restart_converges(void **state)
     c = mongo(&java);
     drop_db(c, db);
     mongoc_client_destroy(c);
-    sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
-           "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT)");
+    tu_sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
+              "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT)");
     daemon_init(&d, &java, "itp", db);
     daemon_env(&d, "SYNC_TABLES=kv");
     daemon_start(&d);
@@ -1264,7 +1231,7 @@ static void mongo_restart_converges(void **state)
  * 75 without moving the checkpoint; the next run writes what the stopped one could not. */
 static void stop_while_mongo_down_exits_75_and_replays(void **state)
 {
-    MYSQL *m = admin();
+    MYSQL *m = tu_mysql_admin(NULL);
     mongoc_client_t *c;
     struct daemon d;
     const char *db = "itp_stop_down";
@@ -1273,18 +1240,18 @@ static void stop_while_mongo_down_exits_75_and_replays(void **state)
     c = mongo(&java);
     drop_db(c, db);
     mongoc_client_destroy(c);
-    sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
-           "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT)");
+    tu_sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
+              "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT)");
     daemon_init(&d, &java, "itp", db);
     daemon_env(&d, "SYNC_TABLES=kv");
     daemon_start(&d);
     daemon_wait_ready(&d);
-    sql(m, "INSERT INTO itp.kv VALUES (1, 1, 'first', 1)");
+    tu_sql(m, "INSERT INTO itp.kv VALUES (1, 1, 'first', 1)");
     c = mongo(&java);
     wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
     mongoc_client_destroy(c);
     assert_true(tu_rig_ctl("stop-service", "mongo"));
-    sql(m, "INSERT INTO itp.kv VALUES (2, 2, 'while down', 2)");
+    tu_sql(m, "INSERT INTO itp.kv VALUES (2, 2, 'while down', 2)");
     sleep_ms(500);
     assert_int_equal(daemon_signal(&d, SIGTERM), 75);
     assert_true(tu_rig_ctl("start-service", "mongo"));

@@ -17,15 +17,7 @@
 
 static MYSQL *admin_connect(const char *port_key)
 {
-    MYSQL *m = mysql_init(NULL);
-
-    if (mysql_real_connect(m, "127.0.0.1", tu_rig("MS_RIG_ADMIN_USER"),
-                           tu_rig("MS_RIG_ADMIN_PASSWORD"), NULL, (unsigned)atoi(tu_rig(port_key)),
-                           NULL, 0) == NULL) {
-        fail_msg("connect to %s: %s", port_key, mysql_error(m));
-    }
-    mysql_set_character_set(m, "utf8mb4");
-    return m;
+    return tu_mysql_admin(port_key);
 }
 
 static void sql(MYSQL *m, const char *q)

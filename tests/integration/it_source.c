@@ -236,54 +236,6 @@ static const char workload[] =
 
 /* ---- rig helpers -------------------------------------------------------------------- */
 
-static MYSQL *admin(void)
-{
-    MYSQL *m = mysql_init(NULL);
-
-    if (mysql_real_connect(
-            m, "127.0.0.1", tu_rig("MS_RIG_ADMIN_USER"), tu_rig("MS_RIG_ADMIN_PASSWORD"), NULL,
-            (unsigned)atoi(tu_rig("MS_RIG_MARIADB_PORT")), NULL, CLIENT_MULTI_STATEMENTS) == NULL) {
-        fail_msg("connect: %s", mysql_error(m));
-    }
-    mysql_set_character_set(m, "utf8mb4");
-    return m;
-}
-
-static void sql(MYSQL *m, const char *q)
-{
-    int rc;
-
-    if (mysql_query(m, q) != 0) {
-        fail_msg("%.200s: %s", q, mysql_error(m));
-    }
-    /* drain multi-statement results; a failing statement fails the test */
-    do {
-        MYSQL_RES *r = mysql_store_result(m);
-        if (r != NULL) {
-            mysql_free_result(r);
-        }
-        rc = mysql_next_result(m);
-        if (rc > 0) {
-            fail_msg("multi-statement: %s", mysql_error(m));
-        }
-    } while (rc == 0);
-}
-
-static void master_status(MYSQL *m, char *file, size_t n, unsigned long long *pos)
-{
-    MYSQL_RES *r;
-    MYSQL_ROW row;
-
-    if (mysql_query(m, "SHOW MASTER STATUS") != 0) {
-        fail_msg("SHOW MASTER STATUS: %s", mysql_error(m));
-    }
-    r = mysql_store_result(m);
-    row = mysql_fetch_row(r);
-    snprintf(file, n, "%s", row[0]);
-    *pos = strtoull(row[1], NULL, 10);
-    mysql_free_result(r);
-}
-
 /* ---- value options under test ------------------------------------------------------- */
 
 struct optset {
@@ -443,13 +395,13 @@ static void run_binlog_dump(size_t o)
 
 static int setup(void **state)
 {
-    MYSQL *m = admin();
+    MYSQL *m = tu_mysql_admin(NULL);
 
     (void)state;
     load_config(&fx.cfg, NULL);
-    sql(m, "FLUSH BINARY LOGS");
-    master_status(m, fx.file, sizeof(fx.file), &fx.pos);
-    sql(m, workload);
+    tu_sql(m, "FLUSH BINARY LOGS");
+    tu_master_status(m, fx.file, sizeof(fx.file), &fx.pos);
+    tu_sql(m, workload);
     mysql_close(m);
     for (size_t o = 0; o < NOPTS; o++) {
         decode_binlog(o);
@@ -460,10 +412,10 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    MYSQL *m = admin();
+    MYSQL *m = tu_mysql_admin(NULL);
 
     (void)state;
-    sql(m, "DROP DATABASE IF EXISTS it_src");
+    tu_sql(m, "DROP DATABASE IF EXISTS it_src");
     mysql_close(m);
     for (size_t o = 0; o < NOPTS; o++) {
         for (size_t i = 0; i < fx.nins[o]; i++) {
@@ -793,7 +745,7 @@ static void lost_connection_is_retryable_then_reconnects(void **state)
     bson_t *id = BCON_NEW("_id", BCON_INT32(2)), row = BSON_INITIALIZER, first;
     struct ms_error err;
     bool found = false;
-    MYSQL *m = admin();
+    MYSQL *m = tu_mysql_admin(NULL);
 
     (void)state;
     assert_true(read1(src, "t_str", pk, 1, id, &row, &found, &err) && found);
@@ -838,15 +790,15 @@ static void ddl_and_invalidation(void **state)
     struct ms_error err;
     bool found = false;
     bson_iter_t it;
-    MYSQL *m = admin();
+    MYSQL *m = tu_mysql_admin(NULL);
 
     (void)state;
-    sql(m, "CREATE TABLE it_src.t_ddl (id INT PRIMARY KEY, a INT)");
-    sql(m, "INSERT INTO it_src.t_ddl VALUES (1, 10)");
+    tu_sql(m, "CREATE TABLE it_src.t_ddl (id INT PRIMARY KEY, a INT)");
+    tu_sql(m, "INSERT INTO it_src.t_ddl VALUES (1, 10)");
     assert_true(read1(src, "t_ddl", pk, 1, id, &row, &found, &err) && found);
     assert_false(bson_iter_init_find(&it, &row, "b"));
 
-    sql(m, "ALTER TABLE it_src.t_ddl ADD COLUMN b VARCHAR(5) DEFAULT 'new'");
+    tu_sql(m, "ALTER TABLE it_src.t_ddl ADD COLUMN b VARCHAR(5) DEFAULT 'new'");
     ms_source_invalidate(src, "it_src", "t_ddl");
     assert_true(read1(src, "t_ddl", pk, 1, id, &row, &found, &err) && found);
     assert_true(bson_iter_init_find(&it, &row, "b"));
@@ -854,7 +806,7 @@ static void ddl_and_invalidation(void **state)
 
     /* a column dropped and no invalidation: the statement fails, the definition is read
      * again, the read goes on */
-    sql(m, "ALTER TABLE it_src.t_ddl DROP COLUMN a");
+    tu_sql(m, "ALTER TABLE it_src.t_ddl DROP COLUMN a");
     if (!read1(src, "t_ddl", pk, 1, id, &row, &found, &err)) {
         fail_msg("after DROP COLUMN: %s", err.msg);
     }
@@ -863,7 +815,7 @@ static void ddl_and_invalidation(void **state)
 
     /* invalidating everything, and a table dropped since */
     ms_source_invalidate(src, NULL, NULL);
-    sql(m, "DROP TABLE it_src.t_ddl");
+    tu_sql(m, "DROP TABLE it_src.t_ddl");
     assert_false(read1(src, "t_ddl", pk, 1, id, &row, &found, &err));
     assert_false(err.retryable);
     assert_non_null(strstr(err.msg, "no such table"));
@@ -887,25 +839,25 @@ static void latin1_labels_are_utf8(void **state)
                             BCON_UTF8("\xc3\xa0"), BCON_UTF8("\xe2\x82\xac"), "]");
     struct ms_error err;
     bool found = false;
-    MYSQL *m = admin();
+    MYSQL *m = tu_mysql_admin(NULL);
 
     (void)state;
-    sql(m, "CREATE TABLE it_src.t_lenum (id INT PRIMARY KEY, e ENUM('\xc3\xa9t\xc3\xa9', 'b'),"
-           " s SET('\xc3\xa0', '\xe2\x82\xac', 'z')) DEFAULT CHARSET latin1");
+    tu_sql(m, "CREATE TABLE it_src.t_lenum (id INT PRIMARY KEY, e ENUM('\xc3\xa9t\xc3\xa9', 'b'),"
+              " s SET('\xc3\xa0', '\xe2\x82\xac', 'z')) DEFAULT CHARSET latin1");
     {
         char file[256], start[300], port[64], user[128], pw[128];
         unsigned long long pos;
         const char *env[] = {port, user, pw, NULL};
         struct tu_proc p;
-        master_status(m, file, sizeof(file), &pos);
-        sql(m, "INSERT INTO it_src.t_lenum VALUES (1, '\xc3\xa9t\xc3\xa9', "
-               "'\xc3\xa0,\xe2\x82\xac')");
+        tu_master_status(m, file, sizeof(file), &pos);
+        tu_sql(m, "INSERT INTO it_src.t_lenum VALUES (1, '\xc3\xa9t\xc3\xa9', "
+                  "'\xc3\xa0,\xe2\x82\xac')");
         snprintf(port, sizeof(port), "MYSQL_PORT=%s", tu_rig("MS_RIG_MARIADB_PORT"));
         snprintf(user, sizeof(user), "MYSQL_USER=%s", tu_rig("MS_RIG_MYSYNC_USER"));
         snprintf(pw, sizeof(pw), "MYSQL_PASSWORD=%s", tu_rig("MS_RIG_MYSYNC_PASSWORD"));
         snprintf(start, sizeof(start), "%s:%llu", file, pos);
-        const char *argv[] = {getenv("MS_MYSYNC"), "binlog-dump", "--from-server", "--start",
-                              start, "--no-follow", NULL};
+        const char *argv[] = {getenv("MS_MYSYNC"), "binlog-dump", "--from-server", "--start", start,
+                              "--no-follow",       NULL};
         assert_true(tu_run(argv, env, 120, &p));
         assert_int_equal(p.status, 0);
         if (strstr(p.out, "\"e\" : \"\xc3\xa9t\xc3\xa9\", \"s\" : [ \"\xc3\xa0\", "

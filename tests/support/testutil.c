@@ -1,3 +1,9 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
 #include "testutil.h"
 
 #include <errno.h>
@@ -279,4 +285,65 @@ bool tu_rig_ctl(const char *cmd, const char *service)
     ok = system(line) == 0;
     rig_load();
     return ok;
+}
+
+/* ---- MariaDB ---------------------------------------------------------------------------- */
+
+MYSQL *tu_mysql_admin(const char *port_key)
+{
+    MYSQL *m = mysql_init(NULL);
+    unsigned int timeout = 30;
+
+    mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &timeout);
+    if (port_key == NULL) {
+        port_key = "MS_RIG_MARIADB_PORT";
+    }
+    if (mysql_real_connect(m, "127.0.0.1", tu_rig("MS_RIG_ADMIN_USER"),
+                           tu_rig("MS_RIG_ADMIN_PASSWORD"), NULL, (unsigned)atoi(tu_rig(port_key)),
+                           NULL, CLIENT_MULTI_STATEMENTS) == NULL) {
+        fail_msg("connect to %s: %s", port_key, mysql_error(m));
+    }
+    mysql_set_character_set(m, "utf8mb4");
+    return m;
+}
+
+bool tu_sql_try(MYSQL *m, const char *q)
+{
+    int rc;
+
+    if (mysql_query(m, q) != 0) {
+        return false;
+    }
+    do {
+        MYSQL_RES *r = mysql_store_result(m);
+        if (r != NULL) {
+            mysql_free_result(r);
+        }
+        rc = mysql_next_result(m);
+    } while (rc == 0);
+    return rc < 0; /* > 0: a later statement failed */
+}
+
+void tu_sql(MYSQL *m, const char *q)
+{
+    if (!tu_sql_try(m, q)) {
+        fail_msg("%.300s: %s", q, mysql_error(m));
+    }
+}
+
+void tu_master_status(MYSQL *m, char *file, size_t n, unsigned long long *pos)
+{
+    MYSQL_RES *r;
+    MYSQL_ROW row;
+
+    if (mysql_query(m, "SHOW MASTER STATUS") != 0 || (r = mysql_store_result(m)) == NULL) {
+        fail_msg("SHOW MASTER STATUS: %s", mysql_error(m));
+    }
+    row = mysql_fetch_row(r);
+    if (row == NULL) {
+        fail_msg("SHOW MASTER STATUS: no row (binary logging off?)");
+    }
+    snprintf(file, n, "%s", row[0]);
+    *pos = strtoull(row[1], NULL, 10);
+    mysql_free_result(r);
 }

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <mysql.h>
+
 struct tu_proc {
     int status; /* exit code, or 128 + signal */
     char *out;  /* captured stdout (NUL-terminated) */
@@ -32,5 +34,18 @@ const char *tu_rig(const char *key);
 
 /* Runs "rig.sh CMD SERVICE" on the current rig (restart, stop-service, ...). */
 bool tu_rig_ctl(const char *cmd, const char *service);
+
+/* A connection to the rig's MariaDB as its admin user (multi-statements, utf8mb4, 30 s read
+ * timeout); port_key NULL = MS_RIG_MARIADB_PORT. Fails the test when it cannot connect. */
+MYSQL *tu_mysql_admin(const char *port_key);
+
+/* Runs q (several statements allowed; every result is drained): false when any fails. */
+bool tu_sql_try(MYSQL *m, const char *q);
+
+/* The same, failing the test (with the statement and the server's error) when any fails. */
+void tu_sql(MYSQL *m, const char *q);
+
+/* SHOW MASTER STATUS: the current binlog file and position. */
+void tu_master_status(MYSQL *m, char *file, size_t n, unsigned long long *pos);
 
 #endif
