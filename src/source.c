@@ -256,23 +256,6 @@ static int64_t floor_div(int64_t a, int64_t b)
     return a / b - (a % b != 0 && (a < 0) != (b < 0));
 }
 
-static void civil_from_days(int64_t z, int64_t *year, unsigned *month, unsigned *day)
-{
-    int64_t era, y;
-    unsigned doe, yoe, doy, mp;
-
-    z += 719468;
-    era = (z >= 0 ? z : z - 146096) / 146097;
-    doe = (unsigned)(z - era * 146097);
-    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    y = (int64_t)yoe + era * 400;
-    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    mp = (5 * doy + 2) / 153;
-    *day = doy - (153 * mp + 2) / 5 + 1;
-    *month = mp < 10 ? mp + 3 : mp - 9;
-    *year = y + (*month <= 2);
-}
-
 static void put_le(uint8_t *p, uint64_t v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -981,7 +964,7 @@ static bool date_to_time(int64_t ms, int32_t offset, bool date_only, MYSQL_TIME 
     int64_t sod = secs - days * 86400;
     unsigned month, day;
 
-    civil_from_days(days, &year, &month, &day);
+    ms_rows_civil_from_days(days, &year, &month, &day);
     if (year < 0 || year > 9999) {
         return false;
     }

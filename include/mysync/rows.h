@@ -100,6 +100,8 @@ void ms_table_map_free(struct ms_table_map *tm);
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (negative before). */
 int64_t ms_rows_days_from_civil(int64_t y, unsigned m, unsigned d);
+/* The inverse: the proleptic Gregorian date of day z since 1970-01-01. */
+void ms_rows_civil_from_days(int64_t z, int64_t *year, unsigned *month, unsigned *day);
 
 /* Converts ENUM/SET labels (n strings, replaced in place) from the character set of collation
  * to UTF-8; UTF-8, ASCII, binary and unknown (0) collations are left as they are. False with

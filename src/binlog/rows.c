@@ -545,7 +545,7 @@ int64_t ms_rows_days_from_civil(int64_t y, unsigned m, unsigned d)
     return era * 146097 + (int64_t)doe - 719468;
 }
 
-static void civil_from_days(int64_t z, struct mtime *t)
+void ms_rows_civil_from_days(int64_t z, int64_t *year, unsigned *month, unsigned *day)
 {
     int64_t era, y;
     unsigned doe, yoe, doy, mp;
@@ -557,9 +557,20 @@ static void civil_from_days(int64_t z, struct mtime *t)
     y = (int64_t)yoe + era * 400;
     doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     mp = (5 * doy + 2) / 153;
-    t->day = doy - (153 * mp + 2) / 5 + 1;
-    t->month = mp < 10 ? mp + 3 : mp - 9;
-    t->year = (unsigned)(y + (t->month <= 2));
+    *day = doy - (153 * mp + 2) / 5 + 1;
+    *month = mp < 10 ? mp + 3 : mp - 9;
+    *year = y + (*month <= 2);
+}
+
+static void civil_from_days(int64_t z, struct mtime *t)
+{
+    int64_t year;
+    unsigned month, day;
+
+    ms_rows_civil_from_days(z, &year, &month, &day);
+    t->day = day;
+    t->month = month;
+    t->year = (unsigned)year;
 }
 
 static unsigned days_in_month(unsigned y, unsigned m)

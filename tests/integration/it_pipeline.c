@@ -448,6 +448,20 @@ static void wait_converged(struct daemon *d, MYSQL *m, mongoc_client_t *c, const
     free(want);
 }
 
+/* The table most cases replicate, in a fresh database itp. */
+#define KV_SCHEMA                                                                                  \
+    "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT PRIMARY "       \
+    "KEY, n INT, s VARCHAR(40), v BIGINT)"
+
+/* A case's end: the daemon stops cleanly on SIGTERM (exit 0), then everything is released. */
+static void end_run(struct daemon *d, mongoc_client_t *c, MYSQL *m)
+{
+    assert_int_equal(daemon_signal(d, SIGTERM), 0);
+    daemon_cleanup(d);
+    mongoc_client_destroy(c);
+    mysql_close(m);
+}
+
 /* ---- every type, composite keys, key changes, deletes -------------------------------- */
 
 /* The final state the golden change stream (binlog-dump of types.sql, checked against the
@@ -726,10 +740,8 @@ static void sigterm_checkpoints_and_resumes(void **state)
 
     (void)state;
     drop_db(c, db);
-    tu_sql(m,
-           "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
-           "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT); CREATE TABLE itp.other (id INT PRIMARY "
-           "KEY)");
+    tu_sql(m, KV_SCHEMA "; CREATE TABLE itp.other (id INT PRIMARY "
+                        "KEY)");
     daemon_init(&d, &java, "itp", db);
     daemon_env(&d, "SYNC_TABLES=kv");
     daemon_start(&d);
@@ -880,8 +892,7 @@ static void sigkill_loop_converges(void **state)
 
     (void)state;
     drop_db(c, db);
-    tu_sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
-              "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT)");
+    tu_sql(m, KV_SCHEMA);
     daemon_init(&d, &java, "itp", db);
     daemon_env(&d, "SYNC_TABLES=kv");
     daemon_env(&d, "SYNC_BATCH_SIZE=200");
@@ -899,10 +910,7 @@ static void sigkill_loop_converges(void **state)
         daemon_fail(&d, w.error);
     }
     wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
-    assert_int_equal(daemon_signal(&d, SIGTERM), 0);
-    daemon_cleanup(&d);
-    mongoc_client_destroy(c);
-    mysql_close(m);
+    end_run(&d, c, m);
 }
 
 static void mariadb_restart_converges(void **state)
@@ -918,8 +926,7 @@ static void mariadb_restart_converges(void **state)
     (void)state;
     drop_db(c, db);
     m = tu_mysql_admin(NULL);
-    tu_sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
-              "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT)");
+    tu_sql(m, KV_SCHEMA);
     mysql_close(m);
     daemon_init(&d, &java, "itp", db);
     daemon_env(&d, "SYNC_TABLES=kv");
@@ -936,10 +943,7 @@ static void mariadb_restart_converges(void **state)
         daemon_fail(&d, "no reconnect in the log: the restart did not interrupt the stream");
     }
     free(log);
-    assert_int_equal(daemon_signal(&d, SIGTERM), 0);
-    daemon_cleanup(&d);
-    mongoc_client_destroy(c);
-    mysql_close(m);
+    end_run(&d, c, m);
 }
 
 /* ---- partial row images ------------------------------------------------------------ */
@@ -953,8 +957,7 @@ static void minimal_image_sets_only_its_columns(void **state)
 
     (void)state;
     drop_db(c, db);
-    tu_sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
-              "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT)");
+    tu_sql(m, KV_SCHEMA);
     tu_sql(m, "INSERT INTO itp.kv VALUES (1, 10, 'a', 100), (2, 20, 'b', 200), (3, 30, 'c', 300)");
     daemon_init(&d, &java, "itp", db);
     daemon_env(&d, "SYNC_TABLES=kv");
@@ -972,10 +975,7 @@ static void minimal_image_sets_only_its_columns(void **state)
            "id = 3; DELETE FROM itp.kv WHERE id = 2; INSERT INTO itp.kv VALUES (5, 50, 'e', 500)");
     tu_sql(m, "SET SESSION binlog_row_image = 'FULL'");
     wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
-    assert_int_equal(daemon_signal(&d, SIGTERM), 0);
-    daemon_cleanup(&d);
-    mongoc_client_destroy(c);
-    mysql_close(m);
+    end_run(&d, c, m);
 }
 
 /* ---- poison rows, large transactions, FerretDB --------------------------------------- */
@@ -991,9 +991,8 @@ static void poison_row_is_dead_lettered(void **state)
 
     (void)state;
     drop_db(c, db);
-    tu_sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
-              "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT); CREATE TABLE itp.bad (id INT PRIMARY "
-              "KEY, `$where` INT)");
+    tu_sql(m, KV_SCHEMA "; CREATE TABLE itp.bad (id INT PRIMARY "
+                        "KEY, `$where` INT)");
     daemon_init(&d, &java, "itp", db);
     daemon_start(&d);
     daemon_wait_ready(&d);
@@ -1012,10 +1011,7 @@ static void poison_row_is_dead_lettered(void **state)
     assert_non_null(strchr(bson_iter_utf8(&it, NULL), ':'));
     bson_destroy(&dl);
     bson_destroy(&filter);
-    assert_int_equal(daemon_signal(&d, SIGTERM), 0);
-    daemon_cleanup(&d);
-    mongoc_client_destroy(c);
-    mysql_close(m);
+    end_run(&d, c, m);
 }
 
 static void large_transaction_arrives_whole(void **state)
@@ -1028,8 +1024,7 @@ static void large_transaction_arrives_whole(void **state)
 
     (void)state;
     drop_db(c, db);
-    tu_sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
-              "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT)");
+    tu_sql(m, KV_SCHEMA);
     daemon_init(&d, &java, "itp", db);
     daemon_env(&d, "SYNC_BATCH_SIZE=1000");
     daemon_start(&d);
@@ -1041,10 +1036,7 @@ static void large_transaction_arrives_whole(void **state)
          "i), i * 3 FROM seq",
          rows + 10, rows);
     wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
-    assert_int_equal(daemon_signal(&d, SIGTERM), 0);
-    daemon_cleanup(&d);
-    mongoc_client_destroy(c);
-    mysql_close(m);
+    end_run(&d, c, m);
 }
 
 static void ferretdb_with_decimals_as_strings(void **state)
@@ -1082,10 +1074,7 @@ static void ferretdb_with_decimals_as_strings(void **state)
     assert_string_equal(bson_iter_utf8(&it, NULL), "-0.50");
     bson_destroy(&doc);
     bson_destroy(&filter);
-    assert_int_equal(daemon_signal(&d, SIGTERM), 0);
-    daemon_cleanup(&d);
-    mongoc_client_destroy(c);
-    mysql_close(m);
+    end_run(&d, c, m);
 }
 
 /* ---- refusals ------------------------------------------------------------------------ */
@@ -1182,10 +1171,7 @@ static void refuses_bad_setups_before_writing(void **state)
         }
         free(got);
     }
-    assert_int_equal(daemon_signal(&d, SIGTERM), 0);
-    daemon_cleanup(&d);
-    mongoc_client_destroy(c);
-    mysql_close(m);
+    end_run(&d, c, m);
 }
 
 /* MongoDB goes away mid-stream (stopped cleanly: mongo-java-server loses its last second of
@@ -1204,8 +1190,7 @@ static void mongo_restart_converges(void **state)
     c = mongo(&java);
     drop_db(c, db);
     mongoc_client_destroy(c);
-    tu_sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
-              "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT)");
+    tu_sql(m, KV_SCHEMA);
     daemon_init(&d, &java, "itp", db);
     daemon_env(&d, "SYNC_TABLES=kv");
     daemon_start(&d);
@@ -1221,10 +1206,7 @@ static void mongo_restart_converges(void **state)
     }
     c = mongo(&java);
     wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
-    assert_int_equal(daemon_signal(&d, SIGTERM), 0);
-    daemon_cleanup(&d);
-    mongoc_client_destroy(c);
-    mysql_close(m);
+    end_run(&d, c, m);
 }
 
 /* SIGTERM while MongoDB is away: the daemon gives the last batch its grace period, then exits
@@ -1240,8 +1222,7 @@ static void stop_while_mongo_down_exits_75_and_replays(void **state)
     c = mongo(&java);
     drop_db(c, db);
     mongoc_client_destroy(c);
-    tu_sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
-              "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT)");
+    tu_sql(m, KV_SCHEMA);
     daemon_init(&d, &java, "itp", db);
     daemon_env(&d, "SYNC_TABLES=kv");
     daemon_start(&d);
@@ -1258,10 +1239,7 @@ static void stop_while_mongo_down_exits_75_and_replays(void **state)
     c = mongo(&java);
     daemon_start(&d);
     wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
-    assert_int_equal(daemon_signal(&d, SIGTERM), 0);
-    daemon_cleanup(&d);
-    mongoc_client_destroy(c);
-    mysql_close(m);
+    end_run(&d, c, m);
 }
 
 int main(void)
