@@ -1222,6 +1222,10 @@ static bool flush(struct ms_pipeline *p, struct batch *b, struct ms_error *err)
             case MS_OP_DELETE:
                 w->kind = MS_WRITE_DELETE;
                 break;
+            case MS_OP_SET_MANY:
+            case MS_OP_RESOLVE:
+                b->nw--; /* TODO(issue 4): routed through the strategies */
+                break;
             case MS_OP_REREAD:
                 if (!resolve_reread(p, b, it, op, w, err)) {
                     if (err->retryable) {

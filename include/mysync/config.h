@@ -36,6 +36,44 @@ struct ms_strlist {
     size_t n;
 };
 
+/* What a field that carries personal data becomes in the document (tables.<t>.pii). */
+enum ms_pii_action {
+    MS_PII_KEEP = 0,
+    MS_PII_DROP = 1,   /* left out of the document */
+    MS_PII_REDACT = 2, /* the string "[REDACTED]" (null stays null) */
+    MS_PII_HASH = 3,   /* hex HMAC-SHA256 of the value's text under sync.pii_key */
+};
+
+struct ms_kv {
+    char *k, *v;
+};
+
+struct ms_kvlist {
+    struct ms_kv *v;
+    size_t n;
+};
+
+/* One entry of the `tables:` section: how one source table is mapped. Every member is
+ * optional; -1 / NULL / empty means "the default" (the global option, the strategy's own). */
+struct ms_table_cfg {
+    char *name;       /* "table" or "db.table", as written */
+    char *strategy;   /* registry name; NULL = generic (or SYNC_STRATEGY_<TABLE>) */
+    char *role;       /* which of the strategy's source tables this is ("order_items");
+                         NULL = the table's own name */
+    char *collection; /* target collection; NULL = the strategy's (generic: the table name) */
+    struct ms_kvlist columns;    /* entity strategies: logical column -> actual column name */
+    struct ms_strlist include;   /* generic: only these columns (key columns always kept) */
+    struct ms_strlist exclude;   /* generic: all but these columns */
+    struct ms_kvlist rename;     /* generic: column -> field path; a dotted path nests */
+    struct ms_strlist json;      /* generic: text columns holding JSON, parsed into documents */
+    struct ms_kvlist pii;        /* column (logical name for entity strategies) -> "keep",
+                                    "drop", "redact" or "hash" */
+    int date_as;                 /* -1, or as sync.date_as */
+    int datetime_as;             /* -1, 0 date, 1 string "YYYY-MM-DD HH:MM:SS[.ffffff]" */
+    int time_as;                 /* -1, 0 string "HH:MM:SS[.ffffff]", 1 seconds (double) */
+    char where[160];             /* file:line:column of the entry, for errors */
+};
+
 struct ms_config {
     char *file; /* the YAML file loaded, or NULL */
 
@@ -74,6 +112,13 @@ struct ms_config {
     char *collection_orders;
     char *collection_customers;
     char *collection_inventory;
+    char *sync_pii_key;      /* HMAC key for pii: hash (secret) */
+    char *sync_pii_key_file;
+
+    /* The `tables:` section, then SYNC_STRATEGY_<TABLE>=strategy[:role] from the environment
+     * (an entry per variable, merged into the file's entry of that table). */
+    struct ms_table_cfg *tables;
+    size_t ntables;
 
     char *http_listen;
     char *http_token;
@@ -106,6 +151,14 @@ void ms_config_print_reference(FILE *out);
 
 /* Effective sync interval in seconds (interval_seconds when set, else minutes * 60). */
 int64_t ms_config_interval_seconds(const struct ms_config *cfg);
+
+/* The tables: entry of db.table (matched as "db.table", or "table" when db is
+ * mysql.database), or NULL. */
+const struct ms_table_cfg *ms_config_table(const struct ms_config *cfg, const char *db,
+                                           const char *table);
+
+/* Value of key in l, or NULL. */
+const char *ms_kvlist_get(const struct ms_kvlist *l, const char *key);
 
 /* Parses mysql://user:pass@host:port/db (percent-decoded) into cfg's mysql fields. */
 bool ms_config_parse_mysql_url(struct ms_config *cfg, const char *url, struct ms_error *err);

@@ -37,13 +37,17 @@ enum ms_write_kind {
     MS_WRITE_UPSERT = 1, /* replaceOne({_id}, doc, {upsert: true}) */
     MS_WRITE_DELETE = 2, /* deleteOne({_id}) */
     MS_WRITE_SET = 3,    /* updateOne({_id}, {$set: doc}, {upsert: true}): some fields only */
+    MS_WRITE_SET_MANY = 4, /* updateMany(filter, {$set: doc}), no upsert: a barrier (every write
+                              before it in the call is applied first, every write after it
+                              later); never coalesced */
 };
 
 /* One change for one document. Everything is borrowed for the duration of the call. */
 struct ms_write {
     enum ms_write_kind kind;
     const char *collection;
-    const bson_t *id;   /* exactly {"_id": <value>} (scalar, or a subdocument for composite keys) */
+    const bson_t *id;   /* exactly {"_id": <value>} (scalar, or a subdocument for composite keys);
+                         * SET_MANY: the filter (any query document) */
     const bson_t *doc;  /* UPSERT: the full document with the same _id; SET: the fields to set,
                          * without _id (a row image with some columns); ignored for DELETE */
     const char *source; /* for dead letters: "db.table" (may be NULL) */

@@ -47,6 +47,16 @@ bool ms_source_read_row(struct ms_source *s, const char *db, const char *table,
                         const char *const *pk, size_t npk, const bson_t *id, bson_t *row,
                         bool *found, struct ms_error *err);
 
+/* Reads every row of db.table whose column equals value (SELECT ... WHERE column = ? ORDER BY
+ * the primary key), appending each to rows (initialised by the caller) as the next element of
+ * an array-like document {"0": row, "1": row, ...}, each row as ms_source_read_row() gives it.
+ * *n gets the count. More than limit matching rows: false, MS_ERR_DECODE/MS_DECODE_SCHEMA (not
+ * retryable), nothing appended. value is taken as a key value is in ms_source_read_row (same
+ * conversions); a null value matches no row. Errors as ms_source_read_row(). */
+bool ms_source_read_rows(struct ms_source *s, const char *db, const char *table,
+                         const char *column, const bson_value_t *value, size_t limit, bson_t *rows,
+                         size_t *n, struct ms_error *err);
+
 /* Forgets cached statements and definitions of db.table (after DDL); NULL table: all of db;
  * NULL db: everything. */
 void ms_source_invalidate(struct ms_source *s, const char *db, const char *table);
