@@ -827,6 +827,8 @@ static const char *kind_op(enum ms_write_kind kind)
         return "set";
     case MS_WRITE_DELETE:
         return "delete";
+    case MS_WRITE_SET_MANY:
+        return "set_many";
     }
     return "?";
 }
