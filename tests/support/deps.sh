@@ -6,7 +6,7 @@ set -euo pipefail
 MS_APT_PACKAGES=(
   gcc pkg-config meson ninja-build
   libmariadb-dev libmongoc-dev libbson-dev libmicrohttpd-dev libyaml-dev libzstd-dev zlib1g-dev
-  libcmocka-dev
+  libcmocka-dev libssl-dev            # libssl-dev: libcrypto (HMAC-SHA256)
   mariadb-server mariadb-client
   openjdk-17-jdk-headless maven     # mongo-java-server (test rig)
   valgrind

@@ -1,0 +1,2 @@
+/* common: being written (issue 4) */
+#include "mysync/strategy.h"

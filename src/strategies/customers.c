@@ -1,0 +1,2 @@
+/* customers: being written (issue 4) */
+#include "mysync/strategy.h"

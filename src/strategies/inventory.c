@@ -1,0 +1,2 @@
+/* inventory: being written (issue 4) */
+#include "mysync/strategy.h"

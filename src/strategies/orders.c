@@ -1,0 +1,2 @@
+/* orders: being written (issue 4) */
+#include "mysync/strategy.h"

@@ -1,0 +1,2 @@
+/* pii: being written (issue 4) */
+#include "mysync/strategy.h"

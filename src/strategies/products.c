@@ -1,0 +1,2 @@
+/* products: being written (issue 4) */
+#include "mysync/strategy.h"
