@@ -132,6 +132,12 @@ static const struct option options[] = {
     {"sync.collections.inventory", "SYNC_INVENTORY_COLLECTION", OPT_STR, OFF(collection_inventory),
      "inventory", 0, 0, NULL, false, "Collection of the inventory strategy."},
 
+    {"sync.pii_key", "SYNC_PII_KEY", OPT_SECRET, OFF(sync_pii_key), NULL, 0, 0, NULL, false,
+     "Key of `pii: hash` (HMAC-SHA256): the same key gives the same hashes, so documents can "
+     "still be joined on a hashed field. Never printed or logged."},
+    {"sync.pii_key_file", "SYNC_PII_KEY_FILE", OPT_STR, OFF(sync_pii_key_file), NULL, 0, 0, NULL,
+     false, "File holding the PII key; wins over `sync.pii_key`."},
+
     {"http.listen", "HTTP_LISTEN", OPT_LISTEN, OFF(http_listen), "127.0.0.1:8080", 0, 0, NULL,
      false, "Control-plane address `host:port` (`[::1]:8080` for IPv6); loopback by default."},
     {"http.token", "HTTP_TOKEN", OPT_SECRET, OFF(http_token), NULL, 0, 0, NULL, true,
@@ -737,7 +743,10 @@ struct walk {
     struct pending *items;
     size_t n;
     struct ms_error *err;
+    struct ms_config *cfg;
 };
+
+static bool parse_tables(struct walk *w, yaml_node_t *map);
 
 static void mark_where(char *buf, size_t n, const char *file, yaml_mark_t m)
 {
@@ -780,6 +789,15 @@ static bool walk_mapping(struct walk *w, yaml_node_t *map, const char *prefix)
                              where, key);
                 return false;
             }
+        }
+        if (strcmp(key, "tables") == 0) {
+            if (v->type == YAML_SCALAR_NODE && is_yaml_null(v)) {
+                continue;
+            }
+            if (!parse_tables(w, v)) {
+                return false;
+            }
+            continue;
         }
         if (is_section(key)) {
             if (v->type == YAML_SCALAR_NODE && is_yaml_null(v)) {
@@ -870,7 +888,7 @@ static bool load_file(struct ms_config *cfg, const char *path, struct ms_error *
     FILE *f = fopen(path, "rb");
     yaml_parser_t parser;
     yaml_document_t doc;
-    struct walk w = {.file = path, .doc = &doc, .err = err};
+    struct walk w = {.file = path, .doc = &doc, .err = err, .cfg = cfg};
     yaml_node_t *root;
     bool ok = false;
 
@@ -933,6 +951,404 @@ done:
     return ok;
 }
 
+
+/* ---- the tables: section -------------------------------------------------------------- */
+
+static void kvlist_clear(struct ms_kvlist *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->v[i].k);
+        free(l->v[i].v);
+    }
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+static void kvlist_put(struct ms_kvlist *l, const char *k, const char *v)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (strcmp(l->v[i].k, k) == 0) {
+            set_str(&l->v[i].v, v);
+            return;
+        }
+    }
+    l->v = realloc(l->v, (l->n + 1) * sizeof(*l->v));
+    if (l->v == NULL) {
+        abort();
+    }
+    l->v[l->n].k = strdup(k);
+    l->v[l->n].v = strdup(v);
+    l->n++;
+}
+
+const char *ms_kvlist_get(const struct ms_kvlist *l, const char *key)
+{
+    for (size_t i = 0; l != NULL && i < l->n; i++) {
+        if (strcmp(l->v[i].k, key) == 0) {
+            return l->v[i].v;
+        }
+    }
+    return NULL;
+}
+
+static void strlist_add(struct ms_strlist *l, const char *v)
+{
+    l->v = realloc(l->v, (l->n + 1) * sizeof(*l->v));
+    if (l->v == NULL) {
+        abort();
+    }
+    l->v[l->n++] = strdup(v);
+}
+
+static void table_cfg_clear(struct ms_table_cfg *t)
+{
+    free(t->name);
+    free(t->strategy);
+    free(t->role);
+    free(t->collection);
+    kvlist_clear(&t->columns);
+    strlist_clear(&t->include);
+    strlist_clear(&t->exclude);
+    kvlist_clear(&t->rename);
+    strlist_clear(&t->json);
+    kvlist_clear(&t->pii);
+}
+
+static struct ms_table_cfg *table_cfg_get(struct ms_config *cfg, const char *name)
+{
+    struct ms_table_cfg *t;
+
+    for (size_t i = 0; i < cfg->ntables; i++) {
+        if (strcmp(cfg->tables[i].name, name) == 0) {
+            return &cfg->tables[i];
+        }
+    }
+    cfg->tables = realloc(cfg->tables, (cfg->ntables + 1) * sizeof(*cfg->tables));
+    if (cfg->tables == NULL) {
+        abort();
+    }
+    t = &cfg->tables[cfg->ntables++];
+    memset(t, 0, sizeof(*t));
+    t->name = strdup(name);
+    t->date_as = t->datetime_as = t->time_as = -1;
+    return t;
+}
+
+/* The keys of one tables: entry, and what each takes. */
+enum tkey_type { TK_STR, TK_LIST, TK_MAP, TK_ENUM };
+static const char *const datetime_as[] = {"date", "string", NULL};
+static const char *const time_as[] = {"string", "seconds", NULL};
+static const char *const pii_actions[] = {"keep", "drop", "redact", "hash", NULL};
+static const struct {
+    const char *key;
+    enum tkey_type type;
+    const char *const *values;
+} table_keys[] = {
+    {"strategy", TK_STR, NULL}, {"role", TK_STR, NULL},     {"collection", TK_STR, NULL},
+    {"columns", TK_MAP, NULL},  {"include", TK_LIST, NULL}, {"exclude", TK_LIST, NULL},
+    {"rename", TK_MAP, NULL},   {"json", TK_LIST, NULL},    {"pii", TK_MAP, pii_actions},
+    {"date_as", TK_ENUM, date_as}, {"datetime_as", TK_ENUM, datetime_as},
+    {"time_as", TK_ENUM, time_as},
+};
+
+static bool scalar_of(struct walk *w, yaml_node_t *n, const char *what, const char **out)
+{
+    char where[600];
+
+    if (n->type != YAML_SCALAR_NODE || is_yaml_null(n) || n->data.scalar.length == 0) {
+        mark_where(where, sizeof(where), w->file, n->start_mark);
+        ms_error_set(w->err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE, "%s: %s: expected a name", where,
+                     what);
+        return false;
+    }
+    *out = (const char *)n->data.scalar.value;
+    return true;
+}
+
+static int enum_index(const char *const *values, const char *v)
+{
+    for (int i = 0; values[i] != NULL; i++) {
+        if (strcmp(values[i], v) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static bool parse_table_entry(struct walk *w, const char *name, yaml_node_t *map,
+                              struct ms_table_cfg *t)
+{
+    char where[600], what[400];
+
+    mark_where(t->where, sizeof(t->where), w->file, map->start_mark);
+    if (map->type == YAML_SCALAR_NODE && is_yaml_null(map)) {
+        return true;
+    }
+    if (map->type != YAML_MAPPING_NODE) {
+        mark_where(where, sizeof(where), w->file, map->start_mark);
+        ms_error_set(w->err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE,
+                     "%s: tables.%s: expected a mapping (strategy:, collection:, ...)", where,
+                     name);
+        return false;
+    }
+    for (yaml_node_pair_t *pair = map->data.mapping.pairs.start; pair < map->data.mapping.pairs.top;
+         pair++) {
+        yaml_node_t *k = yaml_document_get_node(w->doc, pair->key);
+        yaml_node_t *v = yaml_document_get_node(w->doc, pair->value);
+        const char *key, *sv;
+        size_t ki;
+
+        mark_where(where, sizeof(where), w->file, k->start_mark);
+        if (k->type != YAML_SCALAR_NODE) {
+            ms_error_set(w->err, MS_ERR_CONFIG, MS_CONFIG_SYNTAX, "%s: a key must be a plain name",
+                         where);
+            return false;
+        }
+        key = (const char *)k->data.scalar.value;
+        for (ki = 0; ki < sizeof(table_keys) / sizeof(table_keys[0]); ki++) {
+            if (strcmp(table_keys[ki].key, key) == 0) {
+                break;
+            }
+        }
+        if (ki == sizeof(table_keys) / sizeof(table_keys[0])) {
+            ms_error_set(w->err, MS_ERR_CONFIG, MS_CONFIG_UNKNOWN_KEY,
+                         "%s: unknown key 'tables.%s.%s' (one of strategy, role, collection, "
+                         "columns, include, exclude, rename, json, pii, date_as, datetime_as, "
+                         "time_as)",
+                         where, name, key);
+            return false;
+        }
+        snprintf(what, sizeof(what), "tables.%s.%s", name, key);
+        if (v->type == YAML_SCALAR_NODE && is_yaml_null(v)) {
+            continue;
+        }
+        switch (table_keys[ki].type) {
+        case TK_STR:
+        case TK_ENUM: {
+            char **slot = NULL;
+            if (!scalar_of(w, v, what, &sv)) {
+                return false;
+            }
+            if (table_keys[ki].type == TK_ENUM) {
+                int e = enum_index(table_keys[ki].values, sv);
+                if (e < 0) {
+                    mark_where(where, sizeof(where), w->file, v->start_mark);
+                    ms_error_set(w->err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE,
+                                 "%s: %s: '%s' is not one of %s, %s", where, what, sv,
+                                 table_keys[ki].values[0], table_keys[ki].values[1]);
+                    return false;
+                }
+                *(strcmp(key, "date_as") == 0       ? &t->date_as
+                  : strcmp(key, "datetime_as") == 0 ? &t->datetime_as
+                                                    : &t->time_as) = e;
+                break;
+            }
+            slot = strcmp(key, "strategy") == 0 ? &t->strategy
+                   : strcmp(key, "role") == 0   ? &t->role
+                                                : &t->collection;
+            set_str(slot, sv);
+            break;
+        }
+        case TK_LIST: {
+            struct ms_strlist *l = strcmp(key, "include") == 0   ? &t->include
+                                   : strcmp(key, "exclude") == 0 ? &t->exclude
+                                                                 : &t->json;
+            if (v->type == YAML_SCALAR_NODE) {
+                /* a comma list, as in the environment */
+                char *copy = strdup((const char *)v->data.scalar.value), *save = NULL;
+                for (char *tok = strtok_r(copy, ",", &save); tok != NULL;
+                     tok = strtok_r(NULL, ",", &save)) {
+                    char *tt = trim(tok);
+                    if (tt[0] != '\0') {
+                        strlist_add(l, tt);
+                    }
+                }
+                free(copy);
+                break;
+            }
+            if (v->type != YAML_SEQUENCE_NODE) {
+                mark_where(where, sizeof(where), w->file, v->start_mark);
+                ms_error_set(w->err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE,
+                             "%s: %s: expected a list of column names", where, what);
+                return false;
+            }
+            for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top;
+                 i++) {
+                if (!scalar_of(w, yaml_document_get_node(w->doc, *i), what, &sv)) {
+                    return false;
+                }
+                strlist_add(l, sv);
+            }
+            break;
+        }
+        case TK_MAP: {
+            struct ms_kvlist *l = strcmp(key, "columns") == 0  ? &t->columns
+                                  : strcmp(key, "rename") == 0 ? &t->rename
+                                                               : &t->pii;
+            if (v->type != YAML_MAPPING_NODE) {
+                mark_where(where, sizeof(where), w->file, v->start_mark);
+                ms_error_set(w->err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE,
+                             "%s: %s: expected a mapping of column: value", where, what);
+                return false;
+            }
+            for (yaml_node_pair_t *e = v->data.mapping.pairs.start; e < v->data.mapping.pairs.top;
+                 e++) {
+                const char *ek, *ev;
+                yaml_node_t *vn = yaml_document_get_node(w->doc, e->value);
+                if (!scalar_of(w, yaml_document_get_node(w->doc, e->key), what, &ek) ||
+                    !scalar_of(w, vn, what, &ev)) {
+                    return false;
+                }
+                if (table_keys[ki].values != NULL && enum_index(table_keys[ki].values, ev) < 0) {
+                    mark_where(where, sizeof(where), w->file, vn->start_mark);
+                    ms_error_set(w->err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE,
+                                 "%s: %s.%s: '%s' is not one of keep, drop, redact, hash", where,
+                                 what, ek, ev);
+                    return false;
+                }
+                if (ms_kvlist_get(l, ek) != NULL) {
+                    mark_where(where, sizeof(where), w->file, vn->start_mark);
+                    ms_error_set(w->err, MS_ERR_CONFIG, MS_CONFIG_SYNTAX,
+                                 "%s: %s: duplicate key '%s'", where, what, ek);
+                    return false;
+                }
+                kvlist_put(l, ek, ev);
+            }
+            break;
+        }
+        }
+    }
+    return true;
+}
+
+static bool parse_tables(struct walk *w, yaml_node_t *map)
+{
+    char where[600];
+
+    if (map->type != YAML_MAPPING_NODE) {
+        mark_where(where, sizeof(where), w->file, map->start_mark);
+        ms_error_set(w->err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE,
+                     "%s: 'tables' is a section: expected table names, each with its mapping",
+                     where);
+        return false;
+    }
+    for (yaml_node_pair_t *pair = map->data.mapping.pairs.start; pair < map->data.mapping.pairs.top;
+         pair++) {
+        yaml_node_t *k = yaml_document_get_node(w->doc, pair->key);
+        const char *name;
+
+        if (!scalar_of(w, k, "tables", &name)) {
+            return false;
+        }
+        for (size_t i = 0; i < w->cfg->ntables; i++) {
+            if (strcmp(w->cfg->tables[i].name, name) == 0) {
+                mark_where(where, sizeof(where), w->file, k->start_mark);
+                ms_error_set(w->err, MS_ERR_CONFIG, MS_CONFIG_SYNTAX,
+                             "%s: duplicate key 'tables.%s'", where, name);
+                return false;
+            }
+        }
+        if (!parse_table_entry(w, name, yaml_document_get_node(w->doc, pair->value),
+                               table_cfg_get(w->cfg, name))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* SYNC_STRATEGY_<TABLE>=strategy[:role]: <TABLE> is matched against the tables: entries and
+ * sync.tables case-insensitively ("." written as "__" for db.table); a table named nowhere is
+ * taken as written, lower-cased. */
+static bool load_env_strategies(struct ms_config *cfg, const char *const *envp,
+                                struct ms_error *err)
+{
+    for (const char *const *e = envp; *e != NULL; e++) {
+        const char *eq = strchr(*e, '='), *val, *colon;
+        char up[160], name[160] = "";
+        struct ms_table_cfg *t;
+        size_t n;
+
+        if (strncmp(*e, "SYNC_STRATEGY_", 14) != 0 || eq == NULL) {
+            continue;
+        }
+        n = (size_t)(eq - *e) - 14;
+        val = eq + 1;
+        if (n == 0 || n >= sizeof(up) || val[0] == '\0') {
+            continue;
+        }
+        memcpy(up, *e + 14, n);
+        up[n] = '\0';
+        /* the environment's name of a table: upper case, "." -> "__" */
+        for (size_t pass = 0; pass < 2 && name[0] == '\0'; pass++) {
+            size_t count = pass == 0 ? cfg->ntables : cfg->sync_tables.n;
+            for (size_t i = 0; i < count; i++) {
+                const char *cand = pass == 0 ? cfg->tables[i].name : cfg->sync_tables.v[i];
+                char envname[160];
+                size_t o = 0;
+                for (const char *c = cand; *c != '\0' && o + 2 < sizeof(envname); c++) {
+                    if (*c == '.') {
+                        envname[o++] = '_';
+                        envname[o++] = '_';
+                    } else {
+                        envname[o++] = (char)toupper((unsigned char)*c);
+                    }
+                }
+                envname[o] = '\0';
+                if (strcmp(envname, up) == 0) {
+                    snprintf(name, sizeof(name), "%s", cand);
+                    break;
+                }
+            }
+        }
+        if (name[0] == '\0') {
+            size_t o = 0;
+            for (size_t i = 0; up[i] != '\0' && o + 1 < sizeof(name); i++) {
+                if (up[i] == '_' && up[i + 1] == '_') {
+                    name[o++] = '.';
+                    i++;
+                } else {
+                    name[o++] = (char)tolower((unsigned char)up[i]);
+                }
+            }
+            name[o] = '\0';
+        }
+        t = table_cfg_get(cfg, name);
+        colon = strchr(val, ':');
+        free(t->strategy);
+        t->strategy = colon != NULL ? strndup(val, (size_t)(colon - val)) : strdup(val);
+        if (colon != NULL && colon[1] != '\0') {
+            set_str(&t->role, colon + 1);
+        }
+        if (t->where[0] == '\0') {
+            snprintf(t->where, sizeof(t->where), "environment variable SYNC_STRATEGY_%s", up);
+        }
+    }
+    (void)err;
+    return true;
+}
+
+const struct ms_table_cfg *ms_config_table(const struct ms_config *cfg, const char *db,
+                                           const char *table)
+{
+    char full[300];
+
+    snprintf(full, sizeof(full), "%s.%s", db, table);
+    for (size_t i = 0; i < cfg->ntables; i++) {
+        if (strcmp(cfg->tables[i].name, full) == 0) {
+            return &cfg->tables[i];
+        }
+    }
+    if (cfg->mysql_database != NULL && strcmp(cfg->mysql_database, db) == 0) {
+        for (size_t i = 0; i < cfg->ntables; i++) {
+            if (strcmp(cfg->tables[i].name, table) == 0) {
+                return &cfg->tables[i];
+            }
+        }
+    }
+    return NULL;
+}
+
 static const char *env_get(const char *const *envp, const char *name)
 {
     size_t n = strlen(name);
@@ -956,7 +1372,8 @@ static bool load_env(struct ms_config *cfg, const char *const *envp, struct ms_e
         size_t n = eq != NULL ? (size_t)(eq - *e) : strlen(*e);
         bool known = false;
 
-        if (strncmp(*e, "SYNC_", 5) != 0 || n >= sizeof(name)) {
+        if (strncmp(*e, "SYNC_", 5) != 0 || n >= sizeof(name) ||
+            strncmp(*e, "SYNC_STRATEGY_", 14) == 0) {
             continue;
         }
         memcpy(name, *e, n);
@@ -988,7 +1405,7 @@ static bool load_env(struct ms_config *cfg, const char *const *envp, struct ms_e
             }
         }
     }
-    return true;
+    return load_env_strategies(cfg, envp, err);
 }
 
 static bool read_secret_file(const char *key, const char *path, char **out, struct ms_error *err)
@@ -1070,8 +1487,41 @@ static bool validate(struct ms_config *cfg, struct ms_error *err)
         }
         set_origin(cfg, "http.token", MS_ORIGIN_DERIVED);
     }
+    if (cfg->sync_pii_key_file != NULL) {
+        if (!read_secret_file("sync.pii_key_file", cfg->sync_pii_key_file, &cfg->sync_pii_key,
+                              err)) {
+            return false;
+        }
+        set_origin(cfg, "sync.pii_key", MS_ORIGIN_DERIVED);
+    }
     ms_log_add_secret(cfg->mysql_password);
     ms_log_add_secret(cfg->http_token);
+    ms_log_add_secret(cfg->sync_pii_key);
+    for (size_t i = 0; i < cfg->ntables; i++) {
+        const struct ms_table_cfg *t = &cfg->tables[i];
+        const char *dot = strchr(t->name, '.');
+        if ((dot != NULL && (dot == t->name || dot[1] == '\0' || strchr(dot + 1, '.') != NULL)) ||
+            strlen(t->name) > 129) {
+            ms_error_set(err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE,
+                         "%s: tables: '%s' is not 'table' or 'database.table'", t->where, t->name);
+            return false;
+        }
+        if (t->collection != NULL &&
+            (t->collection[0] == '\0' || t->collection[0] == '$' ||
+             strchr(t->collection, '\0') - t->collection > 120 || strstr(t->collection, "..") ||
+             strncmp(t->collection, "system.", 7) == 0)) {
+            ms_error_set(err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE,
+                         "%s: tables.%s.collection: '%s' is not a usable collection name",
+                         t->where, t->name, t->collection);
+            return false;
+        }
+        if (t->include.n > 0 && t->exclude.n > 0) {
+            ms_error_set(err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE,
+                         "%s: tables.%s: include and exclude cannot both be set", t->where,
+                         t->name);
+            return false;
+        }
+    }
 
     /* Register the URI's password before libmongoc sees it: its messages may quote it. */
     {
@@ -1202,6 +1652,12 @@ void ms_config_cleanup(struct ms_config *cfg)
             break;
         }
     }
+    for (size_t i = 0; i < cfg->ntables; i++) {
+        table_cfg_clear(&cfg->tables[i]);
+    }
+    free(cfg->tables);
+    cfg->tables = NULL;
+    cfg->ntables = 0;
     free(cfg->file);
     free(cfg->origin);
     cfg->file = NULL;
@@ -1331,6 +1787,60 @@ void ms_config_print(const struct ms_config *cfg, FILE *out)
             fprintf(out, "  # %s\n", origins[cfg->origin[i]]);
         }
         prev = k;
+    }
+    if (cfg->ntables > 0) {
+        fputs("tables:\n", out);
+    }
+    for (size_t i = 0; i < cfg->ntables; i++) {
+        const struct ms_table_cfg *t = &cfg->tables[i];
+        const char *strs[][2] = {{"strategy", t->strategy},
+                                 {"role", t->role},
+                                 {"collection", t->collection},
+                                 {"date_as", t->date_as >= 0 ? date_as[t->date_as] : NULL},
+                                 {"datetime_as", t->datetime_as >= 0 ? datetime_as[t->datetime_as]
+                                                                     : NULL},
+                                 {"time_as", t->time_as >= 0 ? time_as[t->time_as] : NULL}};
+        const struct {
+            const char *k;
+            const struct ms_strlist *l;
+        } lists[] = {{"include", &t->include}, {"exclude", &t->exclude}, {"json", &t->json}};
+        const struct {
+            const char *k;
+            const struct ms_kvlist *l;
+        } maps[] = {{"columns", &t->columns}, {"rename", &t->rename}, {"pii", &t->pii}};
+
+        fputs("  ", out);
+        yaml_quote(out, t->name);
+        fprintf(out, ":  # %s\n", t->where);
+        for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++) {
+            if (strs[k][1] != NULL) {
+                fprintf(out, "    %s: ", strs[k][0]);
+                yaml_quote(out, strs[k][1]);
+                fputc('\n', out);
+            }
+        }
+        for (size_t k = 0; k < sizeof(lists) / sizeof(lists[0]); k++) {
+            if (lists[k].l->n > 0) {
+                fprintf(out, "    %s: [", lists[k].k);
+                for (size_t j = 0; j < lists[k].l->n; j++) {
+                    fputs(j > 0 ? ", " : "", out);
+                    yaml_quote(out, lists[k].l->v[j]);
+                }
+                fputs("]\n", out);
+            }
+        }
+        for (size_t k = 0; k < sizeof(maps) / sizeof(maps[0]); k++) {
+            if (maps[k].l->n > 0) {
+                fprintf(out, "    %s:\n", maps[k].k);
+                for (size_t j = 0; j < maps[k].l->n; j++) {
+                    fputs("      ", out);
+                    yaml_quote(out, maps[k].l->v[j].k);
+                    fputs(": ", out);
+                    yaml_quote(out, maps[k].l->v[j].v);
+                    fputc('\n', out);
+                }
+            }
+        }
     }
 }
 
