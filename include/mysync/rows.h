@@ -62,7 +62,14 @@ struct ms_value_opts {
                                   "YYYY-MM-DD HH:MM:SS.ffffff" (exact) instead of a Date
                                   (millisecond precision) */
     int32_t source_utc_offset; /* seconds east of UTC that DATETIME values are written in */
+    bool datetime_as_string;   /* DATETIME/TIMESTAMP always as "YYYY-MM-DD HH:MM:SS[.ffffff]"
+                                  (TIMESTAMP in UTC) (tables.<t>.datetime_as: string) */
+    bool time_as_seconds;      /* TIME as a double of seconds (tables.<t>.time_as: seconds) */
 };
+
+/* opts adjusted by a table's date_as / datetime_as / time_as (tcfg may be NULL). */
+void ms_value_opts_for_table(struct ms_value_opts *vo, const struct ms_value_opts *base,
+                             const struct ms_table_cfg *tcfg);
 
 /* The value options the configuration asks for (sync.decimal_as, date_as, datetime_micros,
  * source_timezone). */

@@ -635,7 +635,7 @@ static bool append_datetime(const struct vctx *c, const struct mtime *t, unsigne
 {
     int64_t secs;
 
-    if (!real_datetime(t) || (opts->time_keep_micros && fsp > 3)) {
+    if (!real_datetime(t) || opts->datetime_as_string || (opts->time_keep_micros && fsp > 3)) {
         char s[40];
         size_t n = format_datetime(s, sizeof(s), t, fsp);
         return emit_text(c, s, n);
@@ -655,7 +655,7 @@ static bool append_datetime(const struct vctx *c, const struct mtime *t, unsigne
 static bool append_timestamp(const struct vctx *c, uint32_t secs, uint32_t usec, unsigned fsp,
                              const struct ms_value_opts *opts)
 {
-    if (secs == 0 || (opts->time_keep_micros && fsp > 3)) {
+    if (secs == 0 || opts->datetime_as_string || (opts->time_keep_micros && fsp > 3)) {
         struct mtime t = {0};
         char s[40];
         size_t n;
@@ -673,11 +673,16 @@ static bool append_timestamp(const struct vctx *c, uint32_t secs, uint32_t usec,
     return emit_date(c, (int64_t)secs * 1000 + usec / 1000);
 }
 
-static bool append_time(const struct vctx *c, const struct mtime *t, unsigned fsp)
+static bool append_time(const struct vctx *c, const struct mtime *t, unsigned fsp,
+                        const struct ms_value_opts *opts)
 {
     char s[40], frac[12];
     int n;
 
+    if (opts->time_as_seconds) {
+        double v = (double)t->hour * 3600 + t->minute * 60 + t->second + t->usec / 1e6;
+        return emit_double(c, t->neg ? -v : v);
+    }
     format_frac(frac, sizeof(frac), t->usec, fsp);
     n = snprintf(s, sizeof(s), "%s%02u:%02u:%02u%s", t->neg ? "-" : "", t->hour, t->minute,
                  t->second, frac);
@@ -818,7 +823,7 @@ static bool decode_temporal(const struct vctx *c, const uint8_t *p, size_t avail
         t.minute = (unsigned)(v / 100 % 100);
         t.second = (unsigned)(v % 100);
         *used = 3;
-        return append_time(c, &t, 0);
+        return append_time(c, &t, 0, opts);
     }
     case MS_T_TIME2: {
         /* my_time_packed_from_binary(): 3 bytes big-endian, offset 0x800000 (1 sign bit,
@@ -874,7 +879,7 @@ static bool decode_temporal(const struct vctx *c, const uint8_t *p, size_t avail
             return vfail(c, MS_DECODE_MALFORMED, "impossible TIME value");
         }
         *used = nb;
-        return append_time(c, &t, fsp);
+        return append_time(c, &t, fsp, opts);
     }
     default:
         return vfail(c, MS_DECODE_UNSUPPORTED, "not a temporal type");
@@ -2072,7 +2077,7 @@ static inline bool fast_value(const struct ms_column *col, const struct charset 
         uint64_t v;
 
         if (fsp > MAX_FSP || avail < 5 + nf || opts->source_utc_offset != 0 ||
-            (opts->time_keep_micros && fsp > 3)) {
+            opts->datetime_as_string || (opts->time_keep_micros && fsp > 3)) {
             return false;
         }
         v = be(p, 5);
@@ -2278,6 +2283,24 @@ void ms_value_opts_from_config(struct ms_value_opts *vo, const struct ms_config 
     vo->date_as_string = cfg->sync_date_as == 1;
     vo->time_keep_micros = cfg->sync_datetime_micros;
     vo->source_utc_offset = cfg->sync_source_utc_offset;
+}
+
+void ms_value_opts_for_table(struct ms_value_opts *vo, const struct ms_value_opts *base,
+                             const struct ms_table_cfg *tcfg)
+{
+    *vo = *base;
+    if (tcfg == NULL) {
+        return;
+    }
+    if (tcfg->date_as >= 0) {
+        vo->date_as_string = tcfg->date_as == 1;
+    }
+    if (tcfg->datetime_as >= 0) {
+        vo->datetime_as_string = tcfg->datetime_as == 1;
+    }
+    if (tcfg->time_as >= 0) {
+        vo->time_as_seconds = tcfg->time_as == 1;
+    }
 }
 
 bool ms_rows_labels_to_utf8(uint16_t collation, char **labels, size_t n, struct ms_error *err)
