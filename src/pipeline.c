@@ -39,6 +39,8 @@
 #define SHUTDOWN_GRACE_MS    10000
 #define RECONNECT_MAX_MS     30000
 #define RECONNECT_FIRST_MS   100
+/* Rows one lookup of a resolve may return (an order's items, a product's stock). */
+#define LOOKUP_MAX_ROWS      100000
 
 /* ---- tables ------------------------------------------------------------------------- */
 
@@ -50,6 +52,28 @@ struct table {
     char **key;
     size_t nkey;
     bool warned; /* a problem already logged once */
+    /* routing (route_table): the strategy, its context, the table's role in it */
+    const struct ms_table_cfg *tcfg;
+    const struct ms_strategy *strategy;
+    void *sctx;
+    const char *role; /* tcfg->role, a strategy's source_tables entry or name: stable */
+    const struct ms_value_opts *vo; /* the pipeline's, or an own_source's */
+    struct ms_source *source;       /* where its re-reads go */
+};
+
+/* A table routed to an entity strategy because another of its tables is (products ->
+ * categories), found on the source at start-up. */
+struct implied {
+    char *db, *name;
+    const struct ms_strategy *strategy;
+    const char *role;
+};
+
+#define MAX_STRATEGIES 16
+
+struct own_source {
+    struct ms_value_opts vo; /* borrowed by s for its life */
+    struct ms_source *s;
 };
 
 /* ---- queue items -------------------------------------------------------------------- */
@@ -69,6 +93,15 @@ struct item {
     char *db, *table;       /* IT_OPS (for re-reads), IT_DEAD, IT_DDL (db) */
     char **pk;              /* IT_OPS with a REREAD op: key columns */
     size_t npk;
+    /* IT_OPS: who mapped it, for re-reads and resolves at write time */
+    const struct ms_strategy *strategy;
+    void *sctx;
+    const struct ms_table_cfg *tcfg;
+    const char *role;
+    const struct ms_value_opts *vo; /* the table's (stable: p->vo or a source's) */
+    struct ms_source *src;          /* where its re-reads go */
+    struct ms_ops res;              /* RESOLVE/REREAD ops expanded at write time */
+    size_t *res_end;                /* per op: end of its expansion in res */
     char position[300];     /* "file:pos" of the change */
     char source[300];       /* "db.table" */
     struct ms_checkpoint cp; /* IT_BOUNDARY */
@@ -95,8 +128,12 @@ struct ms_pipeline {
     struct ms_sink *sink;
     struct ms_source *source;
 
-    const struct ms_strategy *strategy; /* generic for now; entity strategies route by table */
-    void *strategy_ctx;
+    void *sctx[MAX_STRATEGIES]; /* per registry entry */
+    bool sinit[MAX_STRATEGIES];
+    struct implied *implied;
+    size_t nimplied;
+    struct own_source **own; /* sources of tables with value options of their own */
+    size_t nown;
 
     struct ms_checkpoint start; /* where reading starts */
     uint32_t server_id;
@@ -162,6 +199,7 @@ static struct item *item_new(enum item_kind kind)
     it->kind = kind;
     it->bytes = sizeof(*it);
     ms_ops_init(&it->ops);
+    ms_ops_init(&it->res);
     bson_init(&it->row);
     return it;
 }
@@ -172,6 +210,8 @@ static void item_free(struct item *it)
         return;
     }
     ms_ops_cleanup(&it->ops);
+    ms_ops_cleanup(&it->res);
+    free(it->res_end);
     bson_destroy(&it->row);
     free(it->db);
     free(it->table);
@@ -303,6 +343,111 @@ static struct table *table_find(struct ms_pipeline *p, const char *db, const cha
     return NULL;
 }
 
+static int strategy_index(const struct ms_strategy *s)
+{
+    const struct ms_strategy *const *all = ms_strategy_all();
+
+    for (int i = 0; all[i] != NULL && i < MAX_STRATEGIES; i++) {
+        if (all[i] == s) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* The source a table's reads go through: the pipeline's, or one with the table's own value
+ * options (so a re-read row equals its binlog image under those options). */
+/* Sources for tables with value options of their own (tables.<t>.date_as, ...): made at
+ * start-up for every such entry, read-only afterwards (the reader and sink threads both look
+ * them up). NULL: the table uses the pipeline's options and source. */
+static struct own_source *own_source_find(const struct ms_pipeline *p,
+                                          const struct ms_value_opts *vo)
+{
+    if (memcmp(vo, &p->vo, sizeof(*vo)) == 0) {
+        return NULL;
+    }
+    for (size_t i = 0; i < p->nown; i++) {
+        if (memcmp(&p->own[i]->vo, vo, sizeof(*vo)) == 0) {
+            return p->own[i];
+        }
+    }
+    return NULL;
+}
+
+static void own_sources_setup(struct ms_pipeline *p)
+{
+    for (size_t i = 0; i < p->cfg->ntables; i++) {
+        struct ms_value_opts vo;
+        struct own_source *o;
+
+        ms_value_opts_for_table(&vo, &p->vo, &p->cfg->tables[i]);
+        if (memcmp(&vo, &p->vo, sizeof(vo)) == 0 || own_source_find(p, &vo) != NULL) {
+            continue;
+        }
+        p->own = realloc(p->own, (p->nown + 1) * sizeof(*p->own));
+        o = calloc(1, sizeof(*o));
+        if (p->own == NULL || o == NULL) {
+            abort();
+        }
+        o->vo = vo;
+        o->s = ms_source_new(p->cfg, &o->vo);
+        p->own[p->nown++] = o;
+    }
+}
+
+/* The source reads of db.table go through, and the options its values are decoded with. */
+static struct ms_source *source_for(const struct ms_pipeline *p, const char *db,
+                                    const char *table, const struct ms_value_opts **vo)
+{
+    struct ms_value_opts v;
+    const struct own_source *o;
+
+    ms_value_opts_for_table(&v, &p->vo, ms_config_table(p->cfg, db, table));
+    o = own_source_find(p, &v);
+    if (vo != NULL) {
+        *vo = o != NULL ? &o->vo : &p->vo;
+    }
+    return o != NULL ? o->s : p->source;
+}
+
+/* Strategy, role and value options of a table: tables.<t> (or SYNC_STRATEGY_<T>), else a role
+ * implied by a sibling table, else generic with the table as its own role. */
+static void route_table(struct ms_pipeline *p, struct table *t)
+{
+    const char *sname = NULL;
+
+    t->tcfg = ms_config_table(p->cfg, t->db, t->name);
+    t->strategy = &ms_strategy_generic;
+    t->role = t->name;
+    if (t->tcfg != NULL && t->tcfg->strategy != NULL) {
+        sname = t->tcfg->strategy;
+    }
+    if (sname != NULL && ms_strategy_find(sname) != NULL) {
+        t->strategy = ms_strategy_find(sname);
+        if (t->tcfg->role != NULL) {
+            t->role = t->tcfg->role;
+        }
+    } else if (t->tcfg == NULL || t->tcfg->strategy == NULL) {
+        for (size_t i = 0; i < p->nimplied; i++) {
+            if (strcmp(p->implied[i].db, t->db) == 0 && strcmp(p->implied[i].name, t->name) == 0) {
+                t->strategy = p->implied[i].strategy;
+                t->role = p->implied[i].role;
+            }
+        }
+    }
+    if (t->strategy->source_tables != NULL) {
+        /* a stable copy of the role: the strategy's own string */
+        for (size_t i = 0; t->strategy->source_tables[i] != NULL; i++) {
+            if (strcmp(t->strategy->source_tables[i], t->role) == 0) {
+                t->role = t->strategy->source_tables[i];
+            }
+        }
+    }
+    int si = strategy_index(t->strategy);
+    t->sctx = si >= 0 ? p->sctx[si] : NULL;
+    t->source = source_for(p, t->db, t->name, &t->vo);
+}
+
 static struct table *table_add(struct ms_pipeline *p, const char *db, const char *name)
 {
     struct table *t = realloc(p->tables, (p->ntables + 1) * sizeof(*t));
@@ -315,6 +460,9 @@ static struct table *table_add(struct ms_pipeline *p, const char *db, const char
     memset(t, 0, sizeof(*t));
     t->db = strdup(db);
     t->name = strdup(name);
+    if (p->sinit[0]) {
+        route_table(p, t); /* a table discovered while streaming */
+    }
     return t;
 }
 
@@ -448,6 +596,183 @@ static bool check_table(MYSQL *c, struct table *t, struct ms_error *err)
     return true;
 }
 
+/* Strategy names and roles of the tables: section, checked before anything runs. */
+static bool check_routes(const struct ms_config *cfg, struct ms_error *err)
+{
+    for (size_t i = 0; i < cfg->ntables; i++) {
+        const struct ms_table_cfg *t = &cfg->tables[i];
+        const struct ms_strategy *s;
+        const char *dot = strchr(t->name, '.'), *role;
+        bool known = false;
+
+        if (t->strategy == NULL) {
+            if (t->role != NULL) {
+                ms_error_set(err, MS_ERR_CONFIG, 1, "%s: tables.%s: a role needs a strategy",
+                             t->where, t->name);
+                return false;
+            }
+            continue;
+        }
+        s = ms_strategy_find(t->strategy);
+        if (s == NULL) {
+            char names[200] = "";
+            for (const struct ms_strategy *const *a = ms_strategy_all(); *a != NULL; a++) {
+                snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
+                         names[0] != '\0' ? ", " : "", (*a)->name);
+            }
+            ms_error_set(err, MS_ERR_CONFIG, 1,
+                         "%s: tables.%s.strategy: unknown strategy '%s' (one of %s)", t->where,
+                         t->name, t->strategy, names);
+            return false;
+        }
+        if (s->source_tables == NULL) {
+            continue;
+        }
+        role = t->role != NULL ? t->role : (dot != NULL ? dot + 1 : t->name);
+        char roles[200] = "";
+        for (size_t k = 0; s->source_tables[k] != NULL; k++) {
+            known |= strcmp(s->source_tables[k], role) == 0;
+            snprintf(roles + strlen(roles), sizeof(roles) - strlen(roles), "%s%s",
+                     k > 0 ? ", " : "", s->source_tables[k]);
+        }
+        if (!known) {
+            ms_error_set(err, MS_ERR_CONFIG, 1,
+                         "%s: tables.%s: the %s strategy has no table '%s': set tables.%s.role "
+                         "to one of %s",
+                         t->where, t->name, s->name, role, t->name, roles);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A strategy named for one of its tables takes its other tables too when they exist under
+ * their role's name, in the same database, and have no entry of their own (products brings
+ * categories, orders brings order_items). */
+static bool imply_roles(struct ms_pipeline *p, MYSQL *c, struct ms_error *err)
+{
+    const struct ms_config *cfg = p->cfg;
+
+    for (size_t i = 0; i < cfg->ntables; i++) {
+        const struct ms_table_cfg *t = &cfg->tables[i];
+        const struct ms_strategy *s = t->strategy != NULL ? ms_strategy_find(t->strategy) : NULL;
+        char db[200], name[200];
+
+        if (s == NULL || s->source_tables == NULL) {
+            continue;
+        }
+        split_qualified(t->name, cfg->mysql_database, db, sizeof(db), name, sizeof(name));
+        for (size_t k = 0; s->source_tables[k] != NULL; k++) {
+            const char *role = s->source_tables[k];
+            char rdb[200], rtable[200], edb[300], etab[300], sql[800], cnt[32], *outs[1] = {cnt};
+            bool found, taken = false;
+
+            ms_strategy_role_table(cfg, s->name, role, db, rdb, sizeof(rdb), rtable,
+                                   sizeof(rtable));
+            for (size_t j = 0; j < cfg->ntables; j++) {
+                const struct ms_table_cfg *o = &cfg->tables[j];
+                const char *odot = strchr(o->name, '.');
+                const char *orole = o->role != NULL ? o->role : (odot ? odot + 1 : o->name);
+                if (o->strategy != NULL && strcmp(o->strategy, s->name) == 0 &&
+                    strcmp(orole, role) == 0) {
+                    taken = true; /* configured */
+                }
+            }
+            if (taken || ms_config_table(cfg, rdb, rtable) != NULL) {
+                continue;
+            }
+            for (size_t j = 0; j < p->nimplied; j++) {
+                taken |= strcmp(p->implied[j].db, rdb) == 0 &&
+                         strcmp(p->implied[j].name, rtable) == 0;
+            }
+            if (taken) {
+                continue;
+            }
+            escape(c, edb, sizeof(edb), rdb);
+            escape(c, etab, sizeof(etab), rtable);
+            snprintf(sql, sizeof(sql),
+                     "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA='%s' AND "
+                     "TABLE_NAME='%s'",
+                     edb, etab);
+            if (!query_row(c, sql, outs, 1, sizeof(cnt), &found, err)) {
+                return false;
+            }
+            if (strcmp(cnt, "0") == 0) {
+                continue;
+            }
+            p->implied = realloc(p->implied, (p->nimplied + 1) * sizeof(*p->implied));
+            if (p->implied == NULL) {
+                abort();
+            }
+            p->implied[p->nimplied].db = strdup(rdb);
+            p->implied[p->nimplied].name = strdup(rtable);
+            p->implied[p->nimplied].strategy = s;
+            p->implied[p->nimplied].role = role;
+            p->nimplied++;
+            if (table_find(p, rdb, rtable) == NULL) {
+                table_add(p, rdb, rtable);
+            }
+            ms_log(MS_LOG_INFO, "%s.%s goes to the %s strategy as its %s table", rdb, rtable,
+                   s->name, role);
+        }
+    }
+    return true;
+}
+
+/* Creates every strategy's context (each checks its part of the configuration). */
+static bool init_strategies(struct ms_pipeline *p, struct ms_error *err)
+{
+    const struct ms_strategy *const *all = ms_strategy_all();
+
+    for (int i = 0; all[i] != NULL; i++) {
+        if (i >= MAX_STRATEGIES) {
+            ms_error_set(err, MS_ERR_SYSTEM, EINVAL, "too many strategies");
+            return false;
+        }
+        if (!all[i]->init(&p->sctx[i], p->cfg, err)) {
+            ms_error_prefix(err, "strategy %s", all[i]->name);
+            return false;
+        }
+        p->sinit[i] = true;
+    }
+    return true;
+}
+
+/* The indexes of every strategy that has a table, created (idempotently) before streaming. */
+static bool ensure_indexes(struct ms_pipeline *p, struct ms_error *err)
+{
+    const struct ms_strategy *const *all = ms_strategy_all();
+
+    for (int i = 0; all[i] != NULL && i < MAX_STRATEGIES; i++) {
+        struct ms_index *ix = NULL;
+        size_t n = 0;
+        bool used = false, ok = true;
+
+        for (size_t t = 0; t < p->ntables; t++) {
+            used |= p->tables[t].strategy == all[i];
+        }
+        if (!used || all[i]->indexes == NULL) {
+            continue;
+        }
+        if (!all[i]->indexes(p->sctx[i], &ix, &n, err)) {
+            return false;
+        }
+        for (size_t k = 0; k < n; k++) {
+            if (ok && !ms_sink_ensure_index(p->sink, ix[k].collection, &ix[k].keys, ix[k].unique,
+                                            ix[k].name[0] != '\0' ? ix[k].name : NULL, err)) {
+                ms_error_prefix(err, "creating index %s on %s", ix[k].name, ix[k].collection);
+                ok = false;
+            }
+            bson_destroy(&ix[k].keys);
+        }
+        free(ix);
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool setup_tables(struct ms_pipeline *p, MYSQL *c, struct ms_error *err)
 {
     const struct ms_config *cfg = p->cfg;
@@ -504,6 +829,24 @@ static bool setup_tables(struct ms_pipeline *p, MYSQL *c, struct ms_error *err)
             }
         }
         mysql_free_result(res);
+    }
+    /* a table with a tables: entry (or SYNC_STRATEGY_<T>) is replicated too */
+    for (size_t i = 0; i < cfg->ntables; i++) {
+        split_qualified(cfg->tables[i].name, cfg->mysql_database, db, sizeof(db), name,
+                        sizeof(name));
+        if (db[0] == '\0') {
+            ms_error_set(err, MS_ERR_CONFIG, 1,
+                         "%s: tables.%s names no database: set mysql.database (MYSQL_DATABASE) "
+                         "or write 'database.%s'",
+                         cfg->tables[i].where, cfg->tables[i].name, cfg->tables[i].name);
+            return false;
+        }
+        if (table_find(p, db, name) == NULL) {
+            table_add(p, db, name);
+        }
+    }
+    if (!imply_roles(p, c, err)) {
+        return false;
     }
     for (size_t i = 0; i < p->ntables; i++) {
         if (!check_table(c, &p->tables[i], err)) {
@@ -599,6 +942,9 @@ struct ms_pipeline *ms_pipeline_new(const struct ms_config *cfg, struct ms_error
     ms_value_opts_from_config(&p->vo, cfg);
     p->server_id = ms_reader_default_server_id(cfg);
 
+    if (!check_routes(cfg, err) || !init_strategies(p, err)) {
+        goto fail;
+    }
     c = ms_mysql_connect(cfg, err);
     if (c == NULL || !ms_mysql_probe(c, &mi, err) || !ms_reader_preflight(c, err) ||
         !setup_tables(p, c, err)) {
@@ -660,9 +1006,11 @@ struct ms_pipeline *ms_pipeline_new(const struct ms_config *cfg, struct ms_error
     c = NULL;
 
     p->source = ms_source_new(cfg, &p->vo);
-    p->strategy = &ms_strategy_generic;
-    if (!p->strategy->init(&p->strategy_ctx, cfg, err)) {
-        p->strategy = NULL;
+    own_sources_setup(p);
+    for (size_t i = 0; i < p->ntables; i++) {
+        route_table(p, &p->tables[i]);
+    }
+    if (!ensure_indexes(p, err)) {
         goto fail;
     }
     pthread_mutex_lock(&p->mu);
@@ -686,9 +1034,21 @@ void ms_pipeline_destroy(struct ms_pipeline *p)
     if (p == NULL) {
         return;
     }
-    if (p->strategy != NULL) {
-        p->strategy->destroy(p->strategy_ctx);
+    for (int i = 0; i < MAX_STRATEGIES && ms_strategy_all()[i] != NULL; i++) {
+        if (p->sinit[i]) {
+            ms_strategy_all()[i]->destroy(p->sctx[i]);
+        }
     }
+    for (size_t i = 0; i < p->nown; i++) {
+        ms_source_destroy(p->own[i]->s);
+        free(p->own[i]);
+    }
+    free(p->own);
+    for (size_t i = 0; i < p->nimplied; i++) {
+        free(p->implied[i].db);
+        free(p->implied[i].name);
+    }
+    free(p->implied);
     ms_source_destroy(p->source);
     ms_sink_destroy(p->sink);
     if (p->pool != NULL) {
@@ -763,6 +1123,40 @@ static void key_names(const struct table *t, const struct ms_table_map *tm, cons
     }
 }
 
+/* An IT_DEAD item for a change the strategy refused. */
+static struct item *dead_item(const struct ms_change *chg, const char *position,
+                              const struct ms_error *why)
+{
+    struct item *it = item_new(IT_DEAD);
+
+    it->db = strdup(chg->db);
+    it->table = strdup(chg->table);
+    snprintf(it->position, sizeof(it->position), "%s", position);
+    snprintf(it->op, sizeof(it->op), "%s",
+             chg->op == MS_CHANGE_INSERT   ? "insert"
+             : chg->op == MS_CHANGE_UPDATE ? "update"
+                                           : "delete");
+    if (chg->before != NULL) {
+        BSON_APPEND_DOCUMENT(&it->row, "before", chg->before);
+    }
+    if (chg->after != NULL) {
+        BSON_APPEND_DOCUMENT(&it->row, "after", chg->after);
+    }
+    it->why = *why;
+    it->bytes += it->row.len;
+    return it;
+}
+
+/* validate + map through the table's strategy. */
+static bool strategy_map(const struct table *t, const struct ms_change *chg, struct ms_ops *out,
+                         struct ms_error *err)
+{
+    if (t->strategy->validate != NULL && !t->strategy->validate(t->sctx, chg, err)) {
+        return false;
+    }
+    return t->strategy->map(t->sctx, chg, out, err);
+}
+
 static bool map_change(struct rd *r, struct table *t, const struct ms_event *ev, uint64_t pos,
                        bson_t *before, bson_t *after, struct ms_error *err)
 {
@@ -791,30 +1185,17 @@ static bool map_change(struct rd *r, struct table *t, const struct ms_event *ev,
     chg.pk = pk;
     chg.npk = npk;
     chg.position = position;
-    if (!p->strategy->map(p->strategy_ctx, &chg, &it->ops, &merr)) {
-        /* a row the strategy cannot map: keep it in the dead letters, go on */
+    chg.tcfg = t->tcfg;
+    chg.role = t->role;
+    if (!strategy_map(t, &chg, &it->ops, &merr)) {
+        /* a row the strategy cannot take: keep it in the dead letters, go on */
         item_free(it);
-        it = item_new(IT_DEAD);
-        it->db = strdup(tm->db);
-        it->table = strdup(tm->table);
-        snprintf(it->position, sizeof(it->position), "%s", position);
-        snprintf(it->op, sizeof(it->op), "%s",
-                 chg.op == MS_CHANGE_INSERT   ? "insert"
-                 : chg.op == MS_CHANGE_UPDATE ? "update"
-                                              : "delete");
-        if (chg.before != NULL) {
-            BSON_APPEND_DOCUMENT(&it->row, "before", before);
-        }
-        if (chg.after != NULL) {
-            BSON_APPEND_DOCUMENT(&it->row, "after", after);
-        }
-        it->why = merr;
-        it->bytes += it->row.len;
         if (!t->warned) {
-            ms_log(MS_LOG_ERROR, "%s (dead-lettered; further ones are counted)", merr.msg);
+            ms_log(MS_LOG_ERROR, "%s.%s: %s (dead-lettered; further ones are counted)", tm->db,
+                   tm->table, merr.msg);
             t->warned = true;
         }
-        return queue_push(p, it);
+        return queue_push(p, dead_item(&chg, position, &merr));
     }
     (void)err;
     for (size_t i = 0; i < it->ops.n; i++) {
@@ -825,6 +1206,12 @@ static bool map_change(struct rd *r, struct table *t, const struct ms_event *ev,
     it->table = strdup(tm->table);
     snprintf(it->position, sizeof(it->position), "%s", position);
     snprintf(it->source, sizeof(it->source), "%s.%s", tm->db, tm->table);
+    it->strategy = t->strategy;
+    it->sctx = t->sctx;
+    it->tcfg = t->tcfg;
+    it->role = t->role;
+    it->vo = t->vo;
+    it->src = t->source;
     if (reread) {
         it->pk = calloc(npk, sizeof(char *));
         it->npk = npk;
@@ -854,7 +1241,7 @@ static bool on_rows(struct rd *r, const struct ms_event *ev, uint64_t pos, struc
     if (t == NULL) {
         return true; /* not replicated: not even decoded */
     }
-    while (ok && ms_binlog_rows_next(r->parser, ev, &off, &r->p->vo, &before, &after, err)) {
+    while (ok && ms_binlog_rows_next(r->parser, ev, &off, t->vo, &before, &after, err)) {
         ok = map_change(r, t, ev, pos, &before, &after, err);
         bson_destroy(&before);
         bson_destroy(&after);
@@ -1074,8 +1461,6 @@ struct batch {
     int64_t first_ms; /* when the oldest operation arrived (monotonic) */
     struct ms_write *w;
     size_t nw, capw;
-    bson_t *reread_docs; /* documents built by re-reads (one per REREAD op) */
-    size_t nreread;
 };
 
 static void batch_add(struct batch *b, struct item *it)
@@ -1099,12 +1484,6 @@ static void batch_clear(struct batch *b)
     for (size_t i = 0; i < b->nitems; i++) {
         item_free(b->items[i]);
     }
-    for (size_t i = 0; i < b->nreread; i++) {
-        bson_destroy(&b->reread_docs[i]);
-    }
-    free(b->reread_docs);
-    b->reread_docs = NULL;
-    b->nreread = 0;
     b->nitems = 0;
     b->nops = 0;
     b->nw = 0;
@@ -1123,55 +1502,172 @@ static struct ms_write *batch_write(struct batch *b)
     return &b->w[b->nw++];
 }
 
-/* A REREAD: the row as the source has it now (newer than or equal to the change), replacing
- * the document; a row gone since becomes a delete. */
-static bool resolve_reread(struct ms_pipeline *p, struct batch *b, const struct item *it,
-                           const struct ms_op *op, struct ms_write *w, struct ms_error *err)
+/* TEMPORARY until source.c has it (helper at work): weak, overridden by the real one. */
+__attribute__((weak)) bool ms_source_read_rows(struct ms_source *s, const char *db,
+                                               const char *table, const char *column,
+                                               const bson_value_t *value, size_t limit,
+                                               bson_t *rows, size_t *n, struct ms_error *err)
+{
+    (void)s, (void)db, (void)table, (void)column, (void)value, (void)limit, (void)rows, (void)n;
+    ms_error_set(err, MS_ERR_SYSTEM, 38, "ms_source_read_rows: not built yet");
+    return false;
+}
+
+/* Lookups for resolve(): rows of any source table, through the source with that table's value
+ * options. */
+static bool lookup_rows(void *u, const char *db, const char *table, const char *column,
+                        const bson_value_t *value, bson_t *out, size_t *n, struct ms_error *err)
+{
+    struct ms_pipeline *p = u;
+
+    return ms_source_read_rows(source_for(p, db, table, NULL), db, table, column, value,
+                               LOOKUP_MAX_ROWS, out, n, err);
+}
+
+/* The key columns of a re-read row as a delete's before image: {_id: v} -> {pk0: v},
+ * {_id: {c: v, ...}} -> {c: v, ...}. */
+static void key_image(const struct item *it, const bson_t *id, bson_t *before)
+{
+    bson_iter_t i, sub;
+
+    if (!bson_iter_init_find(&i, id, "_id")) {
+        return;
+    }
+    if (it->npk == 1) {
+        bson_append_iter(before, it->pk[0], -1, &i);
+    } else if (BSON_ITER_HOLDS_DOCUMENT(&i) && bson_iter_recurse(&i, &sub)) {
+        while (bson_iter_next(&sub)) {
+            bson_append_iter(before, bson_iter_key(&sub), -1, &sub);
+        }
+    }
+}
+
+/* Moves ops that may be written from src to dst (RESOLVE/REREAD from a resolve are dropped:
+ * one level only). */
+static void take_ops(struct ms_ops *dst, struct ms_ops *src)
+{
+    for (size_t i = 0; i < src->n; i++) {
+        struct ms_op *o = &src->v[i], *d;
+        if (o->kind == MS_OP_RESOLVE || o->kind == MS_OP_REREAD) {
+            continue;
+        }
+        d = ms_ops_add(dst, o->kind, o->collection);
+        if (d == NULL) {
+            abort();
+        }
+        bson_destroy(&d->id);
+        bson_destroy(&d->doc);
+        bson_steal(&d->id, &o->id);
+        bson_steal(&d->doc, &o->doc);
+        bson_init(&o->id);
+        bson_init(&o->doc);
+    }
+    ms_ops_clear(src);
+}
+
+/* One RESOLVE op through its strategy; out gets what to write. */
+static bool expand_resolve(struct ms_pipeline *p, const struct item *it, const struct ms_op *op,
+                           struct ms_ops *out, struct ms_error *err)
+{
+    struct ms_lookup lk = {.rows = lookup_rows, .u = p};
+    struct ms_ops tmp;
+    bool ok;
+
+    if (it->strategy == NULL || it->strategy->resolve == NULL) {
+        ms_error_set(err, MS_ERR_STRATEGY, 1, "%s: the %s strategy cannot resolve", it->source,
+                     it->strategy != NULL ? it->strategy->name : "?");
+        return false;
+    }
+    ms_ops_init(&tmp);
+    ok = it->strategy->resolve(it->sctx, op, &lk, &tmp, err);
+    if (ok) {
+        take_ops(out, &tmp);
+    }
+    ms_ops_cleanup(&tmp);
+    return ok;
+}
+
+/* A REREAD: the row as the source has it now (at or after the change), mapped again by the
+ * strategy as a complete insert (a row gone since: as a delete of its key). */
+static bool expand_reread(struct ms_pipeline *p, const struct item *it, const struct ms_op *op,
+                          struct ms_ops *out, struct ms_error *err)
+{
+    bson_t row, key = BSON_INITIALIZER;
+    bool found, ok;
+    struct ms_change chg = {0};
+    struct ms_ops tmp;
+    struct table t = {0};
+
+    bson_init(&row);
+    if (!ms_source_read_row(it->src != NULL ? it->src : p->source, it->db, it->table,
+                            (const char *const *)it->pk, it->npk, &op->id, &row, &found, err)) {
+        bson_destroy(&row);
+        bson_destroy(&key);
+        return false;
+    }
+    chg.db = it->db;
+    chg.table = it->table;
+    chg.pk = (const char *const *)it->pk;
+    chg.npk = it->npk;
+    chg.position = it->position;
+    chg.tcfg = it->tcfg;
+    chg.role = it->role;
+    if (found) {
+        chg.op = MS_CHANGE_INSERT;
+        chg.after = &row;
+        chg.after_complete = true;
+    } else {
+        key_image(it, &op->id, &key);
+        chg.op = MS_CHANGE_DELETE;
+        chg.before = &key;
+    }
+    t.strategy = it->strategy;
+    t.sctx = it->sctx;
+    ms_ops_init(&tmp);
+    ok = strategy_map(&t, &chg, &tmp, err);
+    for (size_t i = 0; ok && i < tmp.n; i++) {
+        if (tmp.v[i].kind == MS_OP_RESOLVE) {
+            ok = expand_resolve(p, it, &tmp.v[i], out, err);
+        }
+    }
+    if (ok) {
+        take_ops(out, &tmp);
+    }
+    ms_ops_cleanup(&tmp);
+    bson_destroy(&row);
+    bson_destroy(&key);
+    return ok;
+}
+
+/* Resolves one RESOLVE/REREAD op, retrying what may pass (a lost connection) for as long as
+ * it takes; false with a non-retryable error when the op cannot be done. */
+static bool expand_op(struct ms_pipeline *p, struct item *it, const struct ms_op *op,
+                      struct ms_error *err)
 {
     int64_t delay = RECONNECT_FIRST_MS;
-    bson_t row;
-    bool found;
+    size_t mark = it->res.n;
 
     for (;;) {
-        bson_init(&row);
-        if (ms_source_read_row(p->source, it->db, it->table, (const char *const *)it->pk, it->npk,
-                               &op->id, &row, &found, err)) {
-            break;
+        bool ok = op->kind == MS_OP_REREAD ? expand_reread(p, it, op, &it->res, err)
+                                           : expand_resolve(p, it, op, &it->res, err);
+        if (ok) {
+            return true;
         }
-        bson_destroy(&row);
+        while (it->res.n > mark) { /* a partial expansion is dropped */
+            it->res.n--;
+            bson_destroy(&it->res.v[it->res.n].id);
+            bson_destroy(&it->res.v[it->res.n].doc);
+        }
         if (!err->retryable || is_stopping(p)) {
-            ms_error_prefix(err, "re-reading a row of %s.%s", it->db, it->table);
+            ms_error_prefix(err, "%s %s", op->kind == MS_OP_REREAD ? "re-reading a row of"
+                                                                  : "resolving a change of",
+                            it->source);
             return false;
         }
-        ms_log(MS_LOG_WARN, "re-reading a row of %s.%s: %s; retrying", it->db, it->table,
-               err->msg);
+        ms_log(MS_LOG_WARN, "%s: %s; retrying", it->source, err->msg);
         backoff_sleep(p, delay);
         delay = delay * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : delay * 2;
     }
-    if (!found) {
-        bson_destroy(&row);
-        w->kind = MS_WRITE_DELETE;
-        return true;
-    }
-    if (b->reread_docs == NULL) {
-        b->reread_docs = calloc(b->nops, sizeof(bson_t));
-        if (b->reread_docs == NULL) {
-            abort();
-        }
-    }
-    bson_t *doc = &b->reread_docs[b->nreread++];
-    bson_iter_t iter;
-    bson_init(doc);
-    bson_concat(doc, &op->id);
-    if (bson_iter_init(&iter, &row)) {
-        while (bson_iter_next(&iter)) {
-            bson_append_iter(doc, bson_iter_key(&iter), -1, &iter);
-        }
-    }
-    bson_destroy(&row);
-    w->kind = MS_WRITE_UPSERT;
-    w->doc = doc;
-    return true;
 }
 
 /* A REREAD that cannot be done (not a transient failure): the change goes to the dead
@@ -1193,6 +1689,36 @@ static bool dead_letter_op(struct ms_pipeline *p, const struct item *it, const s
     return true;
 }
 
+static void add_write(struct batch *b, const struct item *it, const struct ms_op *op)
+{
+    struct ms_write *w = batch_write(b);
+
+    w->collection = op->collection;
+    w->id = &op->id;
+    w->source = it->source;
+    w->position = it->position;
+    w->doc = &op->doc;
+    switch (op->kind) {
+    case MS_OP_REPLACE:
+        w->kind = MS_WRITE_UPSERT;
+        break;
+    case MS_OP_SET:
+        w->kind = MS_WRITE_SET;
+        break;
+    case MS_OP_SET_MANY:
+        w->kind = MS_WRITE_SET_MANY;
+        break;
+    case MS_OP_DELETE:
+        w->kind = MS_WRITE_DELETE;
+        w->doc = NULL;
+        break;
+    case MS_OP_REREAD:
+    case MS_OP_RESOLVE:
+        b->nw--; /* expanded before: not written as such */
+        break;
+    }
+}
+
 static bool flush(struct ms_pipeline *p, struct batch *b, struct ms_error *err)
 {
     struct ms_sink_result res = {0};
@@ -1200,44 +1726,51 @@ static bool flush(struct ms_pipeline *p, struct batch *b, struct ms_error *err)
     if (b->nitems == 0) {
         return true;
     }
-    b->nw = 0;
+    /* first what needs the source (re-reads, resolves): the writes point into it->res */
     for (size_t i = 0; i < b->nitems; i++) {
         struct item *it = b->items[i];
+        bool any = false;
+        for (size_t k = 0; k < it->ops.n; k++) {
+            any |= it->ops.v[k].kind == MS_OP_REREAD || it->ops.v[k].kind == MS_OP_RESOLVE;
+        }
+        if (!any || it->res_end != NULL) {
+            continue; /* nothing to expand, or expanded by an earlier try of this batch */
+        }
+        it->res_end = calloc(it->ops.n, sizeof(size_t));
+        if (it->res_end == NULL) {
+            abort();
+        }
         for (size_t k = 0; k < it->ops.n; k++) {
             const struct ms_op *op = &it->ops.v[k];
-            struct ms_write *w = batch_write(b);
-            w->collection = op->collection;
-            w->id = &op->id;
-            w->source = it->source;
-            w->position = it->position;
-            switch (op->kind) {
-            case MS_OP_REPLACE:
-                w->kind = MS_WRITE_UPSERT;
-                w->doc = &op->doc;
-                break;
-            case MS_OP_SET:
-                w->kind = MS_WRITE_SET;
-                w->doc = &op->doc;
-                break;
-            case MS_OP_DELETE:
-                w->kind = MS_WRITE_DELETE;
-                break;
-            case MS_OP_SET_MANY:
-            case MS_OP_RESOLVE:
-                b->nw--; /* TODO(issue 4): routed through the strategies */
-                break;
-            case MS_OP_REREAD:
-                if (!resolve_reread(p, b, it, op, w, err)) {
-                    if (err->retryable) {
-                        return false; /* stopping */
-                    }
-                    /* e.g. the table is gone since: the change cannot be completed */
-                    b->nw--;
-                    if (!dead_letter_op(p, it, op, err)) {
-                        return false;
-                    }
+            if ((op->kind == MS_OP_REREAD || op->kind == MS_OP_RESOLVE) &&
+                !expand_op(p, it, op, err)) {
+                if (err->retryable) {
+                    free(it->res_end);
+                    it->res_end = NULL;
+                    ms_ops_clear(&it->res);
+                    return false; /* stopping */
                 }
-                break;
+                /* e.g. the table is gone since: the change cannot be completed */
+                if (!dead_letter_op(p, it, op, err)) {
+                    return false;
+                }
+            }
+            it->res_end[k] = it->res.n;
+        }
+    }
+    b->nw = 0;
+    for (size_t i = 0; i < b->nitems; i++) {
+        const struct item *it = b->items[i];
+        size_t start = 0;
+        for (size_t k = 0; k < it->ops.n; k++) {
+            const struct ms_op *op = &it->ops.v[k];
+            if (op->kind == MS_OP_REREAD || op->kind == MS_OP_RESOLVE) {
+                for (size_t j = start; j < it->res_end[k]; j++) {
+                    add_write(b, it, &it->res.v[j]);
+                }
+                start = it->res_end[k];
+            } else {
+                add_write(b, it, op);
             }
         }
     }
@@ -1341,6 +1874,9 @@ static void *sink_main(void *arg)
                 break;
             case IT_DDL:
                 ms_source_invalidate(p->source, it->db, NULL);
+                for (size_t i = 0; i < p->nown; i++) {
+                    ms_source_invalidate(p->own[i]->s, it->db, NULL);
+                }
                 break;
             }
             item_free(it);
