@@ -28,439 +28,12 @@
 #include <unistd.h>
 
 #include "testutil.h"
-
-#define CONVERGE_LIMIT_S 120
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* ---- MariaDB ------------------------------------------------------------------------- */
-
-static void sqlf(MYSQL *m, const char *fmt, ...)
-{
-    char q[8192];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(q, sizeof(q), fmt, ap);
-    va_end(ap);
-    tu_sql(m, q);
-}
-
-/* ---- MongoDB ------------------------------------------------------------------------- */
-
-struct target {
-    const char *name;
-    const char *uri_key;
-    bool ferret;
-};
-
-static const struct target java = {"mongo-java-server", "MS_RIG_MONGO_URI", false};
-static const struct target ferret = {"FerretDB", "MS_RIG_FERRET_URI", true};
-
-static mongoc_client_t *mongo(const struct target *t)
-{
-    char uri[256];
-    mongoc_client_t *c;
-
-    snprintf(uri, sizeof(uri), "%s/?serverSelectionTimeoutMS=20000", tu_rig(t->uri_key));
-    c = mongoc_client_new(uri);
-    assert_non_null(c);
-    mongoc_client_set_error_api(c, MONGOC_ERROR_API_VERSION_2);
-    return c;
-}
-
-/* Every document of db.coll as one relaxed-JSON line each, sorted (for comparisons and
- * failure messages). */
-static char *dump_collection(mongoc_client_t *c, const char *db, const char *coll, size_t *n)
-{
-    mongoc_collection_t *col = mongoc_client_get_collection(c, db, coll);
-    bson_t q = BSON_INITIALIZER;
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(col, &q, NULL, NULL);
-    const bson_t *doc;
-    char **lines = NULL, *out;
-    size_t cnt = 0, len = 1;
-    bson_error_t err;
-
-    while (mongoc_cursor_next(cur, &doc)) {
-        lines = realloc(lines, (cnt + 1) * sizeof(char *));
-        lines[cnt++] = bson_as_relaxed_extended_json(doc, NULL);
-        len += strlen(lines[cnt - 1]) + 1;
-    }
-    if (mongoc_cursor_error(cur, &err)) {
-        fail_msg("find %s.%s: %s", db, coll, err.message);
-    }
-    mongoc_cursor_destroy(cur);
-    mongoc_collection_destroy(col);
-    bson_destroy(&q);
-    for (size_t i = 1; i < cnt; i++) { /* insertion sort: small collections */
-        for (size_t k = i; k > 0 && strcmp(lines[k - 1], lines[k]) > 0; k--) {
-            char *t = lines[k];
-            lines[k] = lines[k - 1];
-            lines[k - 1] = t;
-        }
-    }
-    out = malloc(len);
-    out[0] = '\0';
-    for (size_t i = 0; i < cnt; i++) {
-        strcat(out, lines[i]);
-        strcat(out, "\n");
-        bson_free(lines[i]);
-    }
-    free(lines);
-    if (n != NULL) {
-        *n = cnt;
-    }
-    return out;
-}
-
-static bool find_one(mongoc_client_t *c, const char *db, const char *coll, const bson_t *filter,
-                     bson_t *out)
-{
-    mongoc_collection_t *col = mongoc_client_get_collection(c, db, coll);
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(col, filter, NULL, NULL);
-    const bson_t *doc;
-    bool found = mongoc_cursor_next(cur, &doc);
-
-    if (found) {
-        bson_copy_to(doc, out);
-    }
-    mongoc_cursor_destroy(cur);
-    mongoc_collection_destroy(col);
-    return found;
-}
-
-static void drop_db(mongoc_client_t *c, const char *db)
-{
-    mongoc_database_t *d = mongoc_client_get_database(c, db);
-    mongoc_database_drop(d, NULL);
-    mongoc_database_destroy(d);
-}
-
-/* ---- the daemon ---------------------------------------------------------------------- */
-
-struct daemon {
-    pid_t pid;
-    char log[64];
-    size_t log_start; /* the log's size when the current run started */
-    char env[24][256];
-    size_t nenv;
-};
-
-static void daemon_env(struct daemon *d, const char *fmt, ...)
-{
-    va_list ap;
-
-    assert_true(d->nenv < 23);
-    va_start(ap, fmt);
-    vsnprintf(d->env[d->nenv++], sizeof(d->env[0]), fmt, ap);
-    va_end(ap);
-}
-
-/* The environment of a daemon replicating mysql_db into mongo_db on target t (more with
- * daemon_env before daemon_start). */
-static void daemon_init(struct daemon *d, const struct target *t, const char *mysql_db,
-                        const char *mongo_db)
-{
-    memset(d, 0, sizeof(*d));
-    d->pid = -1;
-    snprintf(d->log, sizeof(d->log), "/tmp/it-pipeline-XXXXXX");
-    int fd = mkstemp(d->log);
-    assert_true(fd >= 0);
-    close(fd);
-    daemon_env(d, "MYSQL_HOST=127.0.0.1");
-    daemon_env(d, "MYSQL_PORT=%s", tu_rig("MS_RIG_MARIADB_PORT"));
-    daemon_env(d, "MYSQL_USER=%s", tu_rig("MS_RIG_MYSYNC_USER"));
-    daemon_env(d, "MYSQL_PASSWORD=%s", tu_rig("MS_RIG_MYSYNC_PASSWORD"));
-    daemon_env(d, "MYSQL_DATABASE=%s", mysql_db);
-    daemon_env(d, "MONGODB_URI=%s/?serverSelectionTimeoutMS=5000", tu_rig(t->uri_key));
-    daemon_env(d, "MONGODB_DATABASE=%s", mongo_db);
-    daemon_env(d, "SYNC_MODE=binlog");
-    daemon_env(d, "SYNC_FLUSH_MS=50");
-    daemon_env(d, "SYNC_RETRY_DELAY=200ms");
-    daemon_env(d, "PATH=/usr/bin:/bin");
-    for (const char *const *v =
-             (const char *const[]){"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
-         *v != NULL; v++) {
-        if (getenv(*v) != NULL) {
-            daemon_env(d, "%s=%s", *v, getenv(*v));
-        }
-    }
-}
-
-static void daemon_start(struct daemon *d)
-{
-    char *envp[25];
-    pid_t pid;
-
-    for (size_t i = 0; i < d->nenv; i++) {
-        envp[i] = d->env[i];
-    }
-    envp[d->nenv] = NULL;
-    {
-        size_t len = 0;
-        char *old = tu_slurp(d->log, &len);
-        d->log_start = old != NULL ? len : 0;
-        free(old);
-    }
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(d->log, O_WRONLY | O_APPEND);
-        char *const argv[] = {getenv("MS_MYSYNC"), NULL};
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execve(argv[0], argv, envp);
-        _exit(127);
-    }
-    d->pid = pid;
-}
-
-/* Sends sig and waits for the exit; returns the exit code (128 + signal when killed). */
-static int daemon_signal(struct daemon *d, int sig)
-{
-    int status = 0;
-    int64_t until = now_ms() + 60000;
-
-    if (d->pid <= 0) {
-        return -1;
-    }
-    kill(d->pid, sig);
-    while (waitpid(d->pid, &status, WNOHANG) == 0) {
-        if (now_ms() > until) {
-            kill(d->pid, SIGKILL);
-            waitpid(d->pid, &status, 0);
-            d->pid = -1;
-            fail_msg("mysync did not stop within 60 s of signal %d", sig);
-        }
-        sleep_ms(20);
-    }
-    d->pid = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-/* Runs the daemon to its exit (for refusals); returns the exit code, the log in *log. */
-static int daemon_run_to_exit(struct daemon *d, char **log)
-{
-    int status;
-    int64_t until = now_ms() + 60000;
-
-    daemon_start(d);
-    while (waitpid(d->pid, &status, WNOHANG) == 0) {
-        if (now_ms() > until) {
-            kill(d->pid, SIGKILL);
-            fail_msg("mysync did not exit by itself");
-        }
-        sleep_ms(20);
-    }
-    d->pid = -1;
-    *log = tu_slurp(d->log, NULL);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-static bool daemon_alive(struct daemon *d)
-{
-    int status;
-
-    return d->pid > 0 && waitpid(d->pid, &status, WNOHANG) == 0;
-}
-
-static void daemon_fail(struct daemon *d, const char *what)
-{
-    char *log = tu_slurp(d->log, NULL);
-
-    if (d->pid > 0) {
-        kill(d->pid, SIGKILL);
-        waitpid(d->pid, NULL, 0);
-    }
-    fail_msg("%s\n--- mysync log ---\n%s", what, log != NULL ? log : "(none)");
-}
-
-static void daemon_cleanup(struct daemon *d)
-{
-    if (d->pid > 0) {
-        kill(d->pid, SIGKILL);
-        waitpid(d->pid, NULL, 0);
-    }
-    unlink(d->log);
-}
-
-/* Waits for the daemon's "replicating" line (it has checked everything and saved its start
- * position), so changes made afterwards are in its stream. */
-static void daemon_wait_ready(struct daemon *d)
-{
-    int64_t until = now_ms() + 60000;
-
-    for (;;) {
-        size_t len = 0;
-        char *log = tu_slurp(d->log, &len);
-        bool ready = log != NULL && len >= d->log_start &&
-                     strstr(log + d->log_start, "replicating into") != NULL;
-        free(log);
-        if (ready) {
-            return;
-        }
-        if (!daemon_alive(d)) {
-            d->pid = -1;
-            daemon_fail(d, "mysync exited before replicating");
-        }
-        if (now_ms() > until) {
-            daemon_fail(d, "mysync not replicating after 60 s");
-        }
-        sleep_ms(50);
-    }
-}
-
-/* ---- expectations -------------------------------------------------------------------- */
-
-/* Rows of a MariaDB query, each row as "c1|c2|..." ("NULL" for NULL), sorted, one per line. */
-static char *query_lines(MYSQL *m, const char *q)
-{
-    MYSQL_RES *r;
-    MYSQL_ROW row;
-    char *out = calloc(1, 1);
-    size_t len = 0;
-
-    if (mysql_query(m, q) != 0 || (r = mysql_store_result(m)) == NULL) {
-        fail_msg("%s: %s", q, mysql_error(m));
-    }
-    while ((row = mysql_fetch_row(r)) != NULL) {
-        char line[1024];
-        size_t o = 0;
-        for (unsigned i = 0; i < mysql_num_fields(r); i++) {
-            o += (size_t)snprintf(line + o, sizeof(line) - o, "%s%s", i > 0 ? "|" : "",
-                                  row[i] != NULL ? row[i] : "NULL");
-        }
-        out = realloc(out, len + o + 2);
-        memcpy(out + len, line, o);
-        len += o;
-        out[len++] = '\n';
-        out[len] = '\0';
-    }
-    mysql_free_result(r);
-    return out;
-}
-
-/* The same columns from the MongoDB documents (fields in the given order), sorted like
- * ORDER BY the first (integer) column. */
-static char *mongo_lines(mongoc_client_t *c, const char *db, const char *coll,
-                         const char *const *fields, size_t nfields)
-{
-    mongoc_collection_t *col = mongoc_client_get_collection(c, db, coll);
-    bson_t q = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort;
-    mongoc_cursor_t *cur;
-    const bson_t *doc;
-    char *out = calloc(1, 1);
-    size_t len = 0;
-    bson_error_t err;
-
-    BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
-    BSON_APPEND_INT32(&sort, "_id", 1);
-    bson_append_document_end(&opts, &sort);
-    cur = mongoc_collection_find_with_opts(col, &q, &opts, NULL);
-    while (mongoc_cursor_next(cur, &doc)) {
-        char line[1024];
-        size_t o = 0;
-        for (size_t i = 0; i < nfields; i++) {
-            bson_iter_t it;
-            char v[512];
-            if (!bson_iter_init_find(&it, doc, fields[i])) {
-                snprintf(v, sizeof(v), "MISSING");
-            } else if (BSON_ITER_HOLDS_NULL(&it)) {
-                snprintf(v, sizeof(v), "NULL");
-            } else if (BSON_ITER_HOLDS_INT32(&it)) {
-                snprintf(v, sizeof(v), "%d", bson_iter_int32(&it));
-            } else if (BSON_ITER_HOLDS_INT64(&it)) {
-                snprintf(v, sizeof(v), "%lld", (long long)bson_iter_int64(&it));
-            } else if (BSON_ITER_HOLDS_UTF8(&it)) {
-                snprintf(v, sizeof(v), "%s", bson_iter_utf8(&it, NULL));
-            } else {
-                snprintf(v, sizeof(v), "TYPE%d", (int)bson_iter_type(&it));
-            }
-            o += (size_t)snprintf(line + o, sizeof(line) - o, "%s%s", i > 0 ? "|" : "", v);
-        }
-        out = realloc(out, len + o + 2);
-        memcpy(out + len, line, o);
-        len += o;
-        out[len++] = '\n';
-        out[len] = '\0';
-    }
-    if (mongoc_cursor_error(cur, &err)) {
-        fail_msg("find: %s", err.message);
-    }
-    mongoc_cursor_destroy(cur);
-    mongoc_collection_destroy(col);
-    bson_destroy(&q);
-    bson_destroy(&opts);
-    return out;
-}
-
-/* Polls until MongoDB's rows equal MariaDB's (query: the same columns, ORDER BY the key). */
-static void wait_converged(struct daemon *d, MYSQL *m, mongoc_client_t *c, const char *mongo_db,
-                           const char *coll, const char *query, const char *const *fields,
-                           size_t nfields)
-{
-    int64_t until = now_ms() + CONVERGE_LIMIT_S * 1000;
-    char *want = query_lines(m, query), *got = NULL;
-
-    for (;;) {
-        free(got);
-        got = mongo_lines(c, mongo_db, coll, fields, nfields);
-        if (strcmp(got, want) == 0) {
-            break;
-        }
-        if (now_ms() > until) {
-            /* the first differing line */
-            const char *a = got, *b = want;
-            while (*a != '\0' && *a == *b) {
-                a++, b++;
-            }
-            while (a > got && a[-1] != '\n') {
-                a--, b--;
-            }
-            char msg[2048];
-            snprintf(msg, sizeof(msg),
-                     "%s.%s not equal to the source after %d s; first difference:\n"
-                     " mongo: %.200s\nsource: %.200s",
-                     mongo_db, coll, CONVERGE_LIMIT_S, a, b);
-            free(got);
-            free(want);
-            daemon_fail(d, msg);
-        }
-        if (d->pid > 0 && !daemon_alive(d)) {
-            d->pid = -1;
-            daemon_fail(d, "mysync exited while converging");
-        }
-        sleep_ms(100);
-    }
-    free(got);
-    free(want);
-}
+#include "tu_daemon.h"
 
 /* The table most cases replicate, in a fresh database itp. */
 #define KV_SCHEMA                                                                                  \
     "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT PRIMARY "       \
     "KEY, n INT, s VARCHAR(40), v BIGINT)"
-
-/* A case's end: the daemon stops cleanly on SIGTERM (exit 0), then everything is released. */
-static void end_run(struct daemon *d, mongoc_client_t *c, MYSQL *m)
-{
-    assert_int_equal(daemon_signal(d, SIGTERM), 0);
-    daemon_cleanup(d);
-    mongoc_client_destroy(c);
-    mysql_close(m);
-}
 
 /* ---- every type, composite keys, key changes, deletes -------------------------------- */
 
@@ -632,7 +205,7 @@ static void check_type_cases(mongoc_client_t *c, const char *db)
         bson_iter_t it;
         bool found;
         BSON_APPEND_INT32(&filter, "_id", tc->id);
-        found = find_one(c, db, tc->table, &filter, &doc);
+        found = tu_find_one(c, db, tc->table, &filter, &doc);
         bson_destroy(&filter);
         if (tc->type == BSON_TYPE_EOD) {
             if (found) {
@@ -678,47 +251,47 @@ static void every_type_arrives(void **state)
                   {"t_str", {"id"}, 1},
                   {"t_comp", {"a", "b"}, 2}};
     MYSQL *m = tu_mysql_admin(NULL);
-    mongoc_client_t *c = mongo(&java);
-    struct daemon d;
+    mongoc_client_t *c = tu_mongo(&tu_java);
+    struct tu_daemon d;
     char path[1024], *workload;
     const char *db = "itp_types";
 
     (void)state;
-    drop_db(c, db);
+    tu_drop_db(c, db);
     /* the workload recreates database vec: the daemon replicates every table of it, new ones
      * included */
     tu_sql(m, "CREATE DATABASE IF NOT EXISTS vec");
-    daemon_init(&d, &java, "vec", db);
-    daemon_start(&d);
-    daemon_wait_ready(&d);
+    tu_daemon_init(&d, &tu_java, "vec", db);
+    tu_daemon_start(&d);
+    tu_daemon_wait_ready(&d);
     snprintf(path, sizeof(path), "%s/tests/data/binlogs/types.sql", getenv("MS_SOURCE_ROOT"));
     workload = tu_slurp(path, NULL);
     assert_non_null(workload);
     tu_sql(m, workload);
     for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
         char *want = golden_final_state(tables[t].table, tables[t].pk, tables[t].npk), *got = NULL;
-        int64_t until = now_ms() + CONVERGE_LIMIT_S * 1000;
+        int64_t until = tu_now_ms() + TU_CONVERGE_LIMIT_S * 1000;
         for (;;) {
             free(got);
-            got = dump_collection(c, db, tables[t].table, NULL);
+            got = tu_dump_collection(c, db, tables[t].table, NULL);
             if (strcmp(got, want) == 0) {
                 break;
             }
-            if (now_ms() > until) {
+            if (tu_now_ms() > until) {
                 char msg[8192];
                 snprintf(msg, sizeof(msg), "%s differs:\n got:\n%s\nwant:\n%s", tables[t].table,
                          got, want);
-                daemon_fail(&d, msg);
+                tu_daemon_fail(&d, msg);
             }
-            sleep_ms(100);
+            tu_sleep_ms(100);
         }
         free(got);
         free(want);
     }
     check_type_cases(c, db);
-    assert_int_equal(daemon_signal(&d, SIGTERM), 0);
+    assert_int_equal(tu_daemon_signal(&d, SIGTERM), 0);
     free(workload);
-    daemon_cleanup(&d);
+    tu_daemon_cleanup(&d);
     mongoc_client_destroy(c);
     mysql_close(m);
 }
@@ -731,35 +304,35 @@ static const char *const kv_fields[] = {"id", "n", "s", "v"};
 static void sigterm_checkpoints_and_resumes(void **state)
 {
     MYSQL *m = tu_mysql_admin(NULL);
-    mongoc_client_t *c = mongo(&java);
-    struct daemon d;
+    mongoc_client_t *c = tu_mongo(&tu_java);
+    struct tu_daemon d;
     const char *db = "itp_resume";
     bson_t filter = BSON_INITIALIZER, cp;
     bson_iter_t it;
     char *status;
 
     (void)state;
-    drop_db(c, db);
+    tu_drop_db(c, db);
     tu_sql(m, KV_SCHEMA "; CREATE TABLE itp.other (id INT PRIMARY "
                         "KEY)");
-    daemon_init(&d, &java, "itp", db);
-    daemon_env(&d, "SYNC_TABLES=kv");
-    daemon_start(&d);
-    daemon_wait_ready(&d);
+    tu_daemon_init(&d, &tu_java, "itp", db);
+    tu_daemon_env(&d, "SYNC_TABLES=kv");
+    tu_daemon_start(&d);
+    tu_daemon_wait_ready(&d);
     tu_sql(m, "INSERT INTO itp.kv VALUES (1, 10, 'a', 100), (2, 20, 'b', 200), (3, 30, NULL, 300)");
     tu_sql(m, "INSERT INTO itp.other VALUES (1), (2)"); /* not replicated */
-    wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
-    assert_int_equal(daemon_signal(&d, SIGTERM), 0);
+    tu_wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
+    assert_int_equal(tu_daemon_signal(&d, SIGTERM), 0);
     {
         size_t n;
-        char *other = dump_collection(c, db, "other", &n);
+        char *other = tu_dump_collection(c, db, "other", &n);
         assert_int_equal(n, 0);
         free(other);
     }
     /* the checkpoint is where the source is now: every change before it is in MongoDB */
     BSON_APPEND_UTF8(&filter, "_id", "binlog");
-    assert_true(find_one(c, db, "_mysync_checkpoints", &filter, &cp));
-    status = query_lines(m, "SHOW MASTER STATUS");
+    assert_true(tu_find_one(c, db, "_mysync_checkpoints", &filter, &cp));
+    status = tu_query_lines(m, "SHOW MASTER STATUS");
     {
         char want[512];
         assert_true(bson_iter_init_find(&it, &cp, "file"));
@@ -777,10 +350,10 @@ static void sigterm_checkpoints_and_resumes(void **state)
     /* changes while it is down arrive after the restart */
     tu_sql(m, "UPDATE itp.kv SET n = n + 1, s = 'changed' WHERE id = 2; DELETE FROM itp.kv WHERE "
               "id = 1; INSERT INTO itp.kv VALUES (4, 40, 'd', 400)");
-    daemon_start(&d);
-    wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
-    assert_int_equal(daemon_signal(&d, SIGINT), 0);
-    daemon_cleanup(&d);
+    tu_daemon_start(&d);
+    tu_wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
+    assert_int_equal(tu_daemon_signal(&d, SIGINT), 0);
+    tu_daemon_cleanup(&d);
     mongoc_client_destroy(c);
     mysql_close(m);
 }
@@ -821,7 +394,7 @@ static void *workload_main(void *arg)
                     snprintf(w->error, sizeof(w->error), "workload connect failed");
                     break;
                 }
-                sleep_ms(200);
+                tu_sleep_ms(200);
                 i--;
                 continue;
             }
@@ -854,7 +427,7 @@ static void *workload_main(void *arg)
             }
             mysql_close(m);
             m = NULL;
-            sleep_ms(100);
+            tu_sleep_ms(100);
         }
     }
     if (m != NULL) {
@@ -884,66 +457,66 @@ static void sigkill_loop_converges(void **state)
     struct workload w = {.ops = full ? 20000 : 3000, .key_space = full ? 5000 : 800};
     int kills = full ? 30 : 6;
     MYSQL *m = tu_mysql_admin(NULL);
-    mongoc_client_t *c = mongo(&java);
-    struct daemon d;
+    mongoc_client_t *c = tu_mongo(&tu_java);
+    struct tu_daemon d;
     const char *db = "itp_crash";
     pthread_t th;
     unsigned seed = (unsigned)env_int("MS_SEED", 777);
 
     (void)state;
-    drop_db(c, db);
+    tu_drop_db(c, db);
     tu_sql(m, KV_SCHEMA);
-    daemon_init(&d, &java, "itp", db);
-    daemon_env(&d, "SYNC_TABLES=kv");
-    daemon_env(&d, "SYNC_BATCH_SIZE=200");
-    daemon_start(&d);
-    daemon_wait_ready(&d);
+    tu_daemon_init(&d, &tu_java, "itp", db);
+    tu_daemon_env(&d, "SYNC_TABLES=kv");
+    tu_daemon_env(&d, "SYNC_BATCH_SIZE=200");
+    tu_daemon_start(&d);
+    tu_daemon_wait_ready(&d);
     workload_start(&th, &w);
     for (int k = 0; k < kills && !atomic_load(&w.done); k++) {
-        sleep_ms(200 + (int)(rand_r(&seed) % 1200));
-        assert_int_equal(daemon_signal(&d, SIGKILL), 128 + SIGKILL);
-        daemon_start(&d);
-        daemon_wait_ready(&d);
+        tu_sleep_ms(200 + (int)(rand_r(&seed) % 1200));
+        assert_int_equal(tu_daemon_signal(&d, SIGKILL), 128 + SIGKILL);
+        tu_daemon_start(&d);
+        tu_daemon_wait_ready(&d);
     }
     pthread_join(th, NULL);
     if (w.error[0] != '\0') {
-        daemon_fail(&d, w.error);
+        tu_daemon_fail(&d, w.error);
     }
-    wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
-    end_run(&d, c, m);
+    tu_wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
+    tu_end_run(&d, c, m);
 }
 
 static void mariadb_restart_converges(void **state)
 {
     struct workload w = {.ops = 2000, .key_space = 500, .tolerate_disconnects = true};
     MYSQL *m;
-    mongoc_client_t *c = mongo(&java);
-    struct daemon d;
+    mongoc_client_t *c = tu_mongo(&tu_java);
+    struct tu_daemon d;
     const char *db = "itp_restart";
     pthread_t th;
     char *log;
 
     (void)state;
-    drop_db(c, db);
+    tu_drop_db(c, db);
     m = tu_mysql_admin(NULL);
     tu_sql(m, KV_SCHEMA);
     mysql_close(m);
-    daemon_init(&d, &java, "itp", db);
-    daemon_env(&d, "SYNC_TABLES=kv");
-    daemon_start(&d);
-    daemon_wait_ready(&d);
+    tu_daemon_init(&d, &tu_java, "itp", db);
+    tu_daemon_env(&d, "SYNC_TABLES=kv");
+    tu_daemon_start(&d);
+    tu_daemon_wait_ready(&d);
     workload_start(&th, &w);
-    sleep_ms(800);
+    tu_sleep_ms(800);
     assert_true(tu_rig_ctl("restart", "mariadb"));
     pthread_join(th, NULL);
     m = tu_mysql_admin(NULL);
-    wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
+    tu_wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
     log = tu_slurp(d.log, NULL);
     if (log == NULL || strstr(log, "resuming after the last whole transaction") == NULL) {
-        daemon_fail(&d, "no reconnect in the log: the restart did not interrupt the stream");
+        tu_daemon_fail(&d, "no reconnect in the log: the restart did not interrupt the stream");
     }
     free(log);
-    end_run(&d, c, m);
+    tu_end_run(&d, c, m);
 }
 
 /* ---- partial row images ------------------------------------------------------------ */
@@ -951,31 +524,31 @@ static void mariadb_restart_converges(void **state)
 static void minimal_image_sets_only_its_columns(void **state)
 {
     MYSQL *m = tu_mysql_admin(NULL);
-    mongoc_client_t *c = mongo(&java);
-    struct daemon d;
+    mongoc_client_t *c = tu_mongo(&tu_java);
+    struct tu_daemon d;
     const char *db = "itp_minimal";
 
     (void)state;
-    drop_db(c, db);
+    tu_drop_db(c, db);
     tu_sql(m, KV_SCHEMA);
     tu_sql(m, "INSERT INTO itp.kv VALUES (1, 10, 'a', 100), (2, 20, 'b', 200), (3, 30, 'c', 300)");
-    daemon_init(&d, &java, "itp", db);
-    daemon_env(&d, "SYNC_TABLES=kv");
-    daemon_start(&d);
-    daemon_wait_ready(&d);
+    tu_daemon_init(&d, &tu_java, "itp", db);
+    tu_daemon_env(&d, "SYNC_TABLES=kv");
+    tu_daemon_start(&d);
+    tu_daemon_wait_ready(&d);
     /* rows that exist before the daemon started are not in MongoDB (no snapshot): a MINIMAL
      * update must then not invent a document from the key alone... it creates {_id, changed
      * columns}; so first let full-image inserts bring the rows over */
     tu_sql(m, "DELETE FROM itp.kv; INSERT INTO itp.kv VALUES (1, 10, 'a', 100), (2, 20, 'b', 200), "
               "(3, 30, 'c', 300)");
-    wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
+    tu_wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
     tu_sql(m,
            "SET SESSION binlog_row_image = 'MINIMAL'; UPDATE itp.kv SET n = 11 WHERE id = 1; "
            "UPDATE itp.kv SET s = 'bb', v = 201 WHERE id = 2; UPDATE itp.kv SET id = 30 WHERE "
            "id = 3; DELETE FROM itp.kv WHERE id = 2; INSERT INTO itp.kv VALUES (5, 50, 'e', 500)");
     tu_sql(m, "SET SESSION binlog_row_image = 'FULL'");
-    wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
-    end_run(&d, c, m);
+    tu_wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
+    tu_end_run(&d, c, m);
 }
 
 /* ---- poison rows, large transactions, FerretDB --------------------------------------- */
@@ -983,27 +556,27 @@ static void minimal_image_sets_only_its_columns(void **state)
 static void poison_row_is_dead_lettered(void **state)
 {
     MYSQL *m = tu_mysql_admin(NULL);
-    mongoc_client_t *c = mongo(&java);
-    struct daemon d;
+    mongoc_client_t *c = tu_mongo(&tu_java);
+    struct tu_daemon d;
     const char *db = "itp_poison";
     bson_t filter = BSON_INITIALIZER, dl;
     bson_iter_t it;
 
     (void)state;
-    drop_db(c, db);
+    tu_drop_db(c, db);
     tu_sql(m, KV_SCHEMA "; CREATE TABLE itp.bad (id INT PRIMARY "
                         "KEY, `$where` INT)");
-    daemon_init(&d, &java, "itp", db);
-    daemon_start(&d);
-    daemon_wait_ready(&d);
+    tu_daemon_init(&d, &tu_java, "itp", db);
+    tu_daemon_start(&d);
+    tu_daemon_wait_ready(&d);
     tu_sql(m, "INSERT INTO itp.kv VALUES (1, 1, 'before', 1)");
     tu_sql(m, "INSERT INTO itp.bad VALUES (7, 1)");
     tu_sql(m, "INSERT INTO itp.kv VALUES (2, 2, 'after', 2)");
-    wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
+    tu_wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
     /* the refused row is in the dead letters with its position; the stream went on */
     BSON_APPEND_UTF8(&filter, "collection", "bad");
-    if (!find_one(c, db, "_mysync_dead_letters", &filter, &dl)) {
-        daemon_fail(&d, "no dead letter for the refused row");
+    if (!tu_find_one(c, db, "_mysync_dead_letters", &filter, &dl)) {
+        tu_daemon_fail(&d, "no dead letter for the refused row");
     }
     assert_true(bson_iter_init_find(&it, &dl, "source"));
     assert_string_equal(bson_iter_utf8(&it, NULL), "itp.bad");
@@ -1011,70 +584,71 @@ static void poison_row_is_dead_lettered(void **state)
     assert_non_null(strchr(bson_iter_utf8(&it, NULL), ':'));
     bson_destroy(&dl);
     bson_destroy(&filter);
-    end_run(&d, c, m);
+    tu_end_run(&d, c, m);
 }
 
 static void large_transaction_arrives_whole(void **state)
 {
     int rows = getenv("MS_FULL_FAULTS") != NULL ? 1000000 : 30000;
     MYSQL *m = tu_mysql_admin(NULL);
-    mongoc_client_t *c = mongo(&java);
-    struct daemon d;
+    mongoc_client_t *c = tu_mongo(&tu_java);
+    struct tu_daemon d;
     const char *db = "itp_large";
 
     (void)state;
-    drop_db(c, db);
+    tu_drop_db(c, db);
     tu_sql(m, KV_SCHEMA);
-    daemon_init(&d, &java, "itp", db);
-    daemon_env(&d, "SYNC_BATCH_SIZE=1000");
-    daemon_start(&d);
-    daemon_wait_ready(&d);
+    tu_daemon_init(&d, &tu_java, "itp", db);
+    tu_daemon_env(&d, "SYNC_BATCH_SIZE=1000");
+    tu_daemon_start(&d);
+    tu_daemon_wait_ready(&d);
     /* one transaction of many rows */
-    sqlf(m,
-         "SET SESSION max_recursive_iterations = %d; INSERT INTO itp.kv WITH RECURSIVE seq(i) AS "
-         "(SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < %d) SELECT i, i %% 97, CONCAT('r', "
-         "i), i * 3 FROM seq",
-         rows + 10, rows);
-    wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
-    end_run(&d, c, m);
+    tu_sqlf(
+        m,
+        "SET SESSION max_recursive_iterations = %d; INSERT INTO itp.kv WITH RECURSIVE seq(i) AS "
+        "(SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < %d) SELECT i, i %% 97, CONCAT('r', "
+        "i), i * 3 FROM seq",
+        rows + 10, rows);
+    tu_wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
+    tu_end_run(&d, c, m);
 }
 
 static void ferretdb_with_decimals_as_strings(void **state)
 {
     MYSQL *m = tu_mysql_admin(NULL);
-    mongoc_client_t *c = mongo(&ferret);
-    struct daemon d;
+    mongoc_client_t *c = tu_mongo(&tu_ferret);
+    struct tu_daemon d;
     const char *db = "itp_ferret";
     char *log;
     bson_t filter = BSON_INITIALIZER, doc;
     bson_iter_t it;
 
     (void)state;
-    drop_db(c, db);
+    tu_drop_db(c, db);
     tu_sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.kv (id INT "
               "PRIMARY KEY, n INT, s VARCHAR(40), v BIGINT, price DECIMAL(10,2))");
     /* refused with the default decimal128, before anything is written */
-    daemon_init(&d, &ferret, "itp", db);
-    assert_int_equal(daemon_run_to_exit(&d, &log), 78);
+    tu_daemon_init(&d, &tu_ferret, "itp", db);
+    assert_int_equal(tu_daemon_run_to_exit(&d, &log), 78);
     assert_non_null(strstr(log, "SYNC_DECIMAL_AS=string"));
     free(log);
-    daemon_cleanup(&d);
-    daemon_init(&d, &ferret, "itp", db);
-    daemon_env(&d, "SYNC_DECIMAL_AS=string");
-    daemon_start(&d);
-    daemon_wait_ready(&d);
+    tu_daemon_cleanup(&d);
+    tu_daemon_init(&d, &tu_ferret, "itp", db);
+    tu_daemon_env(&d, "SYNC_DECIMAL_AS=string");
+    tu_daemon_start(&d);
+    tu_daemon_wait_ready(&d);
     tu_sql(m, "INSERT INTO itp.kv VALUES (1, 1, 'x', 10, 19.99), (2, 2, NULL, 20, -0.50); UPDATE "
               "itp.kv SET n = 5 WHERE id = 2; INSERT INTO itp.kv VALUES (3, 3, 'y', 30, 0); DELETE "
               "FROM itp.kv WHERE id = 3");
-    wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
+    tu_wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
     BSON_APPEND_INT32(&filter, "_id", 2);
-    assert_true(find_one(c, db, "kv", &filter, &doc));
+    assert_true(tu_find_one(c, db, "kv", &filter, &doc));
     assert_true(bson_iter_init_find(&it, &doc, "price"));
     assert_int_equal(bson_iter_type(&it), BSON_TYPE_UTF8);
     assert_string_equal(bson_iter_utf8(&it, NULL), "-0.50");
     bson_destroy(&doc);
     bson_destroy(&filter);
-    end_run(&d, c, m);
+    tu_end_run(&d, c, m);
 }
 
 /* ---- refusals ------------------------------------------------------------------------ */
@@ -1082,37 +656,37 @@ static void ferretdb_with_decimals_as_strings(void **state)
 static void refuses_bad_setups_before_writing(void **state)
 {
     MYSQL *m = tu_mysql_admin(NULL);
-    mongoc_client_t *c = mongo(&java);
-    struct daemon d;
+    mongoc_client_t *c = tu_mongo(&tu_java);
+    struct tu_daemon d;
     const char *db = "itp_refuse";
     char *log;
     size_t n;
 
     (void)state;
-    drop_db(c, db);
+    tu_drop_db(c, db);
     tu_sql(m, "DROP DATABASE IF EXISTS itp; CREATE DATABASE itp; CREATE TABLE itp.nokey (a INT, b "
               "VARCHAR(10)); CREATE TABLE itp.kv (id INT PRIMARY KEY, n INT, s VARCHAR(40), v "
               "BIGINT)");
 
     /* a table without a primary key */
-    daemon_init(&d, &java, "itp", db);
-    daemon_env(&d, "SYNC_TABLES=kv,nokey");
-    assert_int_equal(daemon_run_to_exit(&d, &log), 78);
+    tu_daemon_init(&d, &tu_java, "itp", db);
+    tu_daemon_env(&d, "SYNC_TABLES=kv,nokey");
+    assert_int_equal(tu_daemon_run_to_exit(&d, &log), 78);
     assert_non_null(strstr(log, "itp.nokey has no primary key"));
     assert_non_null(strstr(log, "SYNC_KEYS"));
     free(log);
-    daemon_cleanup(&d);
+    tu_daemon_cleanup(&d);
 
     /* a table that does not exist */
-    daemon_init(&d, &java, "itp", db);
-    daemon_env(&d, "SYNC_TABLES=kv,missing");
-    assert_int_equal(daemon_run_to_exit(&d, &log), 78);
+    tu_daemon_init(&d, &tu_java, "itp", db);
+    tu_daemon_env(&d, "SYNC_TABLES=kv,missing");
+    assert_int_equal(tu_daemon_run_to_exit(&d, &log), 78);
     assert_non_null(strstr(log, "itp.missing does not exist"));
     free(log);
-    daemon_cleanup(&d);
+    tu_daemon_cleanup(&d);
 
     /* nothing was written by either */
-    free(dump_collection(c, db, "_mysync_checkpoints", &n));
+    free(tu_dump_collection(c, db, "_mysync_checkpoints", &n));
     assert_int_equal(n, 0);
 
     /* a checkpoint whose binlog file is gone: exit 69, name the recovery, touch nothing */
@@ -1130,48 +704,48 @@ static void refuses_bad_setups_before_writing(void **state)
         }
         bson_destroy(&cp);
         mongoc_collection_destroy(col);
-        before = dump_collection(c, db, "_mysync_checkpoints", NULL);
-        daemon_init(&d, &java, "itp", db);
-        daemon_env(&d, "SYNC_TABLES=kv");
-        assert_int_equal(daemon_run_to_exit(&d, &log), 69);
+        before = tu_dump_collection(c, db, "_mysync_checkpoints", NULL);
+        tu_daemon_init(&d, &tu_java, "itp", db);
+        tu_daemon_env(&d, "SYNC_TABLES=kv");
+        assert_int_equal(tu_daemon_run_to_exit(&d, &log), 69);
         assert_non_null(strstr(log, "no longer on the source"));
         assert_non_null(strstr(log, "mysync --full"));
         free(log);
-        daemon_cleanup(&d);
-        after = dump_collection(c, db, "_mysync_checkpoints", NULL);
+        tu_daemon_cleanup(&d);
+        after = tu_dump_collection(c, db, "_mysync_checkpoints", NULL);
         assert_string_equal(before, after);
         free(before);
         free(after);
     }
 
     /* with a configured key the key-less table replicates */
-    drop_db(c, db);
-    daemon_init(&d, &java, "itp", db);
-    daemon_env(&d, "SYNC_TABLES=nokey");
-    daemon_env(&d, "SYNC_KEYS=nokey:a+b");
-    daemon_start(&d);
-    daemon_wait_ready(&d);
+    tu_drop_db(c, db);
+    tu_daemon_init(&d, &tu_java, "itp", db);
+    tu_daemon_env(&d, "SYNC_TABLES=nokey");
+    tu_daemon_env(&d, "SYNC_KEYS=nokey:a+b");
+    tu_daemon_start(&d);
+    tu_daemon_wait_ready(&d);
     tu_sql(m, "INSERT INTO itp.nokey VALUES (1, 'x'), (1, 'y'); UPDATE itp.nokey SET b = 'z' WHERE "
               "b = 'y'");
     {
         const char *want = "{ \"_id\" : { \"a\" : 1, \"b\" : \"x\" }, \"a\" : 1, \"b\" : \"x\" }\n"
                            "{ \"_id\" : { \"a\" : 1, \"b\" : \"z\" }, \"a\" : 1, \"b\" : \"z\" }\n";
-        int64_t until = now_ms() + CONVERGE_LIMIT_S * 1000;
+        int64_t until = tu_now_ms() + TU_CONVERGE_LIMIT_S * 1000;
         char *got = NULL;
         for (;;) {
             free(got);
-            got = dump_collection(c, db, "nokey", NULL);
+            got = tu_dump_collection(c, db, "nokey", NULL);
             if (strcmp(got, want) == 0) {
                 break;
             }
-            if (now_ms() > until) {
-                daemon_fail(&d, got);
+            if (tu_now_ms() > until) {
+                tu_daemon_fail(&d, got);
             }
-            sleep_ms(100);
+            tu_sleep_ms(100);
         }
         free(got);
     }
-    end_run(&d, c, m);
+    tu_end_run(&d, c, m);
 }
 
 /* MongoDB goes away mid-stream (stopped cleanly: mongo-java-server loses its last second of
@@ -1182,31 +756,31 @@ static void mongo_restart_converges(void **state)
     struct workload w = {.ops = 1500, .key_space = 400};
     MYSQL *m = tu_mysql_admin(NULL);
     mongoc_client_t *c;
-    struct daemon d;
+    struct tu_daemon d;
     const char *db = "itp_mongo_restart";
     pthread_t th;
 
     (void)state;
-    c = mongo(&java);
-    drop_db(c, db);
+    c = tu_mongo(&tu_java);
+    tu_drop_db(c, db);
     mongoc_client_destroy(c);
     tu_sql(m, KV_SCHEMA);
-    daemon_init(&d, &java, "itp", db);
-    daemon_env(&d, "SYNC_TABLES=kv");
-    daemon_start(&d);
-    daemon_wait_ready(&d);
+    tu_daemon_init(&d, &tu_java, "itp", db);
+    tu_daemon_env(&d, "SYNC_TABLES=kv");
+    tu_daemon_start(&d);
+    tu_daemon_wait_ready(&d);
     workload_start(&th, &w);
-    sleep_ms(500);
+    tu_sleep_ms(500);
     assert_true(tu_rig_ctl("stop-service", "mongo"));
-    sleep_ms(2000); /* the workload goes on; the daemon's writes fail and wait */
+    tu_sleep_ms(2000); /* the workload goes on; the daemon's writes fail and wait */
     assert_true(tu_rig_ctl("start-service", "mongo"));
     pthread_join(th, NULL);
     if (w.error[0] != '\0') {
-        daemon_fail(&d, w.error);
+        tu_daemon_fail(&d, w.error);
     }
-    c = mongo(&java);
-    wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
-    end_run(&d, c, m);
+    c = tu_mongo(&tu_java);
+    tu_wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
+    tu_end_run(&d, c, m);
 }
 
 /* SIGTERM while MongoDB is away: the daemon gives the last batch its grace period, then exits
@@ -1215,31 +789,31 @@ static void stop_while_mongo_down_exits_75_and_replays(void **state)
 {
     MYSQL *m = tu_mysql_admin(NULL);
     mongoc_client_t *c;
-    struct daemon d;
+    struct tu_daemon d;
     const char *db = "itp_stop_down";
 
     (void)state;
-    c = mongo(&java);
-    drop_db(c, db);
+    c = tu_mongo(&tu_java);
+    tu_drop_db(c, db);
     mongoc_client_destroy(c);
     tu_sql(m, KV_SCHEMA);
-    daemon_init(&d, &java, "itp", db);
-    daemon_env(&d, "SYNC_TABLES=kv");
-    daemon_start(&d);
-    daemon_wait_ready(&d);
+    tu_daemon_init(&d, &tu_java, "itp", db);
+    tu_daemon_env(&d, "SYNC_TABLES=kv");
+    tu_daemon_start(&d);
+    tu_daemon_wait_ready(&d);
     tu_sql(m, "INSERT INTO itp.kv VALUES (1, 1, 'first', 1)");
-    c = mongo(&java);
-    wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
+    c = tu_mongo(&tu_java);
+    tu_wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
     mongoc_client_destroy(c);
     assert_true(tu_rig_ctl("stop-service", "mongo"));
     tu_sql(m, "INSERT INTO itp.kv VALUES (2, 2, 'while down', 2)");
-    sleep_ms(500);
-    assert_int_equal(daemon_signal(&d, SIGTERM), 75);
+    tu_sleep_ms(500);
+    assert_int_equal(tu_daemon_signal(&d, SIGTERM), 75);
     assert_true(tu_rig_ctl("start-service", "mongo"));
-    c = mongo(&java);
-    daemon_start(&d);
-    wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
-    end_run(&d, c, m);
+    c = tu_mongo(&tu_java);
+    tu_daemon_start(&d);
+    tu_wait_converged(&d, m, c, db, "kv", KV_QUERY("itp.kv"), kv_fields, 4);
+    tu_end_run(&d, c, m);
 }
 
 int main(void)
