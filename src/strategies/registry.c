@@ -4,8 +4,8 @@
 #include <string.h>
 
 static const struct ms_strategy *const registry[] = {
-    &ms_strategy_generic,
-    NULL,
+    &ms_strategy_generic,   &ms_strategy_products,  &ms_strategy_orders,
+    &ms_strategy_customers, &ms_strategy_inventory, NULL,
 };
 
 const struct ms_strategy *const *ms_strategy_all(void)

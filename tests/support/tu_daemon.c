@@ -63,7 +63,85 @@ mongoc_client_t *tu_mongo(const struct tu_target *t)
 
 /* Every document of db.coll as one relaxed-JSON line each, sorted (for comparisons and
  * failure messages). */
+/* doc with the keys of every subdocument sorted (arrays keep their order). */
+static void sort_keys(const bson_t *in, bson_t *out, bool array)
+{
+    bson_iter_t it;
+    const char *keys[512];
+    size_t n = 0;
+
+    if (!bson_iter_init(&it, in)) {
+        return;
+    }
+    while (bson_iter_next(&it) && n < 512) {
+        keys[n++] = bson_iter_key(&it);
+    }
+    for (size_t i = 1; i < n && !array; i++) {
+        for (size_t k = i; k > 0 && strcmp(keys[k - 1], keys[k]) > 0; k--) {
+            const char *t = keys[k];
+            keys[k] = keys[k - 1];
+            keys[k - 1] = t;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        bson_iter_init_find(&it, in, keys[i]);
+        if (BSON_ITER_HOLDS_DOCUMENT(&it) || BSON_ITER_HOLDS_ARRAY(&it)) {
+            bool arr = BSON_ITER_HOLDS_ARRAY(&it);
+            const uint8_t *data;
+            uint32_t len;
+            bson_t sub, child;
+            if (arr) {
+                bson_iter_array(&it, &len, &data);
+            } else {
+                bson_iter_document(&it, &len, &data);
+            }
+            bson_init_static(&sub, data, len);
+            if (arr) {
+                bson_append_array_begin(out, keys[i], -1, &child);
+            } else {
+                bson_append_document_begin(out, keys[i], -1, &child);
+            }
+            sort_keys(&sub, &child, arr);
+            if (arr) {
+                bson_append_array_end(out, &child);
+            } else {
+                bson_append_document_end(out, &child);
+            }
+        } else {
+            bson_append_iter(out, keys[i], -1, &it);
+        }
+    }
+}
+
+char *tu_canonical_json(const char *json)
+{
+    bson_t in, out = BSON_INITIALIZER;
+    bson_error_t err;
+    char *s;
+
+    if (!bson_init_from_json(&in, json, -1, &err)) {
+        fail_msg("bad JSON in a test: %s: %s", err.message, json);
+    }
+    sort_keys(&in, &out, false);
+    s = bson_as_relaxed_extended_json(&out, NULL);
+    bson_destroy(&in);
+    bson_destroy(&out);
+    return s;
+}
+
+static char *dump(mongoc_client_t *c, const char *db, const char *coll, size_t *n, bool canonical);
+
 char *tu_dump_collection(mongoc_client_t *c, const char *db, const char *coll, size_t *n)
+{
+    return dump(c, db, coll, n, false);
+}
+
+char *tu_dump_canonical(mongoc_client_t *c, const char *db, const char *coll, size_t *n)
+{
+    return dump(c, db, coll, n, true);
+}
+
+static char *dump(mongoc_client_t *c, const char *db, const char *coll, size_t *n, bool canonical)
 {
     mongoc_collection_t *col = mongoc_client_get_collection(c, db, coll);
     bson_t q = BSON_INITIALIZER;
@@ -75,7 +153,14 @@ char *tu_dump_collection(mongoc_client_t *c, const char *db, const char *coll, s
 
     while (mongoc_cursor_next(cur, &doc)) {
         lines = realloc(lines, (cnt + 1) * sizeof(char *));
-        lines[cnt++] = bson_as_relaxed_extended_json(doc, NULL);
+        if (canonical) {
+            bson_t sorted = BSON_INITIALIZER;
+            sort_keys(doc, &sorted, false);
+            lines[cnt++] = bson_as_relaxed_extended_json(&sorted, NULL);
+            bson_destroy(&sorted);
+        } else {
+            lines[cnt++] = bson_as_relaxed_extended_json(doc, NULL);
+        }
         len += strlen(lines[cnt - 1]) + 1;
     }
     if (mongoc_cursor_error(cur, &err)) {
@@ -171,6 +256,11 @@ void tu_daemon_init(struct tu_daemon *d, const struct tu_target *t, const char *
     }
 }
 
+void tu_daemon_config(struct tu_daemon *d, const char *path)
+{
+    snprintf(d->config, sizeof(d->config), "%s", path);
+}
+
 void tu_daemon_start(struct tu_daemon *d)
 {
     char *envp[25];
@@ -190,7 +280,8 @@ void tu_daemon_start(struct tu_daemon *d)
     assert_true(pid >= 0);
     if (pid == 0) {
         int fd = open(d->log, O_WRONLY | O_APPEND);
-        char *const argv[] = {getenv("MS_MYSYNC"), NULL};
+        char *const argv[] = {getenv("MS_MYSYNC"), d->config[0] != '\0' ? "--config" : NULL,
+                              d->config, NULL};
         dup2(fd, 1);
         dup2(fd, 2);
         execve(argv[0], argv, envp);

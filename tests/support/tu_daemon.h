@@ -26,6 +26,7 @@ struct tu_daemon {
     size_t log_start; /* the log's size when the current run started */
     char env[24][256];
     size_t nenv;
+    char config[256]; /* --config FILE when set (tu_daemon_config) */
 };
 
 extern const struct tu_target tu_java, tu_ferret;
@@ -42,6 +43,13 @@ mongoc_client_t *tu_mongo(const struct tu_target *t);
  * failure messages). */
 char *tu_dump_collection(mongoc_client_t *c, const char *db, const char *coll, size_t *n);
 
+/* The same with the keys of every (sub)document sorted: documents compare whatever order
+ * their fields were written in. */
+char *tu_dump_canonical(mongoc_client_t *c, const char *db, const char *coll, size_t *n);
+
+/* One JSON document in that form (bson_free() it). */
+char *tu_canonical_json(const char *json);
+
 bool tu_find_one(mongoc_client_t *c, const char *db, const char *coll, const bson_t *filter,
                  bson_t *out);
 
@@ -53,6 +61,9 @@ void tu_daemon_env(struct tu_daemon *d, const char *fmt, ...);
  * daemon_env before daemon_start). */
 void tu_daemon_init(struct tu_daemon *d, const struct tu_target *t, const char *mysql_db,
                     const char *mongo_db);
+
+/* Runs the daemon with --config path (a YAML file; the environment still overrides it). */
+void tu_daemon_config(struct tu_daemon *d, const char *path);
 
 void tu_daemon_start(struct tu_daemon *d);
 
