@@ -174,6 +174,48 @@ static const struct config_case cases[] = {
     {.name = "missing password file",
      .env = {"MYSQL_PASSWORD_FILE=/nonexistent/pw"},
      .error = "mysql.password_file: cannot read '/nonexistent/pw'"},
+
+    /* the tables: section */
+    {.name = "tables: every key",
+     .yaml = "mysql:\n  database: shop\ntables:\n  products: {strategy: products}\n"
+             "  shop.stock:\n    strategy: inventory\n    role: inventory\n"
+             "    columns: {on_hand: quantity}\n  audit:\n    collection: audit_log\n"
+             "    exclude: [secret]\n    rename: {city: address.city}\n    json: a, b\n"
+             "    pii: {email: hash, phone: redact}\n    date_as: string\n"
+             "    datetime_as: string\n    time_as: seconds\n",
+     .env = {"SYNC_PII_KEY=k3y-value"},
+     .expect = {"  \"products\":  # ", "    strategy: \"products\"", "  \"shop.stock\":",
+                "    role: \"inventory\"", "      \"on_hand\": \"quantity\"",
+                "    json: [\"a\", \"b\"]", "      \"city\": \"address.city\"",
+                "    time_as: \"seconds\""},
+     .forbid = {"k3y-value"}},
+    {.name = "SYNC_STRATEGY_<TABLE> adds or overrides a table's strategy and role",
+     .yaml = "mysql:\n  database: shop\ntables:\n  order_lines: {strategy: generic}\n",
+     .env = {"SYNC_STRATEGY_ORDER_LINES=orders:order_items", "SYNC_STRATEGY_SHOP__ORDERS=orders"},
+     .expect = {"  \"order_lines\":  # ", "    strategy: \"orders\"",
+                "    role: \"order_items\"", "  \"shop.orders\":  # environment variable "
+                                              "SYNC_STRATEGY_SHOP__ORDERS"}},
+    {.name = "tables: unknown key named with its place",
+     .yaml = "tables:\n  products:\n    strategy: products\n    colums: {a: b}\n",
+     .error = ":4:5: unknown key 'tables.products.colums'"},
+    {.name = "tables: bad pii action",
+     .yaml = "tables:\n  customers:\n    pii: {email: encrypt}\n",
+     .error = "tables.customers.pii.email: 'encrypt' is not one of keep, drop, redact, hash"},
+    {.name = "tables: bad representation",
+     .yaml = "tables:\n  t:\n    time_as: minutes\n",
+     .error = "tables.t.time_as: 'minutes' is not one of string, seconds"},
+    {.name = "tables: include and exclude together",
+     .yaml = "mysql:\n  database: d\ntables:\n  t:\n    include: [a]\n    exclude: [b]\n",
+     .error = "tables.t: include and exclude cannot both be set"},
+    {.name = "tables: a list where a mapping belongs",
+     .yaml = "tables:\n  t:\n    rename: [a, b]\n",
+     .error = "tables.t.rename: expected a mapping of column: value"},
+    {.name = "tables: duplicate table",
+     .yaml = "tables:\n  t: {collection: a}\n  t: {collection: b}\n",
+     .error = "duplicate key 'tables.t'"},
+    {.name = "tables: bad collection name",
+     .yaml = "mysql:\n  database: d\ntables:\n  t: {collection: $bad}\n",
+     .error = "tables.t.collection: '$bad' is not a usable collection name"},
 };
 
 static char *print_config(const struct ms_config *cfg)
