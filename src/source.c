@@ -1,4 +1,5 @@
-/* Rows read back from the source by key, mapped to BSON by the binlog decoder itself.
+/* Rows read back from the source by key (or every row with a given column value), mapped to
+ * BSON by the binlog decoder itself.
  *
  * One mapping, not two: each value fetched over the binary protocol is re-encoded in the
  * row-image format the binlog would carry for it (Field::pack(): little-endian integers,
@@ -108,10 +109,16 @@ struct key {
     size_t par; /* its first parameter */
 };
 
+/* A table's definition and one prepared statement: by key (read_row: pk names the key
+ * columns, LIMIT 1) or, many, by one column's value (read_rows: pk is that column, ORDER BY the
+ * primary key, LIMIT ? as the last parameter). Identity: (db, table, many, pk). */
 struct stable {
     char *db, *table;
     char **pk;
     size_t npk;
+    bool many;
+    char **order; /* many: the primary key's columns (none: no ORDER BY) */
+    size_t norder;
     struct scol *cols;
     size_t ncols;
     struct key *keys; /* npk */
@@ -300,6 +307,7 @@ static void free_table(struct stable *t)
         free(t->pbufs[i].heap);
     }
     free_labels(t->pk, t->npk);
+    free_labels(t->order, t->norder);
     free(t->cols);
     free(t->keys);
     free(t->res);
@@ -347,9 +355,9 @@ static bool ensure_conn(struct ms_source *s, struct ms_error *err)
     return true;
 }
 
-static bool same_pk(const struct stable *t, const char *const *pk, size_t npk)
+static bool same_pk(const struct stable *t, bool many, const char *const *pk, size_t npk)
 {
-    if (t->npk != npk) {
+    if (t->many != many || t->npk != npk) {
         return false;
     }
     for (size_t i = 0; i < npk; i++) {
@@ -652,6 +660,47 @@ static bool load_columns(struct ms_source *s, struct stable *t, struct ms_error 
     return ok;
 }
 
+/* The primary key's columns in key order, for ORDER BY (none: the table has no primary key). */
+static bool load_primary_key(struct ms_source *s, struct stable *t, struct ms_error *err)
+{
+    struct sql q = {0};
+    MYSQL_RES *r;
+    MYSQL_ROW row;
+    size_t n;
+
+    sql_str(&q, "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ");
+    sql_literal(&q, s->conn, t->db);
+    sql_str(&q, " AND TABLE_NAME = ");
+    sql_literal(&q, s->conn, t->table);
+    sql_str(&q, " AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX");
+    if (q.oom) {
+        free(q.p);
+        return out_of_memory(err);
+    }
+    if (mysql_query(s->conn, q.p) != 0 || (r = mysql_store_result(s->conn)) == NULL) {
+        free(q.p);
+        conn_error(s->conn, "reading information_schema.STATISTICS", err);
+        return false;
+    }
+    free(q.p);
+    n = (size_t)mysql_num_rows(r);
+    t->order = calloc(n > 0 ? n : 1, sizeof(char *));
+    if (t->order == NULL) {
+        mysql_free_result(r);
+        return out_of_memory(err);
+    }
+    while (t->norder < n && (row = mysql_fetch_row(r)) != NULL) {
+        t->order[t->norder] = strdup(row[0] != NULL ? row[0] : "");
+        if (t->order[t->norder] == NULL) {
+            mysql_free_result(r);
+            return out_of_memory(err);
+        }
+        t->norder++;
+    }
+    mysql_free_result(r);
+    return true;
+}
+
 static enum key_form key_form(const struct ms_source *s, const struct scol *c)
 {
     if (c->kind == K_DATETIME || c->kind == K_TIMESTAMP) {
@@ -668,8 +717,8 @@ static size_t form_params(enum key_form f)
     return f == KF_EQUAL ? 1 : f == KF_RANGE ? 2 : 3;
 }
 
-/* SELECT every column FROM `db`.`table` WHERE key LIMIT 1, prepared; the result and
- * parameter bindings. */
+/* SELECT every column FROM `db`.`table` WHERE key LIMIT 1 (many: WHERE column ORDER BY the
+ * primary key LIMIT ?), prepared; the result and parameter bindings. */
 static bool prepare(struct ms_source *s, struct stable *t, struct ms_error *err)
 {
     struct sql q = {0};
@@ -691,15 +740,15 @@ static bool prepare(struct ms_source *s, struct stable *t, struct ms_error *err)
         }
         if (i == t->ncols) {
             ms_error_set(err, MS_ERR_DECODE, MS_DECODE_SCHEMA,
-                         "re-reading %s.%s: key column %s is not in the table", t->db, t->table,
-                         t->pk[k]);
+                         "re-reading %s.%s: %s column %s is not in the table", t->db, t->table,
+                         t->many ? "lookup" : "key", t->pk[k]);
             return false;
         }
         if (t->cols[i].kind == K_GEOMETRY || t->cols[i].kind == K_JSON ||
             t->cols[i].col.is_json_text) {
             ms_error_set(err, MS_ERR_DECODE, MS_DECODE_UNSUPPORTED,
-                         "re-reading %s.%s: key column %s of type %s cannot be matched", t->db,
-                         t->table, t->pk[k], t->cols[i].data_type);
+                         "re-reading %s.%s: %s column %s of type %s cannot be matched", t->db,
+                         t->table, t->many ? "lookup" : "key", t->pk[k], t->cols[i].data_type);
             return false;
         }
         t->keys[k].col = i;
@@ -749,7 +798,16 @@ static bool prepare(struct ms_source *s, struct stable *t, struct ms_error *err)
             sql_str(&q, " + 0e0 = ?");
         }
     }
-    sql_str(&q, " LIMIT 1");
+    if (t->many) {
+        for (size_t k = 0; k < t->norder; k++) {
+            sql_str(&q, k == 0 ? " ORDER BY " : ", ");
+            sql_ident(&q, t->order[k]);
+        }
+        sql_str(&q, " LIMIT ?");
+        t->npar++; /* the last parameter: the row limit */
+    } else {
+        sql_str(&q, " LIMIT 1");
+    }
     if (q.oom) {
         free(q.p);
         return out_of_memory(err);
@@ -840,7 +898,7 @@ done:
     return ok;
 }
 
-static struct stable *load_table(struct ms_source *s, const char *db, const char *table,
+static struct stable *load_table(struct ms_source *s, const char *db, const char *table, bool many,
                                  const char *const *pk, size_t npk, struct ms_error *err)
 {
     struct stable *t = calloc(1, sizeof(*t));
@@ -849,6 +907,7 @@ static struct stable *load_table(struct ms_source *s, const char *db, const char
         out_of_memory(err);
         return NULL;
     }
+    t->many = many;
     t->db = strdup(db);
     t->table = strdup(table);
     t->pk = calloc(npk, sizeof(char *));
@@ -862,7 +921,7 @@ static struct stable *load_table(struct ms_source *s, const char *db, const char
         }
         t->npk++;
     }
-    if (!load_columns(s, t, err) || !prepare(s, t, err)) {
+    if (!load_columns(s, t, err) || (many && !load_primary_key(s, t, err)) || !prepare(s, t, err)) {
         free_table(t);
         return NULL;
     }
@@ -1618,14 +1677,16 @@ static void give_back_buffers(struct stable *t)
     }
 }
 
-enum run_result { RUN_OK, RUN_FAILED, RUN_STALE };
+enum run_result {
+    RUN_OK,
+    RUN_FAILED,
+    RUN_STALE,   /* the table may have changed under the statement: prepare again, try again */
+    RUN_REFUSED, /* more rows than asked for: the statement itself is fine */
+};
 
-static enum run_result run(struct ms_source *s, struct stable *t, bson_t *row, bool *found,
-                           struct ms_error *err)
+/* Binds t's parameters and results and executes its statement. */
+static enum run_result execute(struct stable *t, struct ms_error *err)
 {
-    int rc;
-    enum run_result res = RUN_FAILED;
-
     if (mysql_stmt_bind_param(t->stmt, t->par) != 0 ||
         mysql_stmt_bind_result(t->stmt, t->res) != 0) {
         stmt_error(t->stmt, "binding the re-read of", t->db, t->table, err);
@@ -1642,19 +1703,42 @@ static enum run_result run(struct ms_source *s, struct stable *t, bson_t *row, b
         ms_error_set(err, MS_ERR_MYSQL, 0, "re-reading %s.%s: the table changed", t->db, t->table);
         return RUN_STALE;
     }
+    return RUN_OK;
+}
+
+/* Appends the row just fetched to dst, column by column, through the decoder. */
+static bool decode_row(const struct ms_source *s, struct stable *t, bson_t *dst,
+                       struct ms_error *err)
+{
+    if (!fetch_long_values(t, err)) {
+        return false;
+    }
+    for (size_t i = 0; i < t->ncols; i++) {
+        if (!append_value(s, t, &t->cols[i], dst, err)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static enum run_result run(struct ms_source *s, struct stable *t, bson_t *row, bool *found,
+                           struct ms_error *err)
+{
+    enum run_result res = execute(t, err);
+    int rc;
+
+    if (res != RUN_OK) {
+        return res;
+    }
+    res = RUN_FAILED;
     rc = mysql_stmt_fetch(t->stmt);
     if (rc == MYSQL_NO_DATA) {
         *found = false;
         res = RUN_OK;
     } else if (rc == 0 || rc == MYSQL_DATA_TRUNCATED) {
-        if (fetch_long_values(t, err)) {
+        *found = true;
+        if (decode_row(s, t, row, err)) {
             res = RUN_OK;
-            *found = true;
-            for (size_t i = 0; i < t->ncols && res == RUN_OK; i++) {
-                if (!append_value(s, t, &t->cols[i], row, err)) {
-                    res = RUN_FAILED;
-                }
-            }
         }
     } else {
         stmt_error(t->stmt, "re-reading", t->db, t->table, err);
@@ -1662,6 +1746,86 @@ static enum run_result run(struct ms_source *s, struct stable *t, bson_t *row, b
     mysql_stmt_free_result(t->stmt);
     give_back_buffers(t);
     return res;
+}
+
+/* Runs a many statement (its key parameter bound) for at most limit rows, each appended to out
+ * as a document named by the next index from first; *n gets the count. More rows: RUN_REFUSED. */
+static enum run_result run_many(struct ms_source *s, struct stable *t, size_t limit, bson_t *out,
+                                size_t first, size_t *n, struct ms_error *err)
+{
+    MYSQL_BIND *b = &t->par[t->npar - 1];
+    struct pbuf *pb = &t->pbufs[t->npar - 1];
+    enum run_result res;
+
+    /* LIMIT limit + 1: one row more than allowed says there are too many */
+    memset(b, 0, sizeof(*b));
+    pb->v.i = (int64_t)(limit < UINT64_MAX ? (uint64_t)limit + 1 : UINT64_MAX);
+    b->buffer_type = MYSQL_TYPE_LONGLONG;
+    b->buffer = &pb->v.i;
+    b->is_unsigned = 1;
+    *n = 0;
+    res = execute(t, err);
+    if (res != RUN_OK) {
+        return res;
+    }
+    for (;;) {
+        int rc = mysql_stmt_fetch(t->stmt);
+        char key[24];
+        bson_t child;
+        bool ok;
+
+        if (rc == MYSQL_NO_DATA) {
+            break;
+        }
+        if (rc != 0 && rc != MYSQL_DATA_TRUNCATED) {
+            stmt_error(t->stmt, "reading rows of", t->db, t->table, err);
+            res = RUN_FAILED;
+            break;
+        }
+        if (*n == limit) {
+            ms_error_set(err, MS_ERR_DECODE, MS_DECODE_SCHEMA,
+                         "reading rows of %s.%s by %s: more than %zu rows match", t->db, t->table,
+                         t->pk[0], limit);
+            res = RUN_REFUSED;
+            break;
+        }
+        snprintf(key, sizeof(key), "%zu", first + *n);
+        if (!bson_append_document_begin(out, key, -1, &child)) {
+            ms_error_set(err, MS_ERR_DECODE, MS_DECODE_MALFORMED,
+                         "reading rows of %s.%s: the rows do not fit in a BSON document", t->db,
+                         t->table);
+            res = RUN_FAILED;
+            break;
+        }
+        ok = decode_row(s, t, &child, err);
+        bson_append_document_end(out, &child);
+        if (!ok) {
+            res = RUN_FAILED;
+            break;
+        }
+        (*n)++;
+        /* a long value moved its fetch buffer: the next row is fetched into the new one */
+        if (mysql_stmt_bind_result(t->stmt, t->res) != 0) {
+            stmt_error(t->stmt, "binding the rows of", t->db, t->table, err);
+            res = RUN_FAILED;
+            break;
+        }
+    }
+    mysql_stmt_free_result(t->stmt);
+    give_back_buffers(t);
+    return res;
+}
+
+static struct stable *find_table(struct ms_source *s, const char *db, const char *table, bool many,
+                                 const char *const *pk, size_t npk)
+{
+    for (size_t i = 0; i < s->ntables; i++) {
+        struct stable *c = s->tables[i];
+        if (strcmp(c->db, db) == 0 && strcmp(c->table, table) == 0 && same_pk(c, many, pk, npk)) {
+            return c;
+        }
+    }
+    return NULL;
 }
 
 /* ---- public ------------------------------------------------------------------------- */
@@ -1726,13 +1890,8 @@ bool ms_source_read_row(struct ms_source *s, const char *db, const char *table,
         if (!ensure_conn(s, err)) {
             break;
         }
-        for (size_t i = 0; i < s->ntables && t == NULL; i++) {
-            struct stable *c = s->tables[i];
-            if (strcmp(c->db, db) == 0 && strcmp(c->table, table) == 0 && same_pk(c, pk, npk)) {
-                t = c;
-            }
-        }
-        if (t == NULL && (t = load_table(s, db, table, pk, npk, err)) == NULL) {
+        t = find_table(s, db, table, false, pk, npk);
+        if (t == NULL && (t = load_table(s, db, table, false, pk, npk, err)) == NULL) {
             if (err->retryable) {
                 disconnect(s);
             }
@@ -1759,6 +1918,93 @@ bool ms_source_read_row(struct ms_source *s, const char *db, const char *table,
             break;
         }
     }
+    return ok;
+}
+
+bool ms_source_read_rows(struct ms_source *s, const char *db, const char *table, const char *column,
+                         const bson_value_t *value, size_t limit, bson_t *rows, size_t *n,
+                         struct ms_error *err)
+{
+    const char *lookup[1] = {column};
+    struct ms_error local;
+    bson_t holder = BSON_INITIALIZER, got = BSON_INITIALIZER;
+    size_t first, count = 0;
+    bool ok = false;
+
+    if (err == NULL) {
+        err = &local; /* the retry decisions below read it */
+    }
+    if (n != NULL) {
+        *n = 0;
+    }
+    ms_error_clear(err);
+    if (s == NULL || db == NULL || table == NULL || column == NULL || value == NULL ||
+        rows == NULL || n == NULL) {
+        ms_error_set(err, MS_ERR_DECODE, MS_DECODE_SCHEMA, "reading rows: missing argument");
+        goto done;
+    }
+    if (value->value_type == BSON_TYPE_NULL) {
+        ok = true; /* = NULL is never true */
+        goto done;
+    }
+    /* the value in a document of its own: bind_key() reads it through an iterator, and string
+     * parameters point into it until the statement has run */
+    if (!bson_append_value(&holder, "v", 1, value)) {
+        ms_error_set(err, MS_ERR_DECODE, MS_DECODE_SCHEMA,
+                     "reading rows of %s.%s: the value of %s is not a BSON value", db, table,
+                     column);
+        goto done;
+    }
+    first = (size_t)bson_count_keys(rows);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        struct stable *t;
+        enum run_result r;
+        bson_iter_t v;
+
+        if (!ensure_conn(s, err)) {
+            break;
+        }
+        t = find_table(s, db, table, true, lookup, 1);
+        if (t == NULL && (t = load_table(s, db, table, true, lookup, 1, err)) == NULL) {
+            if (err->retryable) {
+                disconnect(s);
+            }
+            break;
+        }
+        if (!bson_iter_init_find(&v, &holder, "v") || !bind_key(s, t, 0, &v, err)) {
+            break;
+        }
+        bson_reinit(&got);
+        r = run_many(s, t, limit, &got, first, &count, err);
+        if (r == RUN_OK) {
+            ok = true;
+            break;
+        }
+        if (r == RUN_REFUSED) {
+            break;
+        }
+        if (err->retryable) {
+            if (is_lost(err->code)) {
+                disconnect(s);
+            }
+            break;
+        }
+        drop_table(s, t);
+        if (r != RUN_STALE) {
+            break;
+        }
+    }
+    if (ok && !bson_concat(rows, &got)) {
+        ms_error_set(err, MS_ERR_DECODE, MS_DECODE_MALFORMED,
+                     "reading rows of %s.%s: the rows do not fit in a BSON document", db, table);
+        ok = false;
+    }
+    if (ok) {
+        *n = count;
+    }
+done:
+    bson_destroy(&holder);
+    bson_destroy(&got);
     return ok;
 }
 

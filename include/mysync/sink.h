@@ -39,7 +39,8 @@ enum ms_write_kind {
     MS_WRITE_SET = 3,    /* updateOne({_id}, {$set: doc}, {upsert: true}): some fields only */
     MS_WRITE_SET_MANY = 4, /* updateMany(filter, {$set: doc}), no upsert: a barrier (every write
                               before it in the call is applied first, every write after it
-                              later); never coalesced */
+                              later); never coalesced. doc's names may be dotted paths
+                              ({"category.name": v} sets one field of a subdocument) */
 };
 
 /* One change for one document. Everything is borrowed for the duration of the call. */
@@ -47,9 +48,11 @@ struct ms_write {
     enum ms_write_kind kind;
     const char *collection;
     const bson_t *id;   /* exactly {"_id": <value>} (scalar, or a subdocument for composite keys);
-                         * SET_MANY: the filter (any query document) */
+                         * SET_MANY: the filter (any non-empty query document) */
     const bson_t *doc;  /* UPSERT: the full document with the same _id; SET: the fields to set,
-                         * without _id (a row image with some columns); ignored for DELETE */
+                         * without _id (a row image with some columns); SET_MANY: the non-empty
+                         * fields or paths to set, none of them _id or a path into it; ignored
+                         * for DELETE */
     const char *source; /* for dead letters: "db.table" (may be NULL) */
     const char *position; /* for dead letters: "file:pos" or the GTID of the change (may be NULL) */
 };
@@ -65,7 +68,8 @@ struct ms_sink_opts {
  * the replay of an already applied write counts as matched, not upserted. */
 struct ms_sink_result {
     uint64_t upserted;      /* upserts and sets that inserted a new document */
-    uint64_t matched;       /* upserts and sets that found their document (changed or not) */
+    uint64_t matched;       /* upserts and sets that found their document (changed or not), plus
+                             * the documents every SET_MANY matched */
     uint64_t modified;      /* of those, documents whose content changed */
     uint64_t deleted;       /* deletes that removed a document (deleting a missing one is fine) */
     uint64_t dead_lettered; /* writes refused by MongoDB, now in the dead-letter collection */
@@ -99,6 +103,25 @@ void ms_sink_cancel(struct ms_sink *s);
  * unordered bulk writes: upserts and sets, then deletes, each bulk sized to be one write command
  * (maxWriteBatchSize, maxMessageSizeBytes).
  *
+ * A SET_MANY splits the call: the writes before it are applied as above (coalesced among
+ * themselves only, duplicate keys retried, dead letters written), then the SET_MANY alone
+ * (updateMany(filter, {$set: doc}), no upsert: nothing happens when nothing matches), then the
+ * writes after it. It is not atomic: one refused midway (a duplicate key on the second of two
+ * documents) may have changed some of the matching documents, as in MongoDB.
+ *
+ * An upsert or set refused for a duplicate key (11000, a unique secondary index) is tried once
+ * more after every other write of its segment (the writes between two SET_MANYs), since
+ * coalescing may have reordered changes that never broke uniqueness at the source (P1 sku A->C,
+ * P2 B->A, P1 C->B: P1's final B cannot go in before P2 leaves B, nor P2's A before P1 leaves
+ * A). The retry replays each such document through its state after each of its writes, all in
+ * the order of the writes (P1 C, P2 A, P1 B), one statement at a time; a state before the last
+ * that is refused again is skipped. Only when the last one is refused again is the write
+ * dead-lettered; the document may then hold one of its intermediate states (each a state the
+ * row had at the source) rather than its state before the call. FerretDB v1 fails the whole
+ * command (InternalError, "UNIQUE constraint failed") when an update of an existing document
+ * hits a unique index: the writer writes that bulk again in halves, down to the refused
+ * statements, and treats their refusal as 11000, so the outcome is the same as on MongoDB.
+ *
  * Transient failures (network, server selection, not primary, shutdown, write concern errors,
  * the RetryableWriteError label, ...) repeat the bulk with backoff: replaying replaces, $sets
  * and deletes is idempotent. When max_retries is exhausted or the sink is cancelled: false with
@@ -109,24 +132,33 @@ void ms_sink_cancel(struct ms_sink *s);
  * rest is applied. A reply that does not account for every statement
  * (FerretDB v1 stops an unordered bulk at the first refusal and names the wrong statement) is
  * resolved by writing that bulk again in halves, down to the refused statements (upserts and
- * sets alike). Any other error (authorization, bad namespace, ...): false, not retryable. An
- * invalid write (unknown kind, no collection, id not {_id: v}, UPSERT or SET without a document,
- * a SET document naming _id) fails the whole call before any I/O: false, {MS_ERR_SYSTEM, EINVAL},
- * not retryable. Returns true when every write is applied or dead-lettered.
+ * sets alike). A SET_MANY that the server or the writer refuses (a duplicate key, a path that
+ * cannot be created, a field path with an empty part or a part starting with '$', a filter
+ * FerretDB refuses with BadValue or FailedToParse) is dead-lettered the same way. Any other
+ * error (authorization, bad namespace, ...): false, not retryable. An invalid write (unknown
+ * kind, no collection, id not {_id: v}, UPSERT or SET without a document, a SET document naming
+ * _id, a SET_MANY with an empty or missing filter or document or setting _id) fails the whole
+ * call before any I/O: false, {MS_ERR_SYSTEM, EINVAL}, not retryable. Returns true when every
+ * write is applied or dead-lettered.
  *
  * A dead letter is upserted under a key derived from the change, so replaying a batch does not
  * duplicate it:
  *   {_id: {collection, doc_id, position}, collection, source, position,
- *    op: "upsert"|"set"|"delete", doc_id, error: {code, codeName?, message}, at: Date,
+ *    op: "upsert"|"set"|"delete"|"set_many", doc_id, error: {code, codeName?, message}, at: Date,
  *    document_size?, document? | document_bson?}
+ * For a SET_MANY, doc_id is its filter: embedded at the top level (as text, like _id.doc_id,
+ * when the server refuses it embedded: FerretDB with dotted or '$' keys), and its canonical
+ * Extended JSON text in _id (no server takes every filter inside an _id).
  * It describes the write as sent, after coalescing (position: the last change's; a SET merged
  * into an upsert is op "upsert" with the merged document). error is the server's, or {code: 22,
  * codeName: "ClientValidation"} when libmongoc or the writer refuses the statement itself
- * (top-level '$' keys, empty keys, the SET field names above), or {code: 10334, codeName:
- * "BSONObjectTooLarge"} for the size check. document_size is set for upserts and sets.
- * document is the refused document (for a SET: its fields), embedded; document_bson the same as
- * raw BSON bytes (binary) when the server refuses to store it embedded (FerretDB: invalid keys,
- * nested arrays); neither when it would not fit into 16 MB with the envelope.
+ * (top-level '$' keys, empty keys, the SET field names and SET_MANY paths above), {code: 11000,
+ * codeName: "DuplicateKey"} for FerretDB's InternalError on a unique index, or {code: 10334,
+ * codeName: "BSONObjectTooLarge"} for the size check. document_size is set for upserts, sets
+ * and set_manys. document is the refused document (for a SET or SET_MANY: its fields), embedded;
+ * document_bson the same as raw BSON bytes (binary) when the server refuses to store it embedded
+ * (FerretDB: invalid keys, dotted keys, nested arrays); neither when it would not fit into 16 MB
+ * with the envelope.
  *
  * res may be NULL. Calls on one sink may run in parallel (each takes its own pooled client). */
 bool ms_sink_apply(struct ms_sink *s, const struct ms_write *w, size_t n,
@@ -170,8 +202,32 @@ bool ms_sink_checkpoint_load(struct ms_sink *s, const char *pipeline, struct ms_
                              bool *found, struct ms_error *err);
 
 /* Creates an index (createIndexes) unless the same one exists; name NULL: MongoDB's default
- * ("sku_1"). An existing index of that name with other keys or options is an error. */
+ * ("sku_1"). An existing index of that name with other keys or options is an error (except on
+ * FerretDB v1, which compares names only). ms_sink_ensure_index_opts() with {unique: true} or
+ * nothing. */
 bool ms_sink_ensure_index(struct ms_sink *s, const char *collection, const bson_t *keys,
                           bool unique, const char *name, struct ms_error *err);
+
+/* The same with opts (NULL: none; borrowed) merged into the index specification, e.g.
+ * {unique: true, sparse: true} or {unique: true, partialFilterExpression: {sku: {$type:
+ * "string"}}}; opts naming "key" or "name": {MS_ERR_SYSTEM, EINVAL}. Calling it again with the
+ * same specification is fine. A server refusing an option: false, {MS_ERR_MONGO, its code}, not
+ * retryable. What the servers do with documents lacking the field (the rig's two tested in
+ * it_sink index_options; MongoDB as documented, for reference):
+ *   MongoDB            unique: one such document (a missing field indexes as null); unique +
+ *                      sparse: any number; unique + partialFilterExpression: those outside the
+ *                      filter are not indexed.
+ *   mongo-java-server  unique and unique + sparse as MongoDB (two explicit nulls collide under
+ *                      sparse too, as in MongoDB); partialFilterExpression is accepted and kept
+ *                      in listIndexes but not applied: the index is a plain unique one
+ *                      (documents lacking the field, or outside the filter, collide).
+ *   FerretDB v1        partialFilterExpression is refused (NotImplemented, 238); sparse is
+ *                      accepted but dropped (not in listIndexes); every unique index ignores
+ *                      documents lacking the field (any number of them), while explicit nulls
+ *                      collide. So {unique, sparse} behaves as in MongoDB for missing fields.
+ * Portable choice for "unique when present": {unique: true, sparse: true}, with the field left
+ * out (not null) when there is no value. */
+bool ms_sink_ensure_index_opts(struct ms_sink *s, const char *collection, const bson_t *keys,
+                               const bson_t *opts, const char *name, struct ms_error *err);
 
 #endif

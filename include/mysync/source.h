@@ -48,14 +48,22 @@ bool ms_source_read_row(struct ms_source *s, const char *db, const char *table,
                         bool *found, struct ms_error *err);
 
 /* Reads every row of db.table whose column equals value (SELECT ... WHERE column = ? ORDER BY
- * the primary key), appending each to rows (initialised by the caller) as the next element of
- * an array-like document {"0": row, "1": row, ...}, each row as ms_source_read_row() gives it.
- * *n gets the count. More than limit matching rows: false, MS_ERR_DECODE/MS_DECODE_SCHEMA (not
- * retryable), nothing appended. value is taken as a key value is in ms_source_read_row (same
- * conversions); a null value matches no row. Errors as ms_source_read_row(). */
-bool ms_source_read_rows(struct ms_source *s, const char *db, const char *table,
-                         const char *column, const bson_value_t *value, size_t limit, bson_t *rows,
-                         size_t *n, struct ms_error *err);
+ * the primary key LIMIT limit + 1), appending each to rows (initialised by the caller) as the
+ * next element of an array-like document {"0": row, "1": row, ...} (numbering goes on from the
+ * elements rows already has), each row exactly as ms_source_read_row() gives it. *n gets the
+ * number appended. Rows come in primary key order; a table without a primary key has no ORDER
+ * BY (the server's order). More than limit matching rows: false, MS_ERR_DECODE/MS_DECODE_SCHEMA
+ * (not retryable), nothing appended; on any failure rows stays as it was and *n is 0. value is
+ * matched as a key value is in ms_source_read_row (same conversions and the same precision: a
+ * Date matches every DATETIME/TIMESTAMP value of its millisecond, a double every DECIMAL value
+ * converting to it); a null value matches no row (true, *n = 0, no query). The statement per
+ * (db, table, column) is prepared once and kept; ms_source_invalidate() drops it with the
+ * table's others. Errors as ms_source_read_row() (a column the table lacks: MS_DECODE_SCHEMA,
+ * a JSON or GEOMETRY column: MS_DECODE_UNSUPPORTED); a lost connection is retryable and the
+ * next call reconnects; a statement the table changed under is prepared again once. */
+bool ms_source_read_rows(struct ms_source *s, const char *db, const char *table, const char *column,
+                         const bson_value_t *value, size_t limit, bson_t *rows, size_t *n,
+                         struct ms_error *err);
 
 /* Forgets cached statements and definitions of db.table (after DDL); NULL table: all of db;
  * NULL db: everything. */

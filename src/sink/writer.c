@@ -1,7 +1,8 @@
 /* The MongoDB writer: coalesced, unordered bulk writes keyed by _id, retried through transient
- * failures (replaying a replace, a $set or a delete is idempotent), dead letters for the writes
- * MongoDB refuses one by one and for changes the pipeline cannot map, and the checkpoint store.
- * Contracts are in include/mysync/sink.h. */
+ * failures (replaying a replace, a $set or a delete is idempotent), writes refused for a
+ * duplicate key retried once after the rest of their segment, updateMany barriers (SET_MANY),
+ * dead letters for the writes MongoDB refuses one by one and for changes the pipeline cannot
+ * map, the checkpoint store and indexes. Contracts are in include/mysync/sink.h. */
 #define MS_LOG_DOMAIN "sink"
 
 #include "mysync/sink.h"
@@ -32,6 +33,10 @@
 
 /* BSONObjectTooLarge: the server's own code, used for the documents we refuse before sending. */
 #define CODE_TOO_LARGE 10334
+/* DuplicateKey: a unique index refused the write. */
+#define CODE_DUPLICATE_KEY 11000
+/* InternalError: FerretDB v1's answer to an update that hits a unique index. */
+#define CODE_INTERNAL_ERROR 1
 
 struct ms_sink {
     mongoc_client_pool_t *pool; /* borrowed */
@@ -62,9 +67,10 @@ struct letter {
     const char *collection; /* NULL: the change never reached a collection */
     const char *source;
     const char *position;
-    const char *op;    /* "upsert", "set", "delete", or the caller's ("insert", ...) */
-    const bson_t *id;  /* {_id: v}: keyed by (collection, _id, position); NULL: by a hash of doc */
-    const bson_t *doc; /* the refused document or fields, NULL: none */
+    const char *op;   /* "upsert", "set", "delete", "set_many", or the caller's ("insert", ...) */
+    const bson_t *id; /* {_id: v}: keyed by (collection, _id, position); NULL: by a hash of doc */
+    const bson_t *filter; /* SET_MANY: its filter, keyed by (collection, filter, position) */
+    const bson_t *doc;    /* the refused document or fields, NULL: none */
     int64_t code;
     const char *code_name; /* NULL or "": none */
     const char *msg;
@@ -73,8 +79,8 @@ struct letter {
 /* One write statement of a bulk and, once known, why MongoDB refused it. */
 struct item {
     enum ms_write_kind kind;     /* after coalescing (a SET may have become an UPSERT) */
-    const bson_t *filter;        /* {_id: ...} */
-    const bson_t *doc;           /* UPSERT: replacement; SET: fields to $set; DELETE: NULL */
+    const bson_t *filter;        /* {_id: ...}; SET_MANY: the caller's filter */
+    const bson_t *doc;           /* UPSERT: replacement; SET, SET_MANY: to $set; DELETE: NULL */
     const struct ms_write *w;    /* the (last coalesced) change, for its dead letter */
     const struct letter *letter; /* dead letters: the letter this item writes */
     bool rejected;
@@ -162,7 +168,7 @@ static void append_str_or_null(bson_t *b, const char *key, const char *v)
     }
 }
 
-/* The _id of a write as relaxed Extended JSON, cut for a log line. */
+/* The _id of a write (a SET_MANY's whole filter) as relaxed Extended JSON, cut for a log line. */
 static void id_for_log(const bson_t *id, char *out, size_t outsz)
 {
     bson_iter_t it;
@@ -172,6 +178,8 @@ static void id_for_log(const bson_t *id, char *out, size_t outsz)
 
     if (bson_iter_init_find(&it, id, "_id")) {
         bson_append_iter(&tmp, "v", 1, &it);
+    } else {
+        bson_append_document(&tmp, "v", 1, id);
     }
     json = bson_as_relaxed_extended_json(&tmp, &len);
     bson_destroy(&tmp);
@@ -519,6 +527,30 @@ static enum outcome classify_bulk(bool ok, const bson_t *reply, bson_error_t *be
     return transient_error(berr) ? OUT_TRANSIENT : OUT_FATAL;
 }
 
+static bool server_error(const bson_error_t *e)
+{
+    return e->domain == MONGOC_ERROR_SERVER || e->domain == MONGOC_ERROR_QUERY ||
+           e->domain == MONGOC_ERROR_COMMAND || e->domain == MONGOC_ERROR_COLLECTION;
+}
+
+/* FerretDB v1 fails a whole update command with InternalError when an update of an existing
+ * document hits a unique index (SQLite: "UNIQUE constraint failed", PostgreSQL: "duplicate key
+ * value violates unique constraint"): the statements before it are applied, the rest are not.
+ * MongoDB and mongo-java-server give a write error 11000 for that statement alone. */
+static bool unique_violation(const bson_error_t *e)
+{
+    return server_error(e) && e->code == CODE_INTERNAL_ERROR &&
+           (strstr(e->message, "UNIQUE constraint failed") != NULL ||
+            strstr(e->message, "duplicate key value violates unique constraint") != NULL);
+}
+
+/* A command refused for its query or update (BadValue, FailedToParse): FerretDB v1 answers a
+ * bad SET_MANY filter so, where MongoDB gives a write error for the statement. */
+static bool statement_refused(const bson_error_t *e)
+{
+    return server_error(e) && (e->code == 2 || e->code == 9);
+}
+
 /* Items [pos, n) of one collection, written chunk by chunk. */
 struct chunk_run {
     const char *collection;
@@ -692,6 +724,12 @@ static enum outcome chunk_attempt(struct call *c, void *arg, bson_error_t *berr)
             added = mongoc_bulk_operation_update_one_with_opts(bulk, it->filter, &update,
                                                                upsert_opts, &aerr);
             bson_destroy(&update);
+        } else if (it->kind == MS_WRITE_SET_MANY) {
+            bson_init(&update);
+            bson_append_document(&update, "$set", -1, it->doc);
+            added =
+                mongoc_bulk_operation_update_many_with_opts(bulk, it->filter, &update, NULL, &aerr);
+            bson_destroy(&update);
         } else {
             added = mongoc_bulk_operation_remove_one_with_opts(bulk, it->filter, NULL, &aerr);
         }
@@ -712,6 +750,28 @@ static enum outcome chunk_attempt(struct call *c, void *arg, bson_error_t *berr)
     }
     executed = true;
     o = classify_bulk(mongoc_bulk_operation_execute(bulk, &reply, berr) != 0, &reply, berr);
+    if (o == OUT_FATAL &&
+        (unique_violation(berr) ||
+         (nsent == 1 && r->items[map[0]].kind == MS_WRITE_SET_MANY && statement_refused(berr)))) {
+        /* a refusal of one statement, reported for the whole command */
+        if (nsent == 1) {
+            char msg[sizeof(berr->message) + 40];
+            bool dup = unique_violation(berr);
+            snprintf(msg, sizeof(msg), "%s%s", dup ? "duplicate key: " : "", berr->message);
+            item_reject(&r->items[map[0]], dup ? CODE_DUPLICATE_KEY : (int32_t)berr->code,
+                        dup ? "DuplicateKey" : NULL, msg);
+        } else {
+            ms_log_kv(MS_LOG_INFO,
+                      ((struct ms_log_field[]){MS_LF_STR("collection", r->collection),
+                                               MS_LF_INT("statements", (int64_t)nsent),
+                                               MS_LF_INT("code", berr->code)}),
+                      "bulk failed on a unique index; isolating the refused statements");
+            r->ambiguous = true;
+        }
+        r->end = end;
+        o = OUT_DONE;
+        goto done;
+    }
     if (o != OUT_DONE) {
         goto done;
     }
@@ -841,7 +901,11 @@ static void letter_of_item(const struct item *it, struct letter *l)
     l->source = it->w->source;
     l->position = it->w->position;
     l->op = kind_op(it->kind);
-    l->id = it->w->id;
+    if (it->kind == MS_WRITE_SET_MANY) {
+        l->filter = it->filter;
+    } else {
+        l->id = it->w->id;
+    }
     l->doc = it->kind != MS_WRITE_DELETE ? it->doc : NULL;
     l->code = it->code;
     l->code_name = it->code_name;
@@ -849,16 +913,24 @@ static void letter_of_item(const struct item *it, struct letter *l)
 }
 
 /* A dead letter: its key (filter) and document. raw: the refused document as BSON bytes
- * instead of embedded. */
+ * instead of embedded (and a SET_MANY's filter as text). */
 static void dead_letter_build(const struct letter *l, bool raw, bson_t *filter, bson_t *dl)
 {
     bson_iter_t idit;
     bool have_id = l->id != NULL && bson_iter_init_find(&idit, l->id, "_id");
+    char *filter_json = NULL;
     bson_t key, e;
 
     bson_init(filter);
     bson_append_document_begin(filter, "_id", 3, &key);
-    if (have_id) {
+    if (l->filter != NULL) {
+        /* a filter may hold what no server takes inside an _id ("$gt", "a.b"): its canonical
+         * Extended JSON, one text per filter, keys the letter */
+        filter_json = bson_as_canonical_extended_json(l->filter, NULL);
+        bson_append_utf8(&key, "collection", -1, l->collection, -1);
+        bson_append_utf8(&key, "doc_id", -1, filter_json != NULL ? filter_json : "?", -1);
+        append_str_or_null(&key, "position", l->position);
+    } else if (have_id) {
         bson_append_utf8(&key, "collection", -1, l->collection, -1);
         bson_append_iter(&key, "doc_id", -1, &idit);
         append_str_or_null(&key, "position", l->position);
@@ -885,7 +957,11 @@ static void dead_letter_build(const struct letter *l, bool raw, bson_t *filter, 
     append_str_or_null(dl, "source", l->source);
     append_str_or_null(dl, "position", l->position);
     bson_append_utf8(dl, "op", -1, l->op, -1);
-    if (have_id) {
+    if (l->filter != NULL && !raw) {
+        bson_append_document(dl, "doc_id", -1, l->filter);
+    } else if (l->filter != NULL) {
+        bson_append_utf8(dl, "doc_id", -1, filter_json != NULL ? filter_json : "?", -1);
+    } else if (have_id) {
         bson_append_iter(dl, "doc_id", -1, &idit);
     }
     bson_append_document_begin(dl, "error", -1, &e);
@@ -911,6 +987,7 @@ static void dead_letter_build(const struct letter *l, bool raw, bson_t *filter, 
             bson_append_document(dl, "document", -1, l->doc);
         }
     }
+    bson_free(filter_json);
 }
 
 /* What a log line or an error names a dead letter by: its _id and collection, or its source
@@ -1055,7 +1132,8 @@ static bool write_dead_letters(struct call *c, struct item *items, size_t n, siz
         id_for_log(o->w->id, id, sizeof(id));
         ms_log_kv(MS_LOG_WARN,
                   ((struct ms_log_field[]){
-                      MS_LF_STR("collection", o->w->collection), MS_LF_STR("_id", id),
+                      MS_LF_STR("collection", o->w->collection),
+                      MS_LF_STR(o->kind == MS_WRITE_SET_MANY ? "filter" : "_id", id),
                       MS_LF_STR("op", letters[i].op), MS_LF_STR("source", o->w->source),
                       MS_LF_STR("position", o->w->position), MS_LF_INT("code", o->code),
                       MS_LF_STR("dead_letters", c->s->dead_letters)}),
@@ -1130,6 +1208,7 @@ struct survivor {
     const bson_t *doc; /* the write's own, or merged */
     bson_t *merged;    /* owned: the SET's fields applied to what came before */
     bool superseded;   /* a later write to the same (collection, _id) replaces this one */
+    size_t prev;       /* the write to the same (collection, _id) before this one, or SIZE_MAX */
 };
 
 struct plan {
@@ -1155,15 +1234,34 @@ static void plan_free(struct plan *p)
     memset(p, 0, sizeof(*p));
 }
 
+/* Whether a SET_MANY's field names an _id (itself or a path into it). */
+static bool names_id(const char *k)
+{
+    return strncmp(k, "_id", 3) == 0 && (k[3] == '\0' || k[3] == '.');
+}
+
 static bool write_valid(const struct ms_write *w, size_t i, struct ms_error *err)
 {
     bson_iter_t it;
     const char *why = NULL;
 
-    if (w->kind != MS_WRITE_UPSERT && w->kind != MS_WRITE_SET && w->kind != MS_WRITE_DELETE) {
+    if (w->kind != MS_WRITE_UPSERT && w->kind != MS_WRITE_SET && w->kind != MS_WRITE_DELETE &&
+        w->kind != MS_WRITE_SET_MANY) {
         why = "unknown kind";
     } else if (w->collection == NULL || w->collection[0] == '\0') {
         why = "no collection";
+    } else if (w->kind == MS_WRITE_SET_MANY) {
+        if (w->id == NULL || !bson_iter_init(&it, w->id) || !bson_iter_next(&it)) {
+            why = "set_many without a filter (a non-empty query document)";
+        } else if (w->doc == NULL || !bson_iter_init(&it, w->doc) || !bson_iter_next(&it)) {
+            why = "set_many without fields to set";
+        } else {
+            do {
+                if (names_id(bson_iter_key(&it))) {
+                    why = "set_many of _id (the fields to set name other fields only)";
+                }
+            } while (why == NULL && bson_iter_next(&it));
+        }
     } else if (w->id == NULL || !bson_iter_init(&it, w->id) || !bson_iter_next(&it) ||
                strcmp(bson_iter_key(&it), "_id") != 0 || bson_iter_next(&it)) {
         why = "id is not {\"_id\": value}";
@@ -1242,22 +1340,36 @@ static bson_t *merge_set(const bson_t *base, const bson_t *set)
     return out;
 }
 
-/* Write i follows surv[j], the surviving write to the same (collection, _id): what survives. */
-static bool coalesce_pair(const struct ms_write *w, size_t i, struct survivor *prev,
-                          struct survivor *cur, struct ms_error *err)
+/* What survives of write wi following prev, the surviving write to the same (collection, _id);
+ * prev is left as it is. index: wi's place in the call, for the error message. */
+static bool combine(const struct ms_write *wi, size_t index, const struct survivor *prev,
+                    struct survivor *cur, struct ms_error *err)
 {
-    prev->superseded = true;
-    if (w[i].kind == MS_WRITE_SET) {
+    cur->kind = wi->kind;
+    cur->doc = wi->kind != MS_WRITE_DELETE ? wi->doc : NULL;
+    cur->merged = NULL;
+    if (wi->kind == MS_WRITE_SET) {
         /* DELETE then SET re-creates the row with only these fields; UPSERT then SET is the
          * upsert with them; SET then SET sets both, the later winning */
         cur->kind = prev->kind == MS_WRITE_SET ? MS_WRITE_SET : MS_WRITE_UPSERT;
-        cur->merged = merge_set(prev->kind == MS_WRITE_DELETE ? w[i].id : prev->doc, w[i].doc);
+        cur->merged = merge_set(prev->kind == MS_WRITE_DELETE ? wi->id : prev->doc, wi->doc);
         if (cur->merged == NULL) {
             ms_error_set(err, MS_ERR_SYSTEM, ENOMEM,
-                         "ms_sink_apply: write %zu: the merged document is too large", i);
+                         "ms_sink_apply: write %zu: the merged document is too large", index);
             return false;
         }
         cur->doc = cur->merged;
+    }
+    return true;
+}
+
+/* Write i follows surv[j], the surviving write to the same (collection, _id): what survives. */
+static bool coalesce_pair(const struct ms_write *w, size_t i, size_t base, struct survivor *prev,
+                          struct survivor *cur, struct ms_error *err)
+{
+    prev->superseded = true;
+    if (!combine(&w[i], base + i, prev, cur, err)) {
+        return false;
     }
     bson_destroy(prev->merged);
     prev->merged = NULL;
@@ -1265,8 +1377,9 @@ static bool coalesce_pair(const struct ms_write *w, size_t i, struct survivor *p
     return true;
 }
 
-/* Coalesces the writes per (collection, _id), in order: surv[i] says what survives of w[i]. */
-static bool coalesce(const struct ms_write *w, size_t n, struct survivor *surv,
+/* Coalesces the writes per (collection, _id), in order: surv[i] says what survives of w[i].
+ * base: w[0]'s place in the call, for error messages. */
+static bool coalesce(const struct ms_write *w, size_t n, size_t base, struct survivor *surv,
                      struct ms_error *err)
 {
     bson_t *canon = bson_array_new(n);
@@ -1291,6 +1404,7 @@ static bool coalesce(const struct ms_write *w, size_t n, struct survivor *surv,
 
         surv[i].kind = w[i].kind;
         surv[i].doc = w[i].kind != MS_WRITE_DELETE ? w[i].doc : NULL;
+        surv[i].prev = SIZE_MAX;
         bson_init(&canon[i]);
         ninit++;
         bson_iter_init_find(&it, w[i].id, "_id");
@@ -1305,9 +1419,10 @@ static bool coalesce(const struct ms_write *w, size_t n, struct survivor *surv,
             }
             if (canon[j].len == canon[i].len && strcmp(w[j].collection, w[i].collection) == 0 &&
                 memcmp(bson_get_data(&canon[j]), bson_get_data(&canon[i]), canon[i].len) == 0) {
-                if (!coalesce_pair(w, i, &surv[j], &surv[i], err)) {
+                if (!coalesce_pair(w, i, base, &surv[j], &surv[i], err)) {
                     goto done;
                 }
+                surv[i].prev = j;
                 slots[slot] = i;
                 break;
             }
@@ -1349,20 +1464,52 @@ static void check_set_fields(struct item *it)
     }
 }
 
-/* Validates, coalesces and groups the writes by collection (in order of first appearance),
- * upserts and sets before deletes; documents over the BSON limit and field names a $set would
- * misread are refused here. */
-static bool plan_build(const struct ms_write *w, size_t n, struct plan *p, struct ms_error *err)
+/* Refuses, before sending, the paths of a SET_MANY that are not storable: an empty part ("",
+ * "a..b", "a.") or a part starting with '$'. Dotted paths are its point ({"category.name": x}
+ * sets one field of a subdocument). */
+static void check_set_many_fields(struct item *it)
+{
+    bson_iter_t f;
+
+    if (!bson_iter_init(&f, it->doc)) {
+        return;
+    }
+    while (bson_iter_next(&f)) {
+        const char *k = bson_iter_key(&f), *part = k;
+        bool bad = false;
+        char msg[200];
+
+        for (;;) {
+            size_t len = strcspn(part, ".");
+            if (len == 0 || part[0] == '$') {
+                bad = true;
+                break;
+            }
+            if (part[len] == '\0') {
+                break;
+            }
+            part += len + 1;
+        }
+        if (!bad) {
+            continue;
+        }
+        snprintf(msg, sizeof(msg), "field path '%.100s' cannot be set with $set: %s", k,
+                 part[0] == '$' ? "a part starts with '$'" : "a part is empty");
+        item_reject(it, MONGOC_ERROR_COMMAND_INVALID_ARG, "ClientValidation", msg);
+        return;
+    }
+}
+
+/* Coalesces and groups the writes (valid, no SET_MANY) by collection (in order of first
+ * appearance), upserts and sets before deletes; documents over the BSON limit and field names
+ * a $set would misread are refused here. base: w[0]'s place in the call, for error messages. */
+static bool plan_build(const struct ms_write *w, size_t n, size_t base, struct plan *p,
+                       struct ms_error *err)
 {
     size_t *group_of = NULL, *fill = NULL, gcap = 0, last = SIZE_MAX;
     bool ok = false;
 
     memset(p, 0, sizeof(*p));
-    for (size_t i = 0; i < n; i++) {
-        if (!write_valid(&w[i], i, err)) {
-            return false;
-        }
-    }
     p->surv = calloc(n, sizeof(*p->surv));
     group_of = calloc(n, sizeof(*group_of));
     if (p->surv == NULL || group_of == NULL) {
@@ -1370,7 +1517,7 @@ static bool plan_build(const struct ms_write *w, size_t n, struct plan *p, struc
         goto done;
     }
     p->nsurv = n;
-    if (!coalesce(w, n, p->surv, err)) {
+    if (!coalesce(w, n, base, p->surv, err)) {
         goto done;
     }
     for (size_t i = 0; i < n; i++) {
@@ -1545,13 +1692,12 @@ void ms_sink_cancel(struct ms_sink *s)
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Writes one collection's items, then the dead letters of the refused ones. */
+/* Writes one collection's items; refusals stay in the items. */
 static bool flush_group(struct call *c, struct group *g, struct ms_sink_result *res,
                         struct ms_error *err)
 {
     struct counts k = {0};
     int64_t t0 = mono_ms();
-    uint64_t dead0 = res->dead_lettered;
     size_t nrej = 0;
 
     if (!run_items(c, g->collection, g->items, g->n, &k, err)) {
@@ -1564,24 +1710,227 @@ static bool flush_group(struct call *c, struct group *g, struct ms_sink_result *
     for (size_t i = 0; i < g->n; i++) {
         nrej += g->items[i].rejected ? 1 : 0;
     }
-    if (nrej > 0 && !write_dead_letters(c, g->items, g->n, nrej, res, err)) {
-        return false;
-    }
     ms_log_kv(MS_LOG_DEBUG,
               ((struct ms_log_field[]){
                   MS_LF_STR("collection", g->collection), MS_LF_INT("upserted", k.upserted),
                   MS_LF_INT("matched", k.matched), MS_LF_INT("deleted", k.deleted),
-                  MS_LF_INT("dead_lettered", (int64_t)(res->dead_lettered - dead0)),
-                  MS_LF_INT("duration_ms", mono_ms() - t0)}),
+                  MS_LF_INT("refused", (int64_t)nrej), MS_LF_INT("duration_ms", mono_ms() - t0)}),
               "bulk flushed");
     return true;
+}
+
+/* ---- duplicate keys: one more try after the rest of the segment ------------------------ */
+
+/* One statement of the replay of a write refused for a duplicate key: the state of its
+ * document after one of the segment's writes to it. */
+struct step {
+    size_t write;          /* index in the segment */
+    size_t deferred;       /* which refused item */
+    bool last;             /* the item's own (final) state */
+    struct survivor state; /* kind and document; merged owned */
+};
+
+static int step_cmp(const void *a, const void *b)
+{
+    const struct step *x = a, *y = b;
+
+    return x->write < y->write ? -1 : x->write > y->write ? 1 : 0;
+}
+
+/* Upserts and sets refused for a duplicate key are tried once more, now that every other write
+ * of the segment is applied (a delete, or a move of the value to another document, may have
+ * freed the value). Coalescing can order two documents' final states so that neither fits
+ * (P1 sku A->C, P2 B->A, P1 C->B: P1's B before P2 leaves B, P2's A before P1 leaves A), so
+ * each refused document is replayed through its states after each of its writes, all in the
+ * order of the writes (P1 C, P2 A, P1 B). A step before the last one that is refused is
+ * skipped (the later states carry everything); the last one's refusal stays the item's, and
+ * it is dead-lettered as before. */
+static bool retry_duplicates(struct call *c, const struct ms_write *w, size_t base, struct plan *p,
+                             struct ms_sink_result *res, struct ms_error *err)
+{
+    struct item **deferred = NULL;
+    struct counts *per = NULL;
+    struct step *steps = NULL;
+    size_t nd = 0, nsteps = 0, fixed = 0;
+    int64_t t0 = mono_ms();
+    bool ok = false;
+
+    for (size_t i = 0; i < p->nitems; i++) {
+        const struct item *it = &p->items[i];
+
+        if (it->rejected && it->code == CODE_DUPLICATE_KEY && it->kind != MS_WRITE_DELETE) {
+            nd++;
+            for (size_t j = (size_t)(it->w - w); j != SIZE_MAX; j = p->surv[j].prev) {
+                nsteps++;
+            }
+        }
+    }
+    if (nd == 0) {
+        return true;
+    }
+    deferred = calloc(nd, sizeof(*deferred));
+    per = calloc(nd, sizeof(*per));
+    steps = calloc(nsteps, sizeof(*steps));
+    if (deferred == NULL || per == NULL || steps == NULL) {
+        ms_error_set(err, MS_ERR_SYSTEM, ENOMEM, "ms_sink_apply: out of memory");
+        goto done;
+    }
+    nd = 0;
+    nsteps = 0;
+    for (size_t i = 0; i < p->nitems; i++) {
+        struct item *it = &p->items[i];
+        size_t first = nsteps;
+
+        if (!it->rejected || it->code != CODE_DUPLICATE_KEY || it->kind == MS_WRITE_DELETE) {
+            continue;
+        }
+        deferred[nd] = it;
+        for (size_t j = (size_t)(it->w - w); j != SIZE_MAX; j = p->surv[j].prev) {
+            steps[nsteps].write = j;
+            steps[nsteps].deferred = nd;
+            nsteps++;
+        }
+        for (size_t lo = first, hi = nsteps - 1; lo < hi; lo++, hi--) {
+            size_t t = steps[lo].write;
+            steps[lo].write = steps[hi].write;
+            steps[hi].write = t;
+        }
+        steps[nsteps - 1].last = true;
+        for (size_t k = first; k < nsteps; k++) {
+            const struct ms_write *wk = &w[steps[k].write];
+            struct survivor *st = &steps[k].state;
+
+            if (k == first) {
+                st->kind = wk->kind;
+                st->doc = wk->kind != MS_WRITE_DELETE ? wk->doc : NULL;
+            } else if (!combine(wk, base + steps[k].write, &steps[k - 1].state, st, err)) {
+                goto done;
+            }
+        }
+        nd++;
+    }
+    qsort(steps, nsteps, sizeof(*steps), step_cmp);
+    ms_log_kv(MS_LOG_INFO,
+              ((struct ms_log_field[]){MS_LF_INT("writes", (int64_t)nd),
+                                       MS_LF_INT("statements", (int64_t)nsteps)}),
+              "writes refused for a duplicate key: trying them again after the rest of the batch, "
+              "in the order of the changes");
+    for (size_t k = 0; k < nsteps; k++) {
+        const struct step *st = &steps[k];
+        const struct ms_write *wk = &w[st->write];
+        struct item *orig = deferred[st->deferred];
+        struct item si = {.kind = st->state.kind, .filter = wk->id, .doc = st->state.doc, .w = wk};
+        struct counts d = {0};
+
+        if (si.kind == MS_WRITE_SET) {
+            check_set_fields(&si);
+        }
+        if (!run_items(c, wk->collection, &si, 1, &d, err)) {
+            items_cleanup(&si, 1);
+            goto done;
+        }
+        counts_add(&per[st->deferred], &d);
+        if (st->last && si.rejected) {
+            item_reject(orig, si.code, si.code_name, si.msg);
+        } else if (st->last) {
+            free(orig->msg);
+            orig->msg = NULL;
+            orig->rejected = false;
+            fixed++;
+            if (per[st->deferred].upserted > 0) {
+                res->upserted++;
+            } else {
+                res->matched++;
+                res->modified += per[st->deferred].modified > 0 ? 1 : 0;
+            }
+        }
+        items_cleanup(&si, 1);
+    }
+    ms_log_kv(MS_LOG_INFO,
+              ((struct ms_log_field[]){MS_LF_INT("applied", (int64_t)fixed),
+                                       MS_LF_INT("refused_again", (int64_t)(nd - fixed)),
+                                       MS_LF_INT("duration_ms", mono_ms() - t0)}),
+              "writes refused for a duplicate key tried again");
+    ok = true;
+done:
+    for (size_t k = 0; steps != NULL && k < nsteps; k++) {
+        bson_destroy(steps[k].state.merged);
+    }
+    free(steps);
+    free(per);
+    free(deferred);
+    return ok;
+}
+
+/* ---- applying a call: segments between SET_MANY barriers ------------------------------- */
+
+/* Applies w[0, n) (valid, no SET_MANY): coalesced bulks per collection, then the writes refused
+ * for a duplicate key once more, then the dead letters. base: w[0]'s place in the call. */
+static bool apply_segment(struct call *c, const struct ms_write *w, size_t n, size_t base,
+                          struct ms_sink_result *res, struct ms_error *err)
+{
+    struct plan p;
+    size_t nrej = 0;
+    bool ok = false;
+
+    if (!plan_build(w, n, base, &p, err)) {
+        return false;
+    }
+    for (size_t g = 0; g < p.ngroups; g++) {
+        if (!flush_group(c, &p.groups[g], res, err)) {
+            goto done;
+        }
+    }
+    if (!retry_duplicates(c, w, base, &p, res, err)) {
+        goto done;
+    }
+    for (size_t i = 0; i < p.nitems; i++) {
+        nrej += p.items[i].rejected ? 1 : 0;
+    }
+    if (nrej > 0 && !write_dead_letters(c, p.items, p.nitems, nrej, res, err)) {
+        goto done;
+    }
+    ok = true;
+done:
+    plan_free(&p);
+    return ok;
+}
+
+/* One SET_MANY: updateMany(filter, {$set: doc}), a statement of its own; refused: a dead
+ * letter. */
+static bool apply_set_many(struct call *c, const struct ms_write *w, struct ms_sink_result *res,
+                           struct ms_error *err)
+{
+    struct item it = {.kind = MS_WRITE_SET_MANY, .filter = w->id, .doc = w->doc, .w = w};
+    struct counts k = {0};
+    int64_t t0 = mono_ms();
+    bool ok = false;
+
+    check_set_many_fields(&it);
+    if (!run_items(c, w->collection, &it, 1, &k, err)) {
+        goto done;
+    }
+    res->matched += (uint64_t)k.matched;
+    res->modified += (uint64_t)k.modified;
+    if (it.rejected && !write_dead_letters(c, &it, 1, 1, res, err)) {
+        goto done;
+    }
+    ms_log_kv(MS_LOG_DEBUG,
+              ((struct ms_log_field[]){
+                  MS_LF_STR("collection", w->collection), MS_LF_INT("matched", k.matched),
+                  MS_LF_INT("modified", k.modified), MS_LF_INT("refused", it.rejected ? 1 : 0),
+                  MS_LF_INT("duration_ms", mono_ms() - t0)}),
+              "set_many applied");
+    ok = true;
+done:
+    items_cleanup(&it, 1);
+    return ok;
 }
 
 bool ms_sink_apply(struct ms_sink *s, const struct ms_write *w, size_t n,
                    struct ms_sink_result *res, struct ms_error *err)
 {
     struct ms_sink_result local;
-    struct plan p;
     struct call c;
     bool ok = false;
 
@@ -1593,23 +1942,32 @@ bool ms_sink_apply(struct ms_sink *s, const struct ms_write *w, size_t n,
         ms_error_set(err, MS_ERR_SYSTEM, EINVAL, "ms_sink_apply: no sink or no writes");
         return false;
     }
+    for (size_t i = 0; i < n; i++) {
+        if (!write_valid(&w[i], i, err)) {
+            return false;
+        }
+    }
     if (n == 0) {
         return true;
     }
-    if (!plan_build(w, n, &p, err)) {
-        return false;
-    }
     call_init(&c, s);
-    for (size_t g = 0; g < p.ngroups; g++) {
-        if (!flush_group(&c, &p.groups[g], res, err)) {
+    /* a SET_MANY is a barrier: the writes before it are applied first, those after it later */
+    for (size_t i = 0, start = 0; i <= n; i++) {
+        if (i < n && w[i].kind != MS_WRITE_SET_MANY) {
+            continue;
+        }
+        if (i > start && !apply_segment(&c, w + start, i - start, start, res, err)) {
             goto done;
         }
+        if (i < n && !apply_set_many(&c, &w[i], res, err)) {
+            goto done;
+        }
+        start = i + 1;
     }
     ok = true;
 done:
     res->retries = c.retries;
     call_cleanup(&c);
-    plan_free(&p);
     return ok;
 }
 
@@ -1903,17 +2261,41 @@ static enum outcome index_attempt(struct call *c, void *arg, bson_error_t *berr)
 bool ms_sink_ensure_index(struct ms_sink *s, const char *collection, const bson_t *keys,
                           bool unique, const char *name, struct ms_error *err)
 {
+    bson_t opts = BSON_INITIALIZER;
+    bool ok;
+
+    if (unique) {
+        bson_append_bool(&opts, "unique", -1, true);
+    }
+    ok = ms_sink_ensure_index_opts(s, collection, keys, &opts, name, err);
+    bson_destroy(&opts);
+    return ok;
+}
+
+bool ms_sink_ensure_index_opts(struct ms_sink *s, const char *collection, const bson_t *keys,
+                               const bson_t *opts, const char *name, struct ms_error *err)
+{
     struct index_cmd a;
     struct call c;
     char *generated = NULL;
     bson_t cmd = BSON_INITIALIZER, arr, spec;
+    bson_iter_t it;
     bool ok;
 
     if (s == NULL || collection == NULL || collection[0] == '\0' || keys == NULL ||
-        bson_empty(keys)) {
+        bson_empty(keys) || (opts != NULL && !bson_iter_init(&it, opts))) {
         ms_error_set(err, MS_ERR_SYSTEM, EINVAL, "ensure index: invalid arguments");
         bson_destroy(&cmd);
         return false;
+    }
+    while (opts != NULL && bson_iter_next(&it)) {
+        const char *k = bson_iter_key(&it);
+        if (strcmp(k, "key") == 0 || strcmp(k, "name") == 0) {
+            ms_error_set(err, MS_ERR_SYSTEM, EINVAL,
+                         "ensure index: option '%s' is an argument of its own", k);
+            bson_destroy(&cmd);
+            return false;
+        }
     }
     if (name == NULL) {
         generated = mongoc_collection_keys_to_index_string(keys);
@@ -1924,8 +2306,8 @@ bool ms_sink_ensure_index(struct ms_sink *s, const char *collection, const bson_
     bson_append_document_begin(&arr, "0", 1, &spec);
     bson_append_document(&spec, "key", -1, keys);
     bson_append_utf8(&spec, "name", -1, name != NULL ? name : "", -1);
-    if (unique) {
-        bson_append_bool(&spec, "unique", -1, true);
+    if (opts != NULL) {
+        bson_concat(&spec, opts);
     }
     bson_append_document_end(&arr, &spec);
     bson_append_array_end(&cmd, &arr);

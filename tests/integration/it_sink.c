@@ -165,8 +165,8 @@ static bson_t *bson_array_new(size_t n)
 /* ---- batches as data ------------------------------------------------------------------- */
 
 /* A batch is a JSON array of {"u": coll, "doc": {...}} (upsert; _id from the doc, or "id" to
- * give another), {"s": coll, "id": value, "doc": {fields}} (set) and {"d": coll, "id": value}
- * (delete). */
+ * give another), {"s": coll, "id": value, "doc": {fields}} (set), {"d": coll, "id": value}
+ * (delete) and {"m": coll, "filter": {...}, "doc": {fields or paths}} (set_many). */
 struct batch {
     bson_t *root;
     struct ms_write *w;
@@ -204,11 +204,20 @@ static void batch_parse(struct batch *b, const char *writes)
         bson_init(&b->ids[b->n]);
         while (bson_iter_next(&f)) {
             const char *k = bson_iter_key(&f);
-            if (strcmp(k, "u") == 0 || strcmp(k, "d") == 0 || strcmp(k, "s") == 0) {
+            if (strcmp(k, "u") == 0 || strcmp(k, "d") == 0 || strcmp(k, "s") == 0 ||
+                strcmp(k, "m") == 0) {
                 w->kind = k[0] == 'u'   ? MS_WRITE_UPSERT
                           : k[0] == 's' ? MS_WRITE_SET
+                          : k[0] == 'm' ? MS_WRITE_SET_MANY
                                         : MS_WRITE_DELETE;
                 w->collection = bson_iter_utf8(&f, NULL);
+            } else if (strcmp(k, "filter") == 0) {
+                uint32_t flen;
+                const uint8_t *data;
+                bson_t fdoc;
+                bson_iter_document(&f, &flen, &data);
+                assert_true(bson_init_static(&fdoc, data, flen));
+                assert_true(bson_concat(&b->ids[b->n], &fdoc));
             } else if (strcmp(k, "doc") == 0) {
                 uint32_t dlen;
                 const uint8_t *data;
@@ -220,7 +229,7 @@ static void batch_parse(struct batch *b, const char *writes)
                 have_id = true;
             }
         }
-        if (!have_id && w->kind != MS_WRITE_SET && w->doc != NULL &&
+        if (!have_id && w->kind != MS_WRITE_SET && w->kind != MS_WRITE_SET_MANY && w->doc != NULL &&
             bson_iter_init_find(&idit, w->doc, "_id")) {
             bson_append_iter(&b->ids[b->n], "_id", 3, &idit);
         }
@@ -512,6 +521,40 @@ static const struct state_case state_cases[] = {
        1, 2, 1, 0, NULL}},
      "{\"c\": [{\"_id\": 1, \"c\": 1}, {\"_id\": 3, \"c\": 3, \"d\": 4},"
      "  {\"_id\": {\"$numberLong\": \"4\"}, \"x\": 1}]}"},
+
+    /* SET_MANY is a barrier: x is upserted before it (and renamed by it), y after it (kept);
+     * dotted paths set one field of a subdocument, or create it; no match creates nothing;
+     * writes on either side of a barrier are not coalesced across it */
+    {"set_many_barrier",
+     {{"[{\"u\": \"p\", \"doc\": {\"_id\": 1, \"name\": \"x\", \"category\": {\"id\": 1,"
+       " \"name\": \"A\"}}},"
+       " {\"m\": \"p\", \"filter\": {\"category.id\": 1}, \"doc\": {\"category.name\": \"B\"}},"
+       " {\"u\": \"p\", \"doc\": {\"_id\": 2, \"name\": \"y\", \"category\": {\"id\": 1,"
+       " \"name\": \"A\"}}}]",
+       2, 1, 0, 0,
+       "{\"p\": [{\"_id\": 1, \"name\": \"x\", \"category\": {\"id\": 1, \"name\": \"B\"}},"
+       "  {\"_id\": 2, \"name\": \"y\", \"category\": {\"id\": 1, \"name\": \"A\"}}]}"},
+      {"[{\"m\": \"p\", \"filter\": {\"category.id\": 1},"
+       " \"doc\": {\"category.name\": \"C\", \"stats.n\": 1}}]",
+       0, 2, 0, 0,
+       "{\"p\": [{\"_id\": 1, \"name\": \"x\", \"category\": {\"id\": 1, \"name\": \"C\"},"
+       "  \"stats\": {\"n\": 1}}, {\"_id\": 2, \"name\": \"y\", \"category\": {\"id\": 1,"
+       "  \"name\": \"C\"}, \"stats\": {\"n\": 1}}]}"},
+      {"[{\"m\": \"p\", \"filter\": {\"category.id\": 99}, \"doc\": {\"category.name\": \"Z\"}},"
+       " {\"m\": \"none\", \"filter\": {\"x\": 1}, \"doc\": {\"y\": 1}}]",
+       0, 0, 0, 0, "{\"none\": []}"},
+      {"[{\"u\": \"p\", \"doc\": {\"_id\": 3, \"category\": {\"id\": 2, \"name\": \"A\"}}},"
+       " {\"s\": \"p\", \"id\": 3, \"doc\": {\"tag\": \"t1\"}},"
+       " {\"m\": \"p\", \"filter\": {\"category.id\": 2}, \"doc\": {\"category.name\": \"B\"}},"
+       " {\"s\": \"p\", \"id\": 3, \"doc\": {\"tag\": \"t2\"}},"
+       " {\"u\": \"p\", \"doc\": {\"_id\": 1, \"name\": \"x2\", \"category\": {\"id\": 1,"
+       " \"name\": \"A\"}}},"
+       " {\"m\": \"p\", \"filter\": {\"_id\": 1}, \"doc\": {\"category.name\": \"D\"}}]",
+       1, 4, 0, 0, NULL}},
+     "{\"p\": [{\"_id\": 1, \"name\": \"x2\", \"category\": {\"id\": 1, \"name\": \"D\"}},"
+     "  {\"_id\": 2, \"name\": \"y\", \"category\": {\"id\": 1, \"name\": \"C\"},"
+     "   \"stats\": {\"n\": 1}},"
+     "  {\"_id\": 3, \"category\": {\"id\": 2, \"name\": \"B\"}, \"tag\": \"t2\"}]}"},
 };
 
 #define NSTATE (sizeof(state_cases) / sizeof(state_cases[0]))
@@ -901,8 +944,8 @@ static const struct set_refusal set_refusals[] = {
     {"items", 4, "{\"$x\": 1, \"y\": 2}", 22, 22},
     {"items", 5, "{\"y\": 1, \"\": 2}", 22, 22},
     {"items", 6, "{\"sub\": {\"$x\": 1}}", APPLIED, 2},
-    /* on a new document: FerretDB v1 fails the whole command (InternalError, "UNIQUE constraint
-     * failed") when an update of an existing document hits a unique index */
+    /* a duplicate key, tried again after the rest of the batch and refused again (on an existing
+     * document FerretDB v1 fails the whole command instead: see duplicate_keys_deferred) */
     {"products", 4, "{\"sku\": \"A\"}", 11000, 11000},
 };
 
@@ -1005,6 +1048,348 @@ static void set_refused(void **state)
         bson_destroy(ids[i]);
     }
     bson_destroy(keys);
+}
+
+/* (7c) duplicate keys coalescing made: P1 A->C, P2 B->A, P1 C->B never broke uniqueness at the
+ * source, but neither final state fits before the other document has moved. Writes refused for
+ * a duplicate key are tried again after the rest of their batch, each document replayed
+ * through its states in the order of the changes; only a real conflict is dead-lettered. On
+ * FerretDB, whose update of an existing document fails the whole command on a unique index,
+ * the outcome is the same. */
+static void duplicate_keys_deferred(void **state)
+{
+    const struct server *srv = *state;
+    struct env e;
+    struct ms_sink_result r;
+    struct ms_error err = {0};
+    bson_t *keys = BCON_NEW("sku", BCON_INT32(1));
+    bson_t *id6 = BCON_NEW("_id", BCON_INT32(6)), *doc6 = json("{\"_id\": 6, \"sku\": \"A\"}");
+    bson_t *dl;
+    static const char swap_through_q[] =
+        "[{\"u\": \"products\", \"doc\": {\"_id\": 6, \"sku\": \"A\"}},"
+        " {\"u\": \"products\", \"doc\": {\"_id\": 1, \"sku\": \"Q\", \"n\": 1}},"
+        " {\"u\": \"products\", \"doc\": {\"_id\": 2, \"sku\": \"X\", \"n\": 2}},"
+        " {\"u\": \"products\", \"doc\": {\"_id\": 1, \"sku\": \"B\", \"n\": 1}}]";
+
+    env_open(&e, srv, NULL, 10000);
+    assert_true(ms_sink_ensure_index(e.sink, "products", keys, true, "sku_unique", &err));
+    assert_true(
+        apply_json(&e,
+                   "[{\"u\": \"products\", \"doc\": {\"_id\": 1, \"sku\": \"A\", \"n\": 1}},"
+                   " {\"u\": \"products\", \"doc\": {\"_id\": 2, \"sku\": \"B\", \"n\": 2}},"
+                   " {\"u\": \"products\", \"doc\": {\"_id\": 3, \"sku\": \"X\", \"n\": 3}},"
+                   " {\"u\": \"products\", \"doc\": {\"_id\": 4, \"sku\": \"Y\", \"n\": 4}}]",
+                   &r, &err));
+
+    /* a swap by upserts */
+    if (!apply_json(&e,
+                    "[{\"u\": \"products\", \"doc\": {\"_id\": 1, \"sku\": \"C\", \"n\": 1}},"
+                    " {\"u\": \"products\", \"doc\": {\"_id\": 2, \"sku\": \"A\", \"n\": 2}},"
+                    " {\"u\": \"products\", \"doc\": {\"_id\": 1, \"sku\": \"B\", \"n\": 1}}]",
+                    &r, &err)) {
+        fail_msg("%s: swap: %s", srv->name, err.msg);
+    }
+    printf("# %s: swap of two unique values -> upserted %llu, matched %llu, dead-lettered %llu\n",
+           srv->name, (unsigned long long)r.upserted, (unsigned long long)r.matched,
+           (unsigned long long)r.dead_lettered);
+    assert_int_equal(r.dead_lettered, 0);
+    assert_int_equal(r.upserted, 0);
+    assert_int_equal(r.matched, 2);
+    check_state(&e,
+                "{\"products\": [{\"_id\": 1, \"sku\": \"B\", \"n\": 1},"
+                " {\"_id\": 2, \"sku\": \"A\", \"n\": 2}, {\"_id\": 3, \"sku\": \"X\", \"n\": 3},"
+                " {\"_id\": 4, \"sku\": \"Y\", \"n\": 4}], \"_mysync_dead_letters\": []}");
+
+    /* a rotation of three by SETs (B->T, A->B, X->A, T->X): other fields stay */
+    if (!apply_json(&e,
+                    "[{\"s\": \"products\", \"id\": 1, \"doc\": {\"sku\": \"T\"}},"
+                    " {\"s\": \"products\", \"id\": 2, \"doc\": {\"sku\": \"B\"}},"
+                    " {\"s\": \"products\", \"id\": 3, \"doc\": {\"sku\": \"A\"}},"
+                    " {\"s\": \"products\", \"id\": 1, \"doc\": {\"sku\": \"X\"}}]",
+                    &r, &err)) {
+        fail_msg("%s: rotation: %s", srv->name, err.msg);
+    }
+    assert_int_equal(r.dead_lettered, 0);
+    assert_int_equal(r.matched, 3);
+    check_state(&e,
+                "{\"products\": [{\"_id\": 1, \"sku\": \"X\", \"n\": 1},"
+                " {\"_id\": 2, \"sku\": \"B\", \"n\": 2}, {\"_id\": 3, \"sku\": \"A\", \"n\": 3},"
+                " {\"_id\": 4, \"sku\": \"Y\", \"n\": 4}], \"_mysync_dead_letters\": []}");
+
+    /* a delete frees the value (upserts go before deletes in a bulk) */
+    assert_true(apply_json(&e,
+                           "[{\"d\": \"products\", \"id\": 4},"
+                           " {\"u\": \"products\", \"doc\": {\"_id\": 5, \"sku\": \"Y\"}}]",
+                           &r, &err));
+    assert_int_equal(r.dead_lettered, 0);
+    assert_int_equal(r.upserted, 1);
+    assert_int_equal(r.deleted, 1);
+
+    /* a real conflict (6 wants A, which 3 keeps) beside a swap through Q: only 6 is refused */
+    for (int replay = 0; replay < 2; replay++) {
+        if (!apply_json(&e, swap_through_q, &r, &err)) {
+            fail_msg("%s: conflict and swap: %s", srv->name, err.msg);
+        }
+        assert_int_equal(r.dead_lettered, 1);
+        assert_int_equal(r.upserted + r.matched, 2);
+        check_state(
+            &e, "{\"products\": [{\"_id\": 1, \"sku\": \"B\", \"n\": 1},"
+                " {\"_id\": 2, \"sku\": \"X\", \"n\": 2}, {\"_id\": 3, \"sku\": \"A\", \"n\": 3},"
+                " {\"_id\": 5, \"sku\": \"Y\"}]}");
+        assert_int_equal(count(&e, "_mysync_dead_letters"), 1);
+        dl = dead_letter(&e, "products", id6);
+        assert_non_null(dl);
+        assert_int_equal(dl_code(dl), 11000);
+        assert_string_equal(dl_str(dl, "op"), "upsert");
+        assert_string_equal(dl_str(dl, "position"), "mysql-bin.000001:1000");
+        dl_assert_document(dl, doc6);
+        if (replay == 0) {
+            printf("# %s: real conflict -> dead letter code 11000 \"%s\"\n", srv->name,
+                   dl_str(dl, "error.message"));
+        }
+        bson_destroy(dl);
+    }
+    env_close(&e, true);
+    bson_destroy(keys);
+    bson_destroy(id6);
+    bson_destroy(doc6);
+}
+
+/* (7d) SET_MANYs refused, between good writes: by the writer (a path with an empty part), by
+ * both servers (a path through a string, a bad filter, a duplicate key). Each is a dead letter
+ * with op "set_many", doc_id its filter and document its fields; the writes around it and a
+ * SET_MANY after it are applied. */
+struct set_many_refusal {
+    const char *filter, *fields;
+    int32_t code;
+};
+
+static const struct set_many_refusal set_many_refusals[] = {
+    {"{\"category.id\": 2}", "{\"a..b\": 1}", 22},
+    {"{\"category.id\": 2}", "{\"ok\": 1, \"$x\": 1}", 22},
+    {"{\"category.id\": 2}", "{\"sku.x\": 1}", 28},      /* PathNotViable */
+    {"{\"$foo\": 1}", "{\"x\": 1}", 2},                  /* BadValue (FerretDB: the command) */
+    {"{\"category.id\": 1}", "{\"sku\": \"Z\"}", 11000}, /* two documents, one value */
+    {"{\"_id\": {\"$in\": [1, 2]}}", "{\"sku\": \"C\"}", 11000}, /* 3 has C */
+};
+
+#define NSMREF (sizeof(set_many_refusals) / sizeof(set_many_refusals[0]))
+
+static void set_many_refused(void **state)
+{
+    const struct server *srv = *state;
+    struct env e;
+    struct ms_sink_result r;
+    struct ms_error err = {0};
+    bson_t *keys = BCON_NEW("sku", BCON_INT32(1));
+    struct ms_write w[NSMREF + 3];
+    bson_t *docs[NSMREF + 3], *ids[NSMREF + 3];
+    char pos[NSMREF][32];
+    size_t n = 0;
+
+    env_open(&e, srv, NULL, 10000);
+    assert_true(ms_sink_ensure_index(e.sink, "products", keys, true, "sku_unique", &err));
+    assert_true(apply_json(&e,
+                           "[{\"u\": \"products\", \"doc\": {\"_id\": 1, \"sku\": \"A\","
+                           "  \"category\": {\"id\": 1}}},"
+                           " {\"u\": \"products\", \"doc\": {\"_id\": 2, \"sku\": \"B\","
+                           "  \"category\": {\"id\": 1}}},"
+                           " {\"u\": \"products\", \"doc\": {\"_id\": 3, \"sku\": \"C\","
+                           "  \"category\": {\"id\": 2}}}]",
+                           &r, &err));
+    docs[n] = json("{\"_id\": 4, \"sku\": \"D\"}");
+    ids[n] = BCON_NEW("_id", BCON_INT32(4));
+    w[n] = (struct ms_write){MS_WRITE_UPSERT, "products", ids[n], docs[n], "shop.p", "before"};
+    n++;
+    for (size_t i = 0; i < NSMREF; i++, n++) {
+        snprintf(pos[i], sizeof(pos[i]), "mysql-bin.000010:%zu", 100 + i);
+        ids[n] = json(set_many_refusals[i].filter);
+        docs[n] = json(set_many_refusals[i].fields);
+        w[n] = (struct ms_write){MS_WRITE_SET_MANY, "products", ids[n], docs[n], "shop.p", pos[i]};
+    }
+    ids[n] = json("{\"category.id\": 2}");
+    docs[n] = json("{\"category.name\": \"two\"}");
+    w[n] = (struct ms_write){MS_WRITE_SET_MANY, "products", ids[n], docs[n], "shop.p", "after"};
+    n++;
+    docs[n] = json("{\"_id\": 5, \"sku\": \"E\"}");
+    ids[n] = BCON_NEW("_id", BCON_INT32(5));
+    w[n] = (struct ms_write){MS_WRITE_UPSERT, "products", ids[n], docs[n], "shop.p", "after"};
+    n++;
+
+    for (int replay = 0; replay < 2; replay++) {
+        bson_t *want3 = json("{\"_id\": 3, \"sku\": \"C\", \"category\": {\"id\": 2,"
+                             " \"name\": \"two\"}}");
+        bson_t *got, *f;
+
+        if (!ms_sink_apply(e.sink, w, n, &r, &err)) {
+            fail_msg("%s: %s", srv->name, err.msg);
+        }
+        assert_int_equal(r.dead_lettered, NSMREF);
+        assert_int_equal(count(&e, "_mysync_dead_letters"), (int64_t)NSMREF);
+        f = BCON_NEW("_id", BCON_INT32(3));
+        got = find_one(&e, "products", f);
+        assert_non_null(got);
+        assert_same_doc(got, want3, "the SET_MANY after the refused ones");
+        bson_destroy(want3);
+        bson_destroy(got);
+        bson_destroy(f);
+        assert_int_equal(count(&e, "products"), 5);
+    }
+    for (size_t i = 0; i < NSMREF; i++) {
+        const struct set_many_refusal *sr = &set_many_refusals[i];
+        bson_t *f = BCON_NEW("op", BCON_UTF8("set_many"), "position", BCON_UTF8(pos[i]));
+        bson_t *dl = find_one(&e, "_mysync_dead_letters", f);
+        char *want_id = bson_as_canonical_extended_json(ids[1 + i], NULL);
+        bson_iter_t it;
+
+        if (dl == NULL) {
+            fail_msg("%s: SET_MANY %s: no dead letter", srv->name, sr->fields);
+        }
+        if (dl_code(dl) != sr->code) {
+            fail_msg("%s: SET_MANY %s %s: code %d, expected %d (%s)", srv->name, sr->filter,
+                     sr->fields, dl_code(dl), sr->code, dl_str(dl, "error.message"));
+        }
+        assert_string_equal(dl_str(dl, "source"), "shop.p");
+        assert_string_equal(dl_str(dl, "collection"), "products");
+        assert_string_equal(dl_str(dl, "_id.doc_id"), want_id);
+        /* doc_id: the filter, embedded, or as text where the server refuses it embedded */
+        assert_true(bson_iter_init_find(&it, dl, "doc_id"));
+        if (BSON_ITER_HOLDS_UTF8(&it)) {
+            assert_string_equal(bson_iter_utf8(&it, NULL), want_id);
+        } else {
+            uint32_t len;
+            const uint8_t *data;
+            bson_t got;
+            assert_true(BSON_ITER_HOLDS_DOCUMENT(&it));
+            bson_iter_document(&it, &len, &data);
+            assert_true(bson_init_static(&got, data, len));
+            assert_same_doc(&got, ids[1 + i], "doc_id of a set_many dead letter");
+        }
+        printf("# %s: SET_MANY %-28s %-22s refused, code %d \"%.80s\", doc_id %s, fields %s\n",
+               srv->name, sr->filter, sr->fields, dl_code(dl), dl_str(dl, "error.message"),
+               BSON_ITER_HOLDS_UTF8(&it) ? "as text" : "embedded",
+               dl_assert_document(dl, docs[1 + i]));
+        bson_free(want_id);
+        bson_destroy(dl);
+        bson_destroy(f);
+    }
+    env_close(&e, true);
+    for (size_t i = 0; i < n; i++) {
+        bson_destroy(docs[i]);
+        bson_destroy(ids[i]);
+    }
+    bson_destroy(keys);
+}
+
+/* (7e) index options: what each server accepts, and whether it enforces them on documents
+ * lacking the field (the findings documented at ms_sink_ensure_index_opts()). */
+static bool index_has(struct env *e, const char *coll, const char *name, const char *field)
+{
+    mongoc_collection_t *c = mongoc_client_get_collection(e->look, e->db, coll);
+    mongoc_cursor_t *cur = mongoc_collection_find_indexes_with_opts(c, NULL);
+    const bson_t *spec;
+    bson_iter_t it;
+    bool found = false, has = false;
+
+    while (mongoc_cursor_next(cur, &spec)) {
+        if (bson_iter_init_find(&it, spec, "name") &&
+            strcmp(bson_iter_utf8(&it, NULL), name) == 0) {
+            found = true;
+            has = bson_iter_init_find(&it, spec, field);
+        }
+    }
+    assert_false(mongoc_cursor_error(cur, NULL));
+    assert_true(found);
+    mongoc_cursor_destroy(cur);
+    mongoc_collection_destroy(c);
+    return has;
+}
+
+static void index_options(void **state)
+{
+    const struct server *srv = *state;
+    struct env e;
+    struct ms_sink_result r;
+    struct ms_error err = {0};
+    bson_t *keys = BCON_NEW("sku", BCON_INT32(1));
+    bson_t *sparse = BCON_NEW("unique", BCON_BOOL(true), "sparse", BCON_BOOL(true));
+    bson_t *partial = json("{\"unique\": true, \"partialFilterExpression\":"
+                           " {\"sku\": {\"$type\": \"string\"}}}");
+    bson_t *bad_key = BCON_NEW("key", "{", "x", BCON_INT32(1), "}");
+    bson_t *bad_name = BCON_NEW("name", BCON_UTF8("x"));
+    static const char lacking[] = "[{\"u\": \"%s\", \"doc\": {\"_id\": 1}},"
+                                  " {\"u\": \"%s\", \"doc\": {\"_id\": 2}},"
+                                  " {\"u\": \"%s\", \"doc\": {\"_id\": 3, \"sku\": 5}},"
+                                  " {\"u\": \"%s\", \"doc\": {\"_id\": 4, \"sku\": 5}},"
+                                  " {\"u\": \"%s\", \"doc\": {\"_id\": 5, \"sku\": \"A\"}},"
+                                  " {\"u\": \"%s\", \"doc\": {\"_id\": 6, \"sku\": \"A\"}}]";
+    char batch[1024];
+    bool ok;
+
+    env_open(&e, srv, NULL, 10000);
+
+    /* unique + sparse: accepted (twice) by both; documents lacking sku never collide */
+    for (int i = 0; i < 2; i++) {
+        if (!ms_sink_ensure_index_opts(e.sink, "us", keys, sparse, "sku_us", &err)) {
+            fail_msg("%s: unique+sparse (%d): %s", srv->name, i, err.msg);
+        }
+    }
+    printf("# %s: unique+sparse accepted; listIndexes %s sparse\n", srv->name,
+           index_has(&e, "us", "sku_us", "sparse") ? "keeps" : "drops");
+    assert_true(index_has(&e, "us", "sku_us", "sparse") == !srv->ferret);
+    snprintf(batch, sizeof(batch), lacking, "us", "us", "us", "us", "us", "us");
+    assert_true(apply_json(&e, batch, &r, &err));
+    assert_int_equal(r.dead_lettered, 2); /* 4 and 6 */
+    assert_true(apply_json(&e,
+                           "[{\"u\": \"us\", \"doc\": {\"_id\": 7, \"sku\": null}},"
+                           " {\"u\": \"us\", \"doc\": {\"_id\": 8, \"sku\": null}}]",
+                           &r, &err));
+    assert_int_equal(r.dead_lettered, 1); /* explicit nulls collide, as in MongoDB */
+
+    /* unique + partialFilterExpression: FerretDB refuses it; mongo-java-server keeps it but
+     * enforces a plain unique index (documents lacking sku, or outside the filter, collide) */
+    ok = ms_sink_ensure_index_opts(e.sink, "up", keys, partial, "sku_up", &err);
+    printf("# %s: unique+partialFilterExpression %s %s\n", srv->name,
+           ok ? "accepted" : "refused:", ok ? "" : err.msg);
+    if (srv->ferret) {
+        assert_false(ok);
+        assert_int_equal(err.domain, MS_ERR_MONGO);
+        assert_int_equal(err.code, 238); /* NotImplemented */
+        assert_false(err.retryable);
+    } else {
+        assert_true(ok);
+        assert_true(ms_sink_ensure_index_opts(e.sink, "up", keys, partial, "sku_up", &err));
+        assert_true(index_has(&e, "up", "sku_up", "partialFilterExpression"));
+        snprintf(batch, sizeof(batch), lacking, "up", "up", "up", "up", "up", "up");
+        assert_true(apply_json(&e, batch, &r, &err));
+        printf("# %s: unique+partialFilterExpression: %llu of 6 dead-lettered (MongoDB: 1)\n",
+               srv->name, (unsigned long long)r.dead_lettered);
+        assert_int_equal(r.dead_lettered, 3); /* 2, 4 and 6 */
+    }
+
+    /* plain unique: MongoDB and mongo-java-server index a missing field as null (one such
+     * document); FerretDB ignores documents lacking it */
+    assert_true(ms_sink_ensure_index(e.sink, "uu", keys, true, NULL, &err));
+    snprintf(batch, sizeof(batch), lacking, "uu", "uu", "uu", "uu", "uu", "uu");
+    assert_true(apply_json(&e, batch, &r, &err));
+    printf("# %s: plain unique: %llu of 6 dead-lettered\n", srv->name,
+           (unsigned long long)r.dead_lettered);
+    assert_int_equal(r.dead_lettered, srv->ferret ? 2 : 3);
+
+    /* key and name are arguments of their own */
+    memset(&err, 0, sizeof(err));
+    assert_false(ms_sink_ensure_index_opts(e.sink, "x", keys, bad_key, NULL, &err));
+    assert_int_equal(err.domain, MS_ERR_SYSTEM);
+    assert_int_equal(err.code, EINVAL);
+    assert_false(ms_sink_ensure_index_opts(e.sink, "x", keys, bad_name, NULL, &err));
+    assert_int_equal(err.code, EINVAL);
+    assert_true(ms_sink_ensure_index_opts(e.sink, "x", keys, NULL, NULL, &err));
+    env_close(&e, true);
+    bson_destroy(keys);
+    bson_destroy(sparse);
+    bson_destroy(partial);
+    bson_destroy(bad_key);
+    bson_destroy(bad_name);
 }
 
 /* (7c) ms_sink_dead_letter(): a change that never reached MongoDB. */
@@ -1392,6 +1777,8 @@ static void invalid_arguments(void **state)
     bson_t *notid = BCON_NEW("id", BCON_INT32(1));
     bson_t *two = BCON_NEW("_id", BCON_INT32(1), "x", BCON_INT32(2));
     bson_t *fields = BCON_NEW("x", BCON_INT32(2));
+    bson_t *empty = bson_new(), *filter = BCON_NEW("a.b", BCON_INT32(1));
+    bson_t *id_path = BCON_NEW("_id.x", BCON_INT32(1));
     struct ms_write bad[] = {
         {MS_WRITE_UPSERT, "c", id, doc, NULL, NULL},
         {MS_WRITE_UPSERT, "c", id, NULL, NULL, NULL},
@@ -1402,6 +1789,13 @@ static void invalid_arguments(void **state)
         {MS_WRITE_DELETE, "c", two, NULL, NULL, NULL},
         {MS_WRITE_DELETE, "", id, NULL, NULL, NULL},
         {(enum ms_write_kind)0, "c", id, doc, NULL, NULL},
+        {MS_WRITE_SET_MANY, "c", NULL, fields, NULL, NULL},    /* no filter */
+        {MS_WRITE_SET_MANY, "c", empty, fields, NULL, NULL},   /* an empty filter */
+        {MS_WRITE_SET_MANY, "c", filter, NULL, NULL, NULL},    /* nothing to set */
+        {MS_WRITE_SET_MANY, "c", filter, empty, NULL, NULL},   /* nothing to set */
+        {MS_WRITE_SET_MANY, "c", filter, two, NULL, NULL},     /* sets _id */
+        {MS_WRITE_SET_MANY, "c", filter, id_path, NULL, NULL}, /* sets a path into _id */
+        {MS_WRITE_SET_MANY, "", filter, fields, NULL, NULL},
     };
 
     env_open(&e, srv, NULL, 10000);
@@ -1425,6 +1819,9 @@ static void invalid_arguments(void **state)
     bson_destroy(notid);
     bson_destroy(two);
     bson_destroy(fields);
+    bson_destroy(empty);
+    bson_destroy(filter);
+    bson_destroy(id_path);
 }
 
 /* ---- throughput (reported, not asserted) ----------------------------------------------- */
@@ -1591,6 +1988,9 @@ int main(void)
     PER_SERVER(refused_documents, NULL)
     PER_SERVER(unique_conflict, NULL)
     PER_SERVER(set_refused, NULL)
+    PER_SERVER(duplicate_keys_deferred, NULL)
+    PER_SERVER(set_many_refused, NULL)
+    PER_SERVER(index_options, NULL)
     PER_SERVER(dead_letter_api, NULL)
     PER_SERVER(checkpoints, NULL)
     PER_SERVER(transient_outage, restart_stopped)

@@ -881,6 +881,287 @@ static void latin1_labels_are_utf8(void **state)
     ms_source_destroy(src);
 }
 
+/* ---- ms_source_read_rows ------------------------------------------------------------- */
+
+static const char children[] =
+    "CREATE TABLE it_src.t_child (id INT PRIMARY KEY, parent BIGINT UNSIGNED, name VARCHAR(20),"
+    " at DATETIME(6), amount DECIMAL(10,2), note MEDIUMTEXT, KEY (parent), KEY (name));"
+    "INSERT INTO it_src.t_child VALUES"
+    " (5, 18446744073709551615, 'b', '2024-01-01 00:00:00.123', 5.50, 'five'),"
+    " (9, 18446744073709551615, 'a', '2024-01-02 00:00:00', NULL, 'nine'),"
+    " (2, 18446744073709551615, 'a', '2024-01-01 00:00:00.123', 2.00, NULL),"
+    " (1, 7, 'a', '2024-01-01 00:00:00.123', 1.00, REPEAT('long', 100000)),"
+    " (3, 7, 'caf\xc3\xa9', NULL, 3.00, 'three'),"
+    " (4, NULL, NULL, NULL, 4.00, 'four'),"
+    " (6, 9223372036854775808, 'a\xc3\xa9', '2024-01-01 00:00:00.1234', 6.00, 'six');"
+    /* the primary key's order is not the columns' */
+    "CREATE TABLE it_src.t_child2 (a INT, b INT, g INT, s VARCHAR(5), PRIMARY KEY (b, a));"
+    "INSERT INTO it_src.t_child2 VALUES (1, 2, 1, 'x'), (2, 1, 1, 'y'), (3, 1, 1, 'z'),"
+    " (0, 3, 1, 'w'), (9, 9, 2, 'v');";
+
+/* The value of column col of the row of table with the one-column key id = key, as read_row
+ * reads it (so under the source's options: the decoder's own form of the value). */
+static bson_value_t value_of(struct ms_source *src, const char *table, int32_t key, const char *col)
+{
+    bson_t *id = BCON_NEW("_id", BCON_INT32(key)), row = BSON_INITIALIZER;
+    struct ms_error err = {0};
+    bson_value_t v;
+    bson_iter_t it;
+    bool found = false;
+
+    if (!ms_source_read_row(src, "it_src", table, (const char *[]){"id"}, 1, id, &row, &found,
+                            &err) ||
+        !found) {
+        fail_msg("%s %d: %s", table, key, err.msg);
+    }
+    assert_true(bson_iter_init_find(&it, &row, col));
+    bson_value_copy(bson_iter_value(&it), &v);
+    bson_destroy(&row);
+    bson_destroy(id);
+    return v;
+}
+
+/* Reads the rows of table by col = v (limit) and checks them: in order, the rows whose key
+ * columns pk (values int32) are want ("2,5,9" for one key column, "1:2,..." for two), each
+ * exactly what read_row gives for its key; appended after what rows already held. */
+static void expect_rows(struct ms_source *src, const char *table, const char *const *pk, size_t npk,
+                        const char *col, const bson_value_t *v, size_t limit, const char *want)
+{
+    bson_t rows = BSON_INITIALIZER, *pre = BCON_NEW("0", "{", "before", BCON_BOOL(true), "}");
+    struct ms_error err = {0};
+    char got[256] = "", what[160];
+    size_t n = 99, i = 0;
+    bson_iter_t it, r;
+
+    snprintf(what, sizeof(what), "%s by %s (limit %zu)", table, col, limit);
+    bson_concat(&rows, pre);
+    if (!ms_source_read_rows(src, "it_src", table, col, v, limit, &rows, &n, &err)) {
+        fail_msg("%s: %s", what, err.msg);
+    }
+    assert_int_equal(bson_count_keys(&rows), n + 1);
+    assert_true(bson_iter_init(&it, &rows));
+    while (bson_iter_next(&it)) {
+        char key[24], part[48];
+        bson_t row, id = BSON_INITIALIZER, again = BSON_INITIALIZER;
+        uint32_t len;
+        const uint8_t *data;
+        bool found = false;
+
+        snprintf(key, sizeof(key), "%zu", i);
+        assert_string_equal(bson_iter_key(&it), key);
+        assert_true(BSON_ITER_HOLDS_DOCUMENT(&it));
+        bson_iter_document(&it, &len, &data);
+        assert_true(bson_init_static(&row, data, len));
+        if (i++ == 0) {
+            assert_true(bson_iter_init_find(&r, &row, "before")); /* kept, not renumbered */
+            continue;
+        }
+        part[0] = '\0';
+        for (size_t k = 0; k < npk; k++) {
+            char one[16];
+            assert_true(bson_iter_init_find(&r, &row, pk[k]));
+            snprintf(one, sizeof(one), "%s%d", k > 0 ? ":" : "", bson_iter_int32(&r));
+            strncat(part, one, sizeof(part) - strlen(part) - 1);
+        }
+        if (got[0] != '\0') {
+            strncat(got, ",", sizeof(got) - strlen(got) - 1);
+        }
+        strncat(got, part, sizeof(got) - strlen(got) - 1);
+        /* the same row by its key */
+        assert_true(ms_strategy_key(&row, pk, npk, &id));
+        if (!ms_source_read_row(src, "it_src", table, pk, npk, &id, &again, &found, &err) ||
+            !found) {
+            fail_msg("%s: row %s by key: %s", what, part, err.msg);
+        }
+        assert_same_bson(&row, &again, what);
+        bson_destroy(&id);
+        bson_destroy(&again);
+    }
+    if (strcmp(got, want) != 0) {
+        fail_msg("%s: rows %s, expected %s", what, got, want);
+    }
+    print_message("%s: %s\n", what, got[0] != '\0' ? got : "(none)");
+    bson_destroy(&rows);
+    bson_destroy(pre);
+}
+
+static void read_rows_by_column(void **state)
+{
+    const char *id[] = {"id"}, *ba[] = {"b", "a"};
+    MYSQL *m = tu_mysql_admin(NULL);
+
+    (void)state;
+    tu_sql(m, children);
+    for (size_t o = 0; o < NOPTS; o++) {
+        struct ms_source *src = ms_source_new(&fx.cfg, &optsets[o].vo);
+        bson_value_t big = value_of(src, "t_child", 5, "parent");
+        bson_value_t seven = value_of(src, "t_child", 1, "parent");
+        bson_value_t a = value_of(src, "t_child", 1, "name");
+        bson_value_t cafe = value_of(src, "t_child", 3, "name");
+        bson_value_t at = value_of(src, "t_child", 1, "at");
+        bson_value_t amount = value_of(src, "t_child", 3, "amount");
+        bson_value_t half = value_of(src, "t_child", 6, "parent");
+        bson_value_t eight = {.value_type = BSON_TYPE_INT64, .value.v_int64 = 8};
+        bson_value_t g1 = {.value_type = BSON_TYPE_INT32, .value.v_int32 = 1};
+
+        print_message("options %s\n", optsets[o].name);
+        /* BIGINT UNSIGNED above 2^63 (Decimal128), 2^63 itself, and a small one (int64) */
+        assert_int_equal(big.value_type, BSON_TYPE_DECIMAL128);
+        expect_rows(src, "t_child", id, 1, "parent", &big, 10, "2,5,9");
+        expect_rows(src, "t_child", id, 1, "parent", &half, 10, "6");
+        expect_rows(src, "t_child", id, 1, "parent", &seven, 10, "1,3");
+        /* VARCHAR (a collation: 'a' is not 'aé'), with a long TEXT in one of the rows */
+        expect_rows(src, "t_child", id, 1, "name", &a, 3, "1,2,9");
+        expect_rows(src, "t_child", id, 1, "name", &cafe, 3, "3");
+        /* DATETIME(6) as a Date (milliseconds: 6's .1234 shares the Date of the others' .123),
+         * or exactly, as text, under datetime_micros */
+        expect_rows(src, "t_child", id, 1, "at", &at, 10,
+                    at.value_type == BSON_TYPE_DATE_TIME ? "1,2,5,6" : "1,2,5");
+        /* DECIMAL as each option writes it: Decimal128, text, double */
+        expect_rows(src, "t_child", id, 1, "amount", &amount, 10, "3");
+        /* no row */
+        expect_rows(src, "t_child", id, 1, "parent", &eight, 10, "");
+        /* a composite primary key (b, a): rows in that order */
+        expect_rows(src, "t_child2", ba, 2, "g", &g1, 10, "1:2,1:3,2:1,3:0");
+        bson_value_destroy(&big);
+        bson_value_destroy(&seven);
+        bson_value_destroy(&a);
+        bson_value_destroy(&cafe);
+        bson_value_destroy(&at);
+        bson_value_destroy(&amount);
+        bson_value_destroy(&half);
+        ms_source_destroy(src);
+    }
+    mysql_close(m);
+}
+
+static void read_rows_limits_nulls_errors(void **state)
+{
+    struct ms_source *src = ms_source_new(&fx.cfg, &optsets[0].vo);
+    bson_t *pre = BCON_NEW("0", "{", "x", BCON_INT32(1), "}"), rows;
+    bson_value_t a = {.value_type = BSON_TYPE_UTF8}, null = {.value_type = BSON_TYPE_NULL};
+    bson_value_t one = {.value_type = BSON_TYPE_INT32, .value.v_int32 = 1};
+    struct ms_error err;
+    size_t n;
+
+    (void)state;
+    a.value.v_utf8.str = (char *)"a";
+    a.value.v_utf8.len = 1;
+
+    /* more rows than the limit: an error, and rows as it was */
+    bson_copy_to(pre, &rows);
+    memset(&err, 0, sizeof(err));
+    n = 99;
+    assert_false(ms_source_read_rows(src, "it_src", "t_child", "name", &a, 2, &rows, &n, &err));
+    assert_int_equal(err.domain, MS_ERR_DECODE);
+    assert_int_equal(err.code, MS_DECODE_SCHEMA);
+    assert_false(err.retryable);
+    assert_non_null(strstr(err.msg, "more than 2 rows"));
+    assert_int_equal(n, 0);
+    assert_true(bson_equal(&rows, pre));
+    print_message("limit exceeded: %s\n", err.msg);
+    /* limit 0: any row is too many; exactly the limit is fine; the connection goes on */
+    assert_false(ms_source_read_rows(src, "it_src", "t_child", "name", &a, 0, &rows, &n, &err));
+    assert_true(bson_equal(&rows, pre));
+    assert_true(ms_source_read_rows(src, "it_src", "t_child", "name", &a, 3, &rows, &n, &err));
+    assert_int_equal(n, 3);
+    assert_int_equal(bson_count_keys(&rows), 4);
+    bson_destroy(&rows);
+
+    /* a null value matches no row, even in a column holding NULLs */
+    bson_copy_to(pre, &rows);
+    n = 99;
+    assert_true(ms_source_read_rows(src, "it_src", "t_child", "parent", &null, 5, &rows, &n, &err));
+    assert_int_equal(n, 0);
+    assert_true(bson_equal(&rows, pre));
+
+    /* a table without a primary key: no ORDER BY */
+    assert_true(ms_source_read_rows(src, "it_src", "t_nopk", "a", &one, 5, &rows, &n, &err));
+    assert_int_equal(n, 1);
+    bson_destroy(&rows);
+
+    /* errors say what is wrong, and leave rows alone */
+    bson_copy_to(pre, &rows);
+    assert_false(ms_source_read_rows(src, "it_src", "no_such", "a", &one, 5, &rows, &n, &err));
+    assert_int_equal(err.domain, MS_ERR_MYSQL);
+    assert_int_equal(err.code, ER_NO_SUCH_TABLE);
+    assert_false(ms_source_read_rows(src, "it_src", "t_child", "nope", &one, 5, &rows, &n, &err));
+    assert_int_equal(err.code, MS_DECODE_SCHEMA);
+    assert_non_null(strstr(err.msg, "lookup column nope is not in the table"));
+    assert_false(ms_source_read_rows(src, "it_src", "t_child", "name", &one, 5, &rows, &n, &err));
+    assert_int_equal(err.code, MS_DECODE_SCHEMA);
+    assert_non_null(strstr(err.msg, "does not fit column name"));
+    assert_false(ms_source_read_rows(src, "it_src", "t_str", "js", &a, 5, &rows, &n, &err));
+    assert_int_equal(err.code, MS_DECODE_UNSUPPORTED);
+    assert_false(ms_source_read_rows(src, "it_src", "t_child", NULL, &a, 5, &rows, &n, &err));
+    assert_false(ms_source_read_rows(src, "it_src", "t_child", "name", NULL, 5, &rows, &n, &err));
+    assert_true(bson_equal(&rows, pre));
+    bson_destroy(&rows);
+    bson_destroy(pre);
+    ms_source_destroy(src);
+}
+
+static void read_rows_after_ddl(void **state)
+{
+    struct ms_source *src = ms_source_new(&fx.cfg, &optsets[0].vo);
+    bson_value_t g = {.value_type = BSON_TYPE_INT32, .value.v_int32 = 2};
+    bson_t rows = BSON_INITIALIZER;
+    struct ms_error err = {0};
+    bson_iter_t it;
+    size_t n;
+    MYSQL *m = tu_mysql_admin(NULL);
+
+    (void)state;
+    tu_sql(m, "CREATE TABLE it_src.t_ddl2 (id INT PRIMARY KEY, g INT, a INT);"
+              "INSERT INTO it_src.t_ddl2 VALUES (2, 2, 20), (1, 2, 10), (3, 3, 30)");
+    assert_true(ms_source_read_rows(src, "it_src", "t_ddl2", "g", &g, 5, &rows, &n, &err));
+    assert_int_equal(n, 2);
+    assert_true(bson_iter_init(&it, &rows) && bson_iter_find_descendant(&it, "0.id", &it));
+    assert_int_equal(bson_iter_int32(&it), 1);
+    assert_false(bson_iter_init(&it, &rows) && bson_iter_find_descendant(&it, "0.b", &it));
+
+    /* a new column, then invalidation: it appears */
+    tu_sql(m, "ALTER TABLE it_src.t_ddl2 ADD COLUMN b VARCHAR(5) DEFAULT 'new'");
+    ms_source_invalidate(src, "it_src", "t_ddl2");
+    bson_reinit(&rows);
+    assert_true(ms_source_read_rows(src, "it_src", "t_ddl2", "g", &g, 5, &rows, &n, &err));
+    assert_int_equal(n, 2);
+    assert_true(bson_iter_init(&it, &rows) && bson_iter_find_descendant(&it, "1.b", &it));
+    assert_string_equal(bson_iter_utf8(&it, NULL), "new");
+
+    /* a column dropped and no invalidation: the statement fails, is prepared again, goes on */
+    tu_sql(m, "ALTER TABLE it_src.t_ddl2 DROP COLUMN a");
+    bson_reinit(&rows);
+    if (!ms_source_read_rows(src, "it_src", "t_ddl2", "g", &g, 5, &rows, &n, &err)) {
+        fail_msg("after DROP COLUMN: %s", err.msg);
+    }
+    assert_int_equal(n, 2);
+    assert_false(bson_iter_init(&it, &rows) && bson_iter_find_descendant(&it, "0.a", &it));
+
+    /* the primary key changed: the order follows once invalidated */
+    tu_sql(m, "ALTER TABLE it_src.t_ddl2 DROP PRIMARY KEY, ADD PRIMARY KEY (b, id);"
+              "UPDATE it_src.t_ddl2 SET b = 'a' WHERE id = 2");
+    ms_source_invalidate(src, "it_src", NULL);
+    bson_reinit(&rows);
+    assert_true(ms_source_read_rows(src, "it_src", "t_ddl2", "g", &g, 5, &rows, &n, &err));
+    assert_true(bson_iter_init(&it, &rows) && bson_iter_find_descendant(&it, "0.id", &it));
+    assert_int_equal(bson_iter_int32(&it), 2);
+
+    /* a lost connection: retryable, then reconnected */
+    kill_mysync_connections(m);
+    bson_reinit(&rows);
+    if (ms_source_read_rows(src, "it_src", "t_ddl2", "g", &g, 5, &rows, &n, &err)) {
+        fail_msg("read_rows after KILL succeeded");
+    }
+    assert_true(err.retryable);
+    assert_true(bson_empty(&rows));
+    assert_true(ms_source_read_rows(src, "it_src", "t_ddl2", "g", &g, 5, &rows, &n, &err));
+    assert_int_equal(n, 2);
+    bson_destroy(&rows);
+    mysql_close(m);
+    ms_source_destroy(src);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -892,6 +1173,9 @@ int main(void)
         cmocka_unit_test(lost_connection_is_retryable_then_reconnects),
         cmocka_unit_test(ddl_and_invalidation),
         cmocka_unit_test(latin1_labels_are_utf8),
+        cmocka_unit_test(read_rows_by_column),
+        cmocka_unit_test(read_rows_limits_nulls_errors),
+        cmocka_unit_test(read_rows_after_ddl),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
