@@ -758,11 +758,20 @@ static bool ensure_indexes(struct ms_pipeline *p, struct ms_error *err)
             return false;
         }
         for (size_t k = 0; k < n; k++) {
-            if (ok && !ms_sink_ensure_index(p->sink, ix[k].collection, &ix[k].keys, ix[k].unique,
-                                            ix[k].name[0] != '\0' ? ix[k].name : NULL, err)) {
+            bson_t opts = BSON_INITIALIZER;
+            if (ix[k].unique) {
+                BSON_APPEND_BOOL(&opts, "unique", true);
+            }
+            if (ix[k].sparse) {
+                BSON_APPEND_BOOL(&opts, "sparse", true);
+            }
+            if (ok && !ms_sink_ensure_index_opts(p->sink, ix[k].collection, &ix[k].keys, &opts,
+                                                 ix[k].name[0] != '\0' ? ix[k].name : NULL,
+                                                 err)) {
                 ms_error_prefix(err, "creating index %s on %s", ix[k].name, ix[k].collection);
                 ok = false;
             }
+            bson_destroy(&opts);
             bson_destroy(&ix[k].keys);
         }
         free(ix);
@@ -1500,17 +1509,6 @@ static struct ms_write *batch_write(struct batch *b)
     }
     memset(&b->w[b->nw], 0, sizeof(*b->w));
     return &b->w[b->nw++];
-}
-
-/* TEMPORARY until source.c has it (helper at work): weak, overridden by the real one. */
-__attribute__((weak)) bool ms_source_read_rows(struct ms_source *s, const char *db,
-                                               const char *table, const char *column,
-                                               const bson_value_t *value, size_t limit,
-                                               bson_t *rows, size_t *n, struct ms_error *err)
-{
-    (void)s, (void)db, (void)table, (void)column, (void)value, (void)limit, (void)rows, (void)n;
-    ms_error_set(err, MS_ERR_SYSTEM, 38, "ms_source_read_rows: not built yet");
-    return false;
 }
 
 /* Lookups for resolve(): rows of any source table, through the source with that table's value

@@ -73,6 +73,7 @@ struct ms_index {
     char name[128];
     bson_t keys;
     bool unique;
+    bool sparse; /* documents without the field are not indexed (unique only where present) */
 };
 
 /* Reads from the source for resolve(): the rows of db.table whose column equals value, in

@@ -319,6 +319,7 @@ static bool products_indexes(void *ctx, struct ms_index **out, size_t *n, struct
     bson_init(&v[0].keys);
     BSON_APPEND_INT32(&v[0].keys, "sku", 1);
     v[0].unique = true;
+    v[0].sparse = true; /* a product document made by its stock before its own row has no sku */
     snprintf(v[1].collection, sizeof(v[1].collection), "%s", collection(p));
     snprintf(v[1].name, sizeof(v[1].name), "category.id_1");
     bson_init(&v[1].keys);
