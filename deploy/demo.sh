@@ -50,12 +50,26 @@ SYNC_TABLES=products,categories,customers,orders,order_items,inventory
 HTTP_LISTEN=127.0.0.1:8080
 ENV
 set -a; . "$RIG/mysync.env"; set +a
+# How the shop's tables become documents (README "Strategies"): orders embed their items with
+# live totals, products carry their category name and stock; the demo's inventory table
+# names its columns warehouse/quantity, mapped to the strategy's warehouse_id/on_hand.
+cat > "$RIG/mysync.yaml" <<'YAML'
+tables:
+  products: {strategy: products}      # + categories
+  orders: {strategy: orders}          # + order_items
+  customers:
+    strategy: customers
+    pii: {phone: redact}
+  inventory:
+    strategy: inventory
+    columns: {warehouse_id: warehouse, on_hand: quantity}
+YAML
 
 echo "== mysync --check-config"
-build/mysync --check-config | sed -n '1,20p'
+build/mysync --check-config --config "$RIG/mysync.yaml" | sed -n '1,12p'
 echo "   ..."
 echo "== mysync (daemon), in the background: log in $RIG/mysync.log"
-build/mysync > "$RIG/mysync.log" 2>&1 &
+build/mysync --config "$RIG/mysync.yaml" > "$RIG/mysync.log" 2>&1 &
 MYSYNC_PID=$!
 stop_mysync() { kill -TERM "$MYSYNC_PID" 2>/dev/null && wait "$MYSYNC_PID" 2>/dev/null || true; }
 if [ "$KEEP" = 1 ]; then trap stop_mysync EXIT INT TERM; else
@@ -87,9 +101,13 @@ sleep 1
 m_orders=$(my "SELECT COUNT(*) FROM orders WHERE id > $first_order")
 g_orders=$(peek orders "{\"_id\": {\"\$gt\": $first_order}}" --count)
 echo "   after the load:      MariaDB $m_orders, MongoDB $g_orders"
-echo "== the newest order in MongoDB, and its row in MariaDB"
-peek orders --sort -_id --limit 1 | cut -c1-400
-my "SELECT * FROM orders ORDER BY id DESC LIMIT 1"
+echo "== the newest order in MongoDB (items embedded, exact total), and its rows in MariaDB"
+newest=$(my "SELECT MAX(id) FROM orders")
+peek orders "{\"_id\": $newest}" | cut -c1-700
+my "SELECT o.id, o.status, i.sku, i.qty, i.unit_price, i.qty * i.unit_price AS line_total
+    FROM orders o JOIN order_items i ON i.order_id = o.id WHERE o.id = $newest ORDER BY i.id"
+echo "== a product whose stock moved, with its category and stock per warehouse"
+peek products '{"stock.total": {"$exists": true}}' --sort -_id --limit 1 | cut -c1-500
 echo "== mysync's checkpoint (_mysync_checkpoints): where a restart resumes"
 peek _mysync_checkpoints
 echo "== stopping mysync (SIGTERM: flush, checkpoint, exit 0)"
@@ -104,7 +122,8 @@ cat <<TXT
              binlog moved from $before to $after during the load
   MongoDB:   $(get MS_RIG_MONGO_URI)  (database "shop"; any MongoDB client, or
              build/demo_peek $(get MS_RIG_MONGO_URI) shop orders --limit 5)
-  mysync:    set -a; . $RIG/mysync.env; set +a; build/mysync        (replicate again)
+  mysync:    set -a; . $RIG/mysync.env; set +a; build/mysync --config $RIG/mysync.yaml
+                                                   (replicate again)
              build/mysync binlog-dump --from-server --start $before --no-follow
                                                    (the decoded changes, one JSON line each)
   Rows that existed before mysync first started arrive with a snapshot (mysync --full,

@@ -109,12 +109,12 @@ static const struct option options[] = {
      "Decimal128, e.g. FerretDB v1)."},
     {"sync.date_as", "SYNC_DATE_AS", OPT_ENUM, OFF(sync_date_as), "date", 0, 0, date_as, false,
      "DATE columns as a BSON date at UTC midnight, or as the string `YYYY-MM-DD`."},
-    {"sync.datetime_micros", "SYNC_DATETIME_MICROS", OPT_BOOL, OFF(sync_datetime_micros), "false", 0,
-     0, NULL, false,
+    {"sync.datetime_micros", "SYNC_DATETIME_MICROS", OPT_BOOL, OFF(sync_datetime_micros), "false",
+     0, 0, NULL, false,
      "Keep microseconds: DATETIME/TIMESTAMP with fractional precision above 3 as the string "
      "`YYYY-MM-DD HH:MM:SS.ffffff` instead of a millisecond BSON date."},
-    {"sync.source_timezone", "SYNC_SOURCE_TIMEZONE", OPT_STR, OFF(sync_source_timezone), "UTC", 0, 0,
-     NULL, false,
+    {"sync.source_timezone", "SYNC_SOURCE_TIMEZONE", OPT_STR, OFF(sync_source_timezone), "UTC", 0,
+     0, NULL, false,
      "Time zone DATETIME values are written in at the source: `UTC` or a fixed offset "
      "`+HH:MM`/`-HH:MM` (TIMESTAMP is always UTC in the binlog)."},
     {"sync.keys", "SYNC_KEYS", OPT_LIST, OFF(sync_keys), NULL, 0, 0, NULL, false,
@@ -951,7 +951,6 @@ done:
     return ok;
 }
 
-
 /* ---- the tables: section -------------------------------------------------------------- */
 
 static void kvlist_clear(struct ms_kvlist *l)
@@ -1045,10 +1044,17 @@ static const struct {
     enum tkey_type type;
     const char *const *values;
 } table_keys[] = {
-    {"strategy", TK_STR, NULL}, {"role", TK_STR, NULL},     {"collection", TK_STR, NULL},
-    {"columns", TK_MAP, NULL},  {"include", TK_LIST, NULL}, {"exclude", TK_LIST, NULL},
-    {"rename", TK_MAP, NULL},   {"json", TK_LIST, NULL},    {"pii", TK_MAP, pii_actions},
-    {"date_as", TK_ENUM, date_as}, {"datetime_as", TK_ENUM, datetime_as},
+    {"strategy", TK_STR, NULL},
+    {"role", TK_STR, NULL},
+    {"collection", TK_STR, NULL},
+    {"columns", TK_MAP, NULL},
+    {"include", TK_LIST, NULL},
+    {"exclude", TK_LIST, NULL},
+    {"rename", TK_MAP, NULL},
+    {"json", TK_LIST, NULL},
+    {"pii", TK_MAP, pii_actions},
+    {"date_as", TK_ENUM, date_as},
+    {"datetime_as", TK_ENUM, datetime_as},
     {"time_as", TK_ENUM, time_as},
 };
 
@@ -1511,8 +1517,8 @@ static bool validate(struct ms_config *cfg, struct ms_error *err)
              strchr(t->collection, '\0') - t->collection > 120 || strstr(t->collection, "..") ||
              strncmp(t->collection, "system.", 7) == 0)) {
             ms_error_set(err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE,
-                         "%s: tables.%s.collection: '%s' is not a usable collection name",
-                         t->where, t->name, t->collection);
+                         "%s: tables.%s.collection: '%s' is not a usable collection name", t->where,
+                         t->name, t->collection);
             return false;
         }
         if (t->include.n > 0 && t->exclude.n > 0) {
@@ -1793,13 +1799,13 @@ void ms_config_print(const struct ms_config *cfg, FILE *out)
     }
     for (size_t i = 0; i < cfg->ntables; i++) {
         const struct ms_table_cfg *t = &cfg->tables[i];
-        const char *strs[][2] = {{"strategy", t->strategy},
-                                 {"role", t->role},
-                                 {"collection", t->collection},
-                                 {"date_as", t->date_as >= 0 ? date_as[t->date_as] : NULL},
-                                 {"datetime_as", t->datetime_as >= 0 ? datetime_as[t->datetime_as]
-                                                                     : NULL},
-                                 {"time_as", t->time_as >= 0 ? time_as[t->time_as] : NULL}};
+        const char *strs[][2] = {
+            {"strategy", t->strategy},
+            {"role", t->role},
+            {"collection", t->collection},
+            {"date_as", t->date_as >= 0 ? date_as[t->date_as] : NULL},
+            {"datetime_as", t->datetime_as >= 0 ? datetime_as[t->datetime_as] : NULL},
+            {"time_as", t->time_as >= 0 ? time_as[t->time_as] : NULL}};
         const struct {
             const char *k;
             const struct ms_strlist *l;

@@ -34,13 +34,13 @@
 #include "mysync/strategy.h"
 
 /* sysexits codes carried in err->code by ms_pipeline_new's caller-facing errors */
-#define QUEUE_MAX_BYTES      (64u * 1024 * 1024)
-#define IDLE_CHECKPOINT_MS   1000
-#define SHUTDOWN_GRACE_MS    10000
-#define RECONNECT_MAX_MS     30000
-#define RECONNECT_FIRST_MS   100
+#define QUEUE_MAX_BYTES    (64u * 1024 * 1024)
+#define IDLE_CHECKPOINT_MS 1000
+#define SHUTDOWN_GRACE_MS  10000
+#define RECONNECT_MAX_MS   30000
+#define RECONNECT_FIRST_MS 100
 /* Rows one lookup of a resolve may return (an order's items, a product's stock). */
-#define LOOKUP_MAX_ROWS      100000
+#define LOOKUP_MAX_ROWS 100000
 
 /* ---- tables ------------------------------------------------------------------------- */
 
@@ -89,9 +89,9 @@ struct item {
     enum item_kind kind;
     struct item *next;
     size_t bytes;
-    struct ms_ops ops;      /* IT_OPS */
-    char *db, *table;       /* IT_OPS (for re-reads), IT_DEAD, IT_DDL (db) */
-    char **pk;              /* IT_OPS with a REREAD op: key columns */
+    struct ms_ops ops; /* IT_OPS */
+    char *db, *table;  /* IT_OPS (for re-reads), IT_DEAD, IT_DDL (db) */
+    char **pk;         /* IT_OPS with a REREAD op: key columns */
     size_t npk;
     /* IT_OPS: who mapped it, for re-reads and resolves at write time */
     const struct ms_strategy *strategy;
@@ -102,12 +102,12 @@ struct item {
     struct ms_source *src;          /* where its re-reads go */
     struct ms_ops res;              /* RESOLVE/REREAD ops expanded at write time */
     size_t *res_end;                /* per op: end of its expansion in res */
-    char position[300];     /* "file:pos" of the change */
-    char source[300];       /* "db.table" */
-    struct ms_checkpoint cp; /* IT_BOUNDARY */
-    bson_t row;              /* IT_DEAD: {before, after} */
-    char op[8];              /* IT_DEAD: insert|update|delete */
-    struct ms_error why;     /* IT_DEAD */
+    char position[300];             /* "file:pos" of the change */
+    char source[300];               /* "db.table" */
+    struct ms_checkpoint cp;        /* IT_BOUNDARY */
+    bson_t row;                     /* IT_DEAD: {before, after} */
+    char op[8];                     /* IT_DEAD: insert|update|delete */
+    struct ms_error why;            /* IT_DEAD */
 };
 
 struct queue {
@@ -146,7 +146,7 @@ struct ms_pipeline {
     atomic_bool stopping; /* stop reading: set by run() or a fatal error */
     atomic_bool reader_done;
     atomic_bool sink_done;
-    atomic_bool fatal; /* fatal_err is set (under mu) before this */
+    atomic_bool fatal;     /* fatal_err is set (under mu) before this */
     atomic_bool cancelled; /* the shutdown grace ran out: write nothing more */
     struct ms_error fatal_err;
 };
@@ -396,8 +396,8 @@ static void own_sources_setup(struct ms_pipeline *p)
 }
 
 /* The source reads of db.table go through, and the options its values are decoded with. */
-static struct ms_source *source_for(const struct ms_pipeline *p, const char *db,
-                                    const char *table, const struct ms_value_opts **vo)
+static struct ms_source *source_for(const struct ms_pipeline *p, const char *db, const char *table,
+                                    const struct ms_value_opts **vo)
 {
     struct ms_value_opts v;
     const struct own_source *o;
@@ -682,8 +682,8 @@ static bool imply_roles(struct ms_pipeline *p, MYSQL *c, struct ms_error *err)
                 continue;
             }
             for (size_t j = 0; j < p->nimplied; j++) {
-                taken |= strcmp(p->implied[j].db, rdb) == 0 &&
-                         strcmp(p->implied[j].name, rtable) == 0;
+                taken |=
+                    strcmp(p->implied[j].db, rdb) == 0 && strcmp(p->implied[j].name, rtable) == 0;
             }
             if (taken) {
                 continue;
@@ -766,8 +766,7 @@ static bool ensure_indexes(struct ms_pipeline *p, struct ms_error *err)
                 BSON_APPEND_BOOL(&opts, "sparse", true);
             }
             if (ok && !ms_sink_ensure_index_opts(p->sink, ix[k].collection, &ix[k].keys, &opts,
-                                                 ix[k].name[0] != '\0' ? ix[k].name : NULL,
-                                                 err)) {
+                                                 ix[k].name[0] != '\0' ? ix[k].name : NULL, err)) {
                 ms_error_prefix(err, "creating index %s on %s", ix[k].name, ix[k].collection);
                 ok = false;
             }
@@ -804,8 +803,8 @@ static bool setup_tables(struct ms_pipeline *p, MYSQL *c, struct ms_error *err)
         t = table_find(p, db, name);
         if (t == NULL) {
             if (!p->all_tables) {
-                ms_error_set(err, MS_ERR_CONFIG, 1,
-                             "sync.keys: %s.%s is not in sync.tables", db, name);
+                ms_error_set(err, MS_ERR_CONFIG, 1, "sync.keys: %s.%s is not in sync.tables", db,
+                             name);
                 return false;
             }
             t = table_add(p, db, name);
@@ -1184,7 +1183,7 @@ static bool map_change(struct rd *r, struct table *t, const struct ms_event *ev,
     snprintf(position, sizeof(position), "%s:%llu", r->file, (unsigned long long)pos);
     chg.op = ev->u.rows.op == MS_ROW_INSERT   ? MS_CHANGE_INSERT
              : ev->u.rows.op == MS_ROW_UPDATE ? MS_CHANGE_UPDATE
-                                             : MS_CHANGE_DELETE;
+                                              : MS_CHANGE_DELETE;
     chg.db = tm->db;
     chg.table = tm->table;
     chg.before = chg.op == MS_CHANGE_INSERT ? NULL : before;
@@ -1657,8 +1656,9 @@ static bool expand_op(struct ms_pipeline *p, struct item *it, const struct ms_op
             bson_destroy(&it->res.v[it->res.n].doc);
         }
         if (!err->retryable || is_stopping(p)) {
-            ms_error_prefix(err, "%s %s", op->kind == MS_OP_REREAD ? "re-reading a row of"
-                                                                  : "resolving a change of",
+            ms_error_prefix(err, "%s %s",
+                            op->kind == MS_OP_REREAD ? "re-reading a row of"
+                                                     : "resolving a change of",
                             it->source);
             return false;
         }
@@ -1677,8 +1677,8 @@ static bool dead_letter_op(struct ms_pipeline *p, const struct item *it, const s
 
     ms_log(MS_LOG_ERROR, "%s (dead-lettered)", why.msg);
     ms_error_clear(err);
-    if (!ms_sink_dead_letter(p->sink, op->collection, it->source, it->position, "update",
-                             &op->id, &why, err)) {
+    if (!ms_sink_dead_letter(p->sink, op->collection, it->source, it->position, "update", &op->id,
+                             &why, err)) {
         return false;
     }
     pthread_mutex_lock(&p->mu);
@@ -1805,10 +1805,10 @@ static bool save_checkpoint(struct ms_pipeline *p, const struct ms_checkpoint *c
     p->stats.checkpoint_event_ms = cp->event_time_ms;
     p->stats.checkpoint_wall_ms = wall_ms();
     pthread_mutex_unlock(&p->mu);
-    ms_log_kv(MS_LOG_DEBUG,
-              ((struct ms_log_field[]){MS_LF_STR("file", cp->file),
-                                       MS_LF_INT("pos", (int64_t)cp->pos)}),
-              "checkpoint saved");
+    ms_log_kv(
+        MS_LOG_DEBUG,
+        ((struct ms_log_field[]){MS_LF_STR("file", cp->file), MS_LF_INT("pos", (int64_t)cp->pos)}),
+        "checkpoint saved");
     return true;
 }
 
@@ -1955,8 +1955,9 @@ bool ms_pipeline_run(struct ms_pipeline *p, volatile sig_atomic_t *stop, struct 
             pthread_mutex_unlock(&p->q.mu);
         }
         if (stop_at >= 0 && !cancelled && mono_ms() - stop_at > SHUTDOWN_GRACE_MS) {
-            ms_log(MS_LOG_WARN, "MongoDB did not take the last batch within %d s: giving up on "
-                                "it (the checkpoint stays before it; a restart replays it)",
+            ms_log(MS_LOG_WARN,
+                   "MongoDB did not take the last batch within %d s: giving up on "
+                   "it (the checkpoint stays before it; a restart replays it)",
                    SHUTDOWN_GRACE_MS / 1000);
             atomic_store(&p->cancelled, true);
             ms_sink_cancel(p->sink);

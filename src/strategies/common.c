@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 const char *ms_strategy_column(const struct ms_table_cfg *tcfg, const char *logical)
 {
     const char *v = tcfg != NULL ? ms_kvlist_get(&tcfg->columns, logical) : NULL;
@@ -151,8 +150,8 @@ bool ms_decimal_from_value(const bson_value_t *v, struct ms_decimal *out)
         out->exp = 0;
         return true;
     case BSON_TYPE_UTF8:
-        if (v->value.v_utf8.len >= sizeof(buf) || memchr(v->value.v_utf8.str, 0,
-                                                         v->value.v_utf8.len) != NULL) {
+        if (v->value.v_utf8.len >= sizeof(buf) ||
+            memchr(v->value.v_utf8.str, 0, v->value.v_utf8.len) != NULL) {
             return false;
         }
         memcpy(buf, v->value.v_utf8.str, v->value.v_utf8.len);
@@ -177,8 +176,7 @@ bool ms_decimal_from_value(const bson_value_t *v, struct ms_decimal *out)
     }
 }
 
-bool ms_decimal_add(const struct ms_decimal *a, const struct ms_decimal *b,
-                    struct ms_decimal *out)
+bool ms_decimal_add(const struct ms_decimal *a, const struct ms_decimal *b, struct ms_decimal *out)
 {
     struct ms_decimal x = *a, y = *b;
     __int128 sum;
@@ -201,8 +199,7 @@ bool ms_decimal_add(const struct ms_decimal *a, const struct ms_decimal *b,
     return true;
 }
 
-bool ms_decimal_mul(const struct ms_decimal *a, const struct ms_decimal *b,
-                    struct ms_decimal *out)
+bool ms_decimal_mul(const struct ms_decimal *a, const struct ms_decimal *b, struct ms_decimal *out)
 {
     if (a->coef == 0 || b->coef == 0) {
         out->coef = 0;
@@ -292,4 +289,3 @@ bool ms_decimal_append(bson_t *doc, const char *key, const struct ms_decimal *a,
         return BSON_APPEND_DECIMAL128(doc, key, &d);
     }
 }
-

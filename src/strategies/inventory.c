@@ -129,8 +129,8 @@ static bool doc_id(const bson_t *row, const struct ms_table_cfg *tcfg, bson_t *i
     return true;
 }
 
-static bool add_stock(struct inventory *v, struct ms_ops *out, const char *db,
-                      const bson_t *row, const struct ms_table_cfg *tcfg)
+static bool add_stock(struct inventory *v, struct ms_ops *out, const char *db, const bson_t *row,
+                      const struct ms_table_cfg *tcfg)
 {
     bson_iter_t p;
     struct ms_op *op;
@@ -227,50 +227,15 @@ done:
     return ok;
 }
 
-/* stock of one product: {_id: product} <- every inventory row of it, when the product exists */
+/* stock of one product: the whole product document recomputed (the products strategy's), so a
+ * product first touched by its stock is complete too; nothing when the product is not in the
+ * source (yet: its arrival reads the stock). */
 static bool inventory_resolve(void *ctx, const struct ms_op *rop, const struct ms_lookup *lk,
                               struct ms_ops *out, struct ms_error *err)
 {
     struct inventory *v = ctx;
-    char pdb[128], ptable[128], idb[128], itable[128];
-    const struct ms_table_cfg *pcfg, *icfg;
-    bson_iter_t it, id;
-    bson_t prow, rows = BSON_INITIALIZER;
-    bool found, ok = false;
-    size_t n = 0;
-    struct ms_op *op;
 
-    if (!bson_iter_init_find(&it, &rop->doc, "db") || !BSON_ITER_HOLDS_UTF8(&it) ||
-        !bson_iter_init_find(&id, &rop->id, "_id")) {
-        ms_error_set(err, MS_ERR_STRATEGY, 1, "inventory: malformed resolve request");
-        return false;
-    }
-    ms_strategy_role_table(v->cfg, "products", "products", bson_iter_utf8(&it, NULL), pdb,
-                           sizeof(pdb), ptable, sizeof(ptable));
-    ms_strategy_role_table(v->cfg, "inventory", "inventory", bson_iter_utf8(&it, NULL), idb,
-                           sizeof(idb), itable, sizeof(itable));
-    pcfg = ms_config_table(v->cfg, pdb, ptable);
-    icfg = ms_config_table(v->cfg, idb, itable);
-    if (!shop_lookup_one(lk, pdb, ptable, ms_strategy_column(pcfg, "id"), bson_iter_value(&id),
-                         &prow, &found, err)) {
-        bson_destroy(&rows);
-        return false;
-    }
-    if (!found) {
-        ok = true; /* no such product (yet): its arrival reads the stock */
-        goto done;
-    }
-    if (!lk->rows(lk->u, idb, itable, ms_strategy_column(icfg, "product_id"), bson_iter_value(&id),
-                  &rows, &n, err)) {
-        goto done;
-    }
-    op = ms_ops_add(out, MS_OP_SET, rop->collection);
-    bson_append_iter(&op->id, "_id", 3, &id);
-    ok = shop_append_stock(&op->doc, "stock", &rows, icfg, v->cfg->sync_decimal_as, err);
-done:
-    bson_destroy(&prow);
-    bson_destroy(&rows);
-    return ok;
+    return shop_resolve_product(v->cfg, rop, lk, out, err);
 }
 
 static bool inventory_indexes(void *ctx, struct ms_index **out, size_t *n, struct ms_error *err)
@@ -283,8 +248,8 @@ static bool inventory_indexes(void *ctx, struct ms_index **out, size_t *n, struc
         ms_error_set(err, MS_ERR_SYSTEM, 12, "out of memory");
         return false;
     }
-    ms_strategy_role_table(v->cfg, "inventory", "inventory", v->cfg->mysql_database, db,
-                           sizeof(db), table, sizeof(table));
+    ms_strategy_role_table(v->cfg, "inventory", "inventory", v->cfg->mysql_database, db, sizeof(db),
+                           table, sizeof(table));
     snprintf(x->collection, sizeof(x->collection), "%s",
              collection(v, ms_config_table(v->cfg, db, table)));
     snprintf(x->name, sizeof(x->name), "product_id_1");

@@ -99,8 +99,7 @@ static bool orders_validate(void *ctx, const struct ms_change *c, struct ms_erro
 
     (void)ctx;
     if (!shop_has_value(c->op == MS_CHANGE_INSERT ? c->after : c->before, c_id, &it)) {
-        ms_error_set(err, MS_ERR_STRATEGY, 10, "%s %s: the row has no %s", c->role, c->table,
-                     c_id);
+        ms_error_set(err, MS_ERR_STRATEGY, 10, "%s %s: the row has no %s", c->role, c->table, c_id);
         return false;
     }
     if (!is_items(c) || c->op == MS_CHANGE_DELETE) {
@@ -116,8 +115,7 @@ static bool orders_validate(void *ctx, const struct ms_change *c, struct ms_erro
 }
 
 static bool add_resolve(struct orders *o, struct ms_ops *out, const char *db,
-                        const bson_value_t *order_id, const char *kind,
-                        const bson_value_t *item_id)
+                        const bson_value_t *order_id, const char *kind, const bson_value_t *item_id)
 {
     struct ms_op *op = ms_ops_add(out, MS_OP_RESOLVE, collection(o));
 
@@ -327,8 +325,7 @@ static bool orders_resolve(void *ctx, const struct ms_op *rop, const struct ms_l
         return false;
     }
     reqdb = bson_iter_utf8(&it, NULL);
-    ms_strategy_role_table(o->cfg, "orders", "orders", reqdb, db, sizeof(db), table,
-                           sizeof(table));
+    ms_strategy_role_table(o->cfg, "orders", "orders", reqdb, db, sizeof(db), table, sizeof(table));
     ms_strategy_role_table(o->cfg, "orders", "order_items", reqdb, idb, sizeof(idb), itable,
                            sizeof(itable));
     tcfg = ms_config_table(o->cfg, db, table);

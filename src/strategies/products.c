@@ -78,8 +78,7 @@ static bool products_validate(void *ctx, const struct ms_change *c, struct ms_er
 
     (void)ctx;
     if (!shop_has_value(c->op == MS_CHANGE_INSERT ? c->after : c->before, c_id, &it)) {
-        ms_error_set(err, MS_ERR_STRATEGY, 10, "%s %s: the row has no %s", c->role, c->table,
-                     c_id);
+        ms_error_set(err, MS_ERR_STRATEGY, 10, "%s %s: the row has no %s", c->role, c->table, c_id);
         return false;
     }
     if (is_categories(c) || c->op == MS_CHANGE_DELETE) {
@@ -240,7 +239,7 @@ static bool products_resolve(void *ctx, const struct ms_op *rop, const struct ms
     icfg = ms_config_table(p->cfg, idb, itable);
 
     if (!shop_lookup_one(lk, db, table, ms_strategy_column(tcfg, "id"), bson_iter_value(&id), &row,
-                    &found, err)) {
+                         &found, err)) {
         return false;
     }
     bson_init(&crow);
@@ -250,8 +249,13 @@ static bool products_resolve(void *ctx, const struct ms_op *rop, const struct ms
     }
     {
         /* a row that fails validation now is left alone (it was or will be dead-lettered) */
-        struct ms_change chk = {.op = MS_CHANGE_INSERT, .db = db, .table = table, .after = &row,
-                                .after_complete = true, .tcfg = tcfg, .role = "products"};
+        struct ms_change chk = {.op = MS_CHANGE_INSERT,
+                                .db = db,
+                                .table = table,
+                                .after = &row,
+                                .after_complete = true,
+                                .tcfg = tcfg,
+                                .role = "products"};
         struct ms_error verr = {0};
         if (!products_validate(ctx, &chk, &verr)) {
             ok = true;
@@ -261,7 +265,7 @@ static bool products_resolve(void *ctx, const struct ms_op *rop, const struct ms
     if (shop_has_value(&row, ms_strategy_column(tcfg, "category_id"), &cat)) {
         bson_destroy(&crow);
         if (!shop_lookup_one(lk, cdb, ctable, ms_strategy_column(ccfg, "id"), bson_iter_value(&cat),
-                        &crow, &cfound, err)) {
+                             &crow, &cfound, err)) {
             goto done;
         }
     }
@@ -303,6 +307,14 @@ done:
     bson_destroy(&crow);
     bson_destroy(&inv);
     return ok;
+}
+
+bool shop_resolve_product(const struct ms_config *cfg, const struct ms_op *rop,
+                          const struct ms_lookup *lk, struct ms_ops *out, struct ms_error *err)
+{
+    struct products p = {.cfg = cfg};
+
+    return products_resolve(&p, rop, lk, out, err);
 }
 
 static bool products_indexes(void *ctx, struct ms_index **out, size_t *n, struct ms_error *err)

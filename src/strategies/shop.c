@@ -247,9 +247,8 @@ bool shop_append_stock(bson_t *out, const char *key, const bson_t *rows,
 }
 
 /* Looks one row up by a column; *found false when there is none. */
-bool shop_lookup_one(const struct ms_lookup *lk, const char *db, const char *table,
-                       const char *col, const bson_value_t *v, bson_t *row, bool *found,
-                       struct ms_error *err)
+bool shop_lookup_one(const struct ms_lookup *lk, const char *db, const char *table, const char *col,
+                     const bson_value_t *v, bson_t *row, bool *found, struct ms_error *err)
 {
     bson_t rows = BSON_INITIALIZER;
     size_t n = 0;
@@ -276,4 +275,3 @@ bool shop_lookup_one(const struct ms_lookup *lk, const char *db, const char *tab
     }
     return true;
 }
-

@@ -40,8 +40,14 @@ bool shop_append_available(bson_t *out, const char *key, const bson_iter_t *on_h
 
 /* The first row of db.table whose col equals v, into row (initialised here, empty when none;
  * *found says which). false: the lookup failed (err says whether to retry). */
-bool shop_lookup_one(const struct ms_lookup *lk, const char *db, const char *table,
-                     const char *col, const bson_value_t *v, bson_t *row, bool *found,
-                     struct ms_error *err);
+bool shop_lookup_one(const struct ms_lookup *lk, const char *db, const char *table, const char *col,
+                     const bson_value_t *v, bson_t *row, bool *found, struct ms_error *err);
+
+/* The products strategy's recomputation of one product document ({_id} of rop, request
+ * {db}): its own columns, category {id, name} and stock from the source's current rows, as one
+ * $set; nothing when the source has no such (valid) product. The inventory strategy's stock
+ * changes use it too, so a product document is whole whichever table touched it first. */
+bool shop_resolve_product(const struct ms_config *cfg, const struct ms_op *rop,
+                          const struct ms_lookup *lk, struct ms_ops *out, struct ms_error *err);
 
 #endif

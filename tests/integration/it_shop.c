@@ -24,7 +24,7 @@
 #include "testutil.h"
 #include "tu_daemon.h"
 
-#define DB "itshop"
+#define DB      "itshop"
 #define PII_KEY "it-shop-pii-key"
 
 static const char *const schema[] = {
@@ -117,28 +117,54 @@ static const char *const steps[] = {
 static const char *const want_products[] = {
     "{\"_id\": 1, \"sku\": \"BK-1\", \"name\": \"Dune\", \"description\": \"A desert planet\", "
     "\"price\": " N("10.49") ", \"currency\": \"EUR\", \"attributes\": {\"pages\": 412, "
-    "\"tags\": [\"scifi\"]}, \"status\": \"active\", \"created_at\": " D("2024-01-02T03:04:05Z")
-    ", \"updated_at\": " D("2024-03-01T00:00:00Z") ", \"category\": {\"id\": 1, \"name\": "
-    "\"Novels\"}, \"stock\": {\"north\": 4, \"south\": 9, \"total\": 13}}",
+                             "\"tags\": [\"scifi\"]}, \"status\": \"active\", \"created_at\": " D(
+                                 "2024-01-02T03:04:05Z") ", \"updated_at\": " D("2024-03-01T00:00:"
+                                                                                "00Z") ", "
+                                                                                       "\"category"
+                                                                                       "\": "
+                                                                                       "{\"id\": "
+                                                                                       "1, "
+                                                                                       "\"name\": "
+                                                                                       "\"Novels\"}"
+                                                                                       ", "
+                                                                                       "\"stock\": "
+                                                                                       "{\"north\":"
+                                                                                       " 4, "
+                                                                                       "\"south\": "
+                                                                                       "9, "
+                                                                                       "\"total\": "
+                                                                                       "13}}",
     "{\"_id\": 2, \"sku\": \"GM-1\", \"name\": \"Chess\", \"description\": null, \"price\": " N(
         "25.00") ", \"currency\": \"EUR\", \"attributes\": null, \"status\": \"active\", "
-    "\"created_at\": " D("2024-01-02T03:04:05Z") ", \"updated_at\": " D("2024-01-02T03:04:05Z")
-    ", \"category\": {\"id\": 2, \"name\": \"Games\"}, \"stock\": {\"north\": 3, \"total\": 3}}",
+                 "\"created_at\": " D("2024-01-02T03:04:05Z") ", \"updated_at\": " D(
+                     "2024-01-02T03:04:05Z") ", \"category\": {\"id\": 2, \"name\": \"Games\"}, "
+                                             "\"stock\": {\"north\": 3, \"total\": 3}}",
     NULL,
 };
 
 static const char *const want_orders[] = {
     "{\"_id\": 100, \"customer_id\": 1, \"status\": \"cancelled\", \"currency\": \"EUR\", "
-    "\"placed_at\": " D("2024-02-01T10:00:00Z") ", \"updated_at\": " D("2024-02-05T00:00:00Z")
-    ", \"items\": [{\"item_id\": 1000, \"product_id\": 1, \"sku\": \"BK-1\", \"qty\": 3, "
-    "\"unit_price\": " N("9.99") ", \"line_total\": " N("29.97") "}, {\"item_id\": 1002, "
-    "\"product_id\": 1, \"sku\": \"BK-1\", \"qty\": 1, \"unit_price\": " N("9.99")
-    ", \"line_total\": " N("9.99") "}], \"item_count\": 2, \"total\": " N("39.96") "}",
+    "\"placed_at\": " D("2024-02-01T10:00:00Z") ", \"updated_at\": " D(
+        "2024-02-05T00:00:00Z") ", \"items\": [{\"item_id\": 1000, \"product_id\": 1, \"sku\": "
+                                "\"BK-1\", \"qty\": 3, "
+                                "\"unit_price\": " N("9.99") ", \"line_total\": " N(
+                                    "29.97") "}, {\"item_id\": 1002, "
+                                             "\"product_id\": 1, \"sku\": \"BK-1\", \"qty\": 1, "
+                                             "\"unit_price\": " N(
+                                                 "9.99") ", \"line_total\": " N("9.99") "}], "
+                                                                                        "\"item_"
+                                                                                        "count\": "
+                                                                                        "2, "
+                                                                                        "\"total\":"
+                                                                                        " " N("39."
+                                                                                              "96") "}",
     "{\"_id\": 102, \"customer_id\": 1, \"status\": \"pending\", \"currency\": \"EUR\", "
-    "\"placed_at\": " D("2024-02-03T00:00:00Z") ", \"updated_at\": " D("2024-02-03T00:00:00Z")
-    ", \"items\": [{\"item_id\": 1004, \"product_id\": 1, \"sku\": \"BK-1\", \"qty\": 4, "
-    "\"unit_price\": " N("9.99") ", \"line_total\": " N("39.96") "}], \"item_count\": 1, "
-    "\"total\": " N("39.96") "}",
+    "\"placed_at\": " D("2024-02-03T00:00:00Z") ", \"updated_at\": " D(
+        "2024-02-03T00:00:00Z") ", \"items\": [{\"item_id\": 1004, \"product_id\": 1, \"sku\": "
+                                "\"BK-1\", \"qty\": 4, "
+                                "\"unit_price\": " N("9.99") ", \"line_total\": " N(
+                                    "39.96") "}], \"item_count\": 1, "
+                                             "\"total\": " N("39.96") "}",
     NULL,
 };
 
@@ -171,8 +197,9 @@ static char *want_customer(void)
         "{\"_id\": 1, \"email\": \"alice@example.org\", \"name\": {\"first\": \"Alice\", "
         "\"last\": \"%s\"}, \"phone\": \"[REDACTED]\", \"address\": {\"line1\": \"1 High St\", "
         "\"city\": \"Leeds\", \"postal_code\": \"N1 9GU\", \"country\": \"GB\"}, "
-        "\"marketing_opt_in\": false, \"created_at\": " D("2024-01-01T00:00:00Z") ", "
-        "\"updated_at\": " D("2024-03-02T00:00:00Z") "}",
+        "\"marketing_opt_in\": false, \"created_at\": " D(
+            "2024-01-01T00:00:00Z") ", "
+                                    "\"updated_at\": " D("2024-03-02T00:00:00Z") "}",
         hex);
     return json;
 }
