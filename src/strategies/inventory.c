@@ -26,16 +26,8 @@ static bool inventory_init(void **ctx, const struct ms_config *cfg, struct ms_er
 {
     struct inventory *v;
 
-    for (size_t i = 0; i < cfg->ntables; i++) {
-        const struct ms_table_cfg *t = &cfg->tables[i];
-        if (t->strategy != NULL && strcmp(t->strategy, "inventory") == 0 && t->role != NULL &&
-            strcmp(t->role, "inventory") != 0) {
-            ms_error_set(err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE,
-                         "%s: tables.%s.role: '%s' is not a role of the inventory strategy "
-                         "(inventory)",
-                         t->where, t->name, t->role);
-            return false;
-        }
+    if (!shop_check_roles(cfg, &ms_strategy_inventory, err)) {
+        return false;
     }
     v = calloc(1, sizeof(*v));
     if (v == NULL) {
@@ -69,13 +61,7 @@ static const char *collection(const struct inventory *v, const struct ms_table_c
 
 static const char *products_collection(const struct inventory *v)
 {
-    char db[128], table[128];
-    const struct ms_table_cfg *t;
-
-    ms_strategy_role_table(v->cfg, "products", "products", v->cfg->mysql_database, db, sizeof(db),
-                           table, sizeof(table));
-    t = ms_config_table(v->cfg, db, table);
-    return t != NULL && t->collection != NULL ? t->collection : v->cfg->collection_products;
+    return shop_collection(v->cfg, "products", "products", v->cfg->collection_products);
 }
 
 static bool inventory_validate(void *ctx, const struct ms_change *c, struct ms_error *err)

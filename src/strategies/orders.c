@@ -29,16 +29,8 @@ static bool orders_init(void **ctx, const struct ms_config *cfg, struct ms_error
 {
     struct orders *o;
 
-    for (size_t i = 0; i < cfg->ntables; i++) {
-        const struct ms_table_cfg *t = &cfg->tables[i];
-        if (t->strategy != NULL && strcmp(t->strategy, "orders") == 0 && t->role != NULL &&
-            strcmp(t->role, "orders") != 0 && strcmp(t->role, "order_items") != 0) {
-            ms_error_set(err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE,
-                         "%s: tables.%s.role: '%s' is not a role of the orders strategy "
-                         "(orders, order_items)",
-                         t->where, t->name, t->role);
-            return false;
-        }
+    if (!shop_check_roles(cfg, &ms_strategy_orders, err)) {
+        return false;
     }
     o = calloc(1, sizeof(*o));
     if (o == NULL) {
@@ -57,13 +49,7 @@ static void orders_destroy(void *ctx)
 
 static const char *collection(const struct orders *o)
 {
-    char db[128], table[128];
-    const struct ms_table_cfg *t;
-
-    ms_strategy_role_table(o->cfg, "orders", "orders", o->cfg->mysql_database, db, sizeof(db),
-                           table, sizeof(table));
-    t = ms_config_table(o->cfg, db, table);
-    return t != NULL && t->collection != NULL ? t->collection : o->cfg->collection_orders;
+    return shop_collection(o->cfg, "orders", "orders", o->cfg->collection_orders);
 }
 
 static bool is_items(const struct ms_change *c)

@@ -24,20 +24,12 @@ struct products {
 
 static bool products_init(void **ctx, const struct ms_config *cfg, struct ms_error *err)
 {
-    struct products *p = calloc(1, sizeof(*p));
+    struct products *p;
 
-    for (size_t i = 0; i < cfg->ntables; i++) {
-        const struct ms_table_cfg *t = &cfg->tables[i];
-        if (t->strategy != NULL && strcmp(t->strategy, "products") == 0 && t->role != NULL &&
-            strcmp(t->role, "products") != 0 && strcmp(t->role, "categories") != 0) {
-            ms_error_set(err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE,
-                         "%s: tables.%s.role: '%s' is not a role of the products strategy "
-                         "(products, categories)",
-                         t->where, t->name, t->role);
-            free(p);
-            return false;
-        }
+    if (!shop_check_roles(cfg, &ms_strategy_products, err)) {
+        return false;
     }
+    p = calloc(1, sizeof(*p));
     if (p == NULL) {
         ms_error_set(err, MS_ERR_SYSTEM, 12, "out of memory");
         return false;
@@ -54,13 +46,7 @@ static void products_destroy(void *ctx)
 
 static const char *collection(const struct products *p)
 {
-    char db[128], table[128];
-    const struct ms_table_cfg *t;
-
-    ms_strategy_role_table(p->cfg, "products", "products", p->cfg->mysql_database, db, sizeof(db),
-                           table, sizeof(table));
-    t = ms_config_table(p->cfg, db, table);
-    return t != NULL && t->collection != NULL ? t->collection : p->cfg->collection_products;
+    return shop_collection(p->cfg, "products", "products", p->cfg->collection_products);
 }
 
 static bool is_categories(const struct ms_change *c)

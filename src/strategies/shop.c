@@ -275,3 +275,41 @@ bool shop_lookup_one(const struct ms_lookup *lk, const char *db, const char *tab
     }
     return true;
 }
+
+bool shop_check_roles(const struct ms_config *cfg, const struct ms_strategy *s,
+                      struct ms_error *err)
+{
+    for (size_t i = 0; i < cfg->ntables; i++) {
+        const struct ms_table_cfg *t = &cfg->tables[i];
+        char roles[200] = "";
+        bool known = false;
+
+        if (t->strategy == NULL || strcmp(t->strategy, s->name) != 0 || t->role == NULL) {
+            continue;
+        }
+        for (size_t k = 0; s->source_tables[k] != NULL; k++) {
+            known |= strcmp(s->source_tables[k], t->role) == 0;
+            snprintf(roles + strlen(roles), sizeof(roles) - strlen(roles), "%s%s",
+                     k > 0 ? ", " : "", s->source_tables[k]);
+        }
+        if (!known) {
+            ms_error_set(err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE,
+                         "%s: tables.%s.role: '%s' is not a role of the %s strategy (%s)", t->where,
+                         t->name, t->role, s->name, roles);
+            return false;
+        }
+    }
+    return true;
+}
+
+const char *shop_collection(const struct ms_config *cfg, const char *strategy, const char *role,
+                            const char *fallback)
+{
+    char db[128], table[128];
+    const struct ms_table_cfg *t;
+
+    ms_strategy_role_table(cfg, strategy, role, cfg->mysql_database, db, sizeof(db), table,
+                           sizeof(table));
+    t = ms_config_table(cfg, db, table);
+    return t != NULL && t->collection != NULL ? t->collection : fallback;
+}

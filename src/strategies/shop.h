@@ -50,4 +50,13 @@ bool shop_lookup_one(const struct ms_lookup *lk, const char *db, const char *tab
 bool shop_resolve_product(const struct ms_config *cfg, const struct ms_op *rop,
                           const struct ms_lookup *lk, struct ms_ops *out, struct ms_error *err);
 
+/* Refuses (MS_ERR_CONFIG) a tables: entry of strategy s whose role s does not have. */
+bool shop_check_roles(const struct ms_config *cfg, const struct ms_strategy *s,
+                      struct ms_error *err);
+
+/* The collection of a strategy's role table: its tables.<t>.collection, else fallback (the
+ * sync.collections.* option). */
+const char *shop_collection(const struct ms_config *cfg, const char *strategy, const char *role,
+                            const char *fallback);
+
 #endif

@@ -47,7 +47,7 @@ static char *golden_final_state(const char *table, const char *const *pk, size_t
     bson_t *ids[64] = {0};
     size_t n = 0;
     char **lines = NULL, *out;
-    size_t cnt = 0, len = 1;
+    size_t cnt = 0;
 
     snprintf(path, sizeof(path),
              "%s/tests/data/binlogs/expected/mariadb-10.11.19-types.server.jsonl",
@@ -129,25 +129,10 @@ static char *golden_final_state(const char *table, const char *const *pk, size_t
         }
         lines = realloc(lines, (cnt + 1) * sizeof(char *));
         lines[cnt++] = bson_as_relaxed_extended_json(docs[i], NULL);
-        len += strlen(lines[cnt - 1]) + 1;
         bson_destroy(docs[i]);
         bson_destroy(ids[i]);
     }
-    for (size_t i = 1; i < cnt; i++) {
-        for (size_t k = i; k > 0 && strcmp(lines[k - 1], lines[k]) > 0; k--) {
-            char *t = lines[k];
-            lines[k] = lines[k - 1];
-            lines[k - 1] = t;
-        }
-    }
-    out = malloc(len);
-    out[0] = '\0';
-    for (size_t i = 0; i < cnt; i++) {
-        strcat(out, lines[i]);
-        strcat(out, "\n");
-        bson_free(lines[i]);
-    }
-    free(lines);
+    out = tu_join_sorted(lines, cnt);
     free(text);
     return out;
 }

@@ -150,14 +150,14 @@ static const char *const want_orders[] = {
                                 "\"unit_price\": " N("9.99") ", \"line_total\": " N(
                                     "29.97") "}, {\"item_id\": 1002, "
                                              "\"product_id\": 1, \"sku\": \"BK-1\", \"qty\": 1, "
-                                             "\"unit_price\": " N(
-                                                 "9.99") ", \"line_total\": " N("9.99") "}], "
-                                                                                        "\"item_"
-                                                                                        "count\": "
-                                                                                        "2, "
-                                                                                        "\"total\":"
-                                                                                        " " N("39."
-                                                                                              "96") "}",
+                                             "\"unit_price\": " N("9.99") ", \"line_total\": " N(
+                                                 "9.99") "}], "
+                                                         "\"item_"
+                                                         "count\": "
+                                                         "2, "
+                                                         "\"total\":"
+                                                         " " N("39."
+                                                               "96") "}",
     "{\"_id\": 102, \"customer_id\": 1, \"status\": \"pending\", \"currency\": \"EUR\", "
     "\"placed_at\": " D("2024-02-03T00:00:00Z") ", \"updated_at\": " D(
         "2024-02-03T00:00:00Z") ", \"items\": [{\"item_id\": 1004, \"product_id\": 1, \"sku\": "
@@ -230,29 +230,15 @@ static char *as_configured(const char *doc)
 static char *expected(const char *const *docs)
 {
     char **lines = NULL, *out;
-    size_t n = 0, len = 1;
+    size_t n = 0;
 
     for (; docs[n] != NULL; n++) {
         char *d = as_configured(docs[n]);
         lines = realloc(lines, (n + 1) * sizeof(char *));
         lines[n] = tu_canonical_json(d);
         free(d);
-        len += strlen(lines[n]) + 1;
     }
-    for (size_t i = 1; i < n; i++) {
-        for (size_t k = i; k > 0 && strcmp(lines[k - 1], lines[k]) > 0; k--) {
-            char *t = lines[k];
-            lines[k] = lines[k - 1];
-            lines[k - 1] = t;
-        }
-    }
-    out = calloc(1, len);
-    for (size_t i = 0; i < n; i++) {
-        strcat(out, lines[i]);
-        strcat(out, "\n");
-        bson_free(lines[i]);
-    }
-    free(lines);
+    out = tu_join_sorted(lines, n);
     return out;
 }
 

@@ -63,6 +63,35 @@ mongoc_client_t *tu_mongo(const struct tu_target *t)
 
 /* Every document of db.coll as one relaxed-JSON line each, sorted (for comparisons and
  * failure messages). */
+char *tu_join_sorted(char **lines, size_t n)
+{
+    size_t len = 1;
+    char *out;
+
+    for (size_t i = 1; i < n; i++) { /* insertion sort: small sets */
+        for (size_t k = i; k > 0 && strcmp(lines[k - 1], lines[k]) > 0; k--) {
+            char *t = lines[k];
+            lines[k] = lines[k - 1];
+            lines[k - 1] = t;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        len += strlen(lines[i]) + 1;
+    }
+    out = malloc(len);
+    out[0] = '\0';
+    for (size_t i = 0, o = 0; i < n; i++) {
+        size_t l = strlen(lines[i]);
+        memcpy(out + o, lines[i], l);
+        out[o + l] = '\n';
+        o += l + 1;
+        out[o] = '\0';
+        bson_free(lines[i]);
+    }
+    free(lines);
+    return out;
+}
+
 /* doc with the keys of every subdocument sorted (arrays keep their order). */
 static void sort_keys(const bson_t *in, bson_t *out, bool array)
 {
@@ -148,7 +177,7 @@ static char *dump(mongoc_client_t *c, const char *db, const char *coll, size_t *
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(col, &q, NULL, NULL);
     const bson_t *doc;
     char **lines = NULL, *out;
-    size_t cnt = 0, len = 1;
+    size_t cnt = 0;
     bson_error_t err;
 
     while (mongoc_cursor_next(cur, &doc)) {
@@ -161,7 +190,6 @@ static char *dump(mongoc_client_t *c, const char *db, const char *coll, size_t *
         } else {
             lines[cnt++] = bson_as_relaxed_extended_json(doc, NULL);
         }
-        len += strlen(lines[cnt - 1]) + 1;
     }
     if (mongoc_cursor_error(cur, &err)) {
         fail_msg("find %s.%s: %s", db, coll, err.message);
@@ -169,21 +197,7 @@ static char *dump(mongoc_client_t *c, const char *db, const char *coll, size_t *
     mongoc_cursor_destroy(cur);
     mongoc_collection_destroy(col);
     bson_destroy(&q);
-    for (size_t i = 1; i < cnt; i++) { /* insertion sort: small collections */
-        for (size_t k = i; k > 0 && strcmp(lines[k - 1], lines[k]) > 0; k--) {
-            char *t = lines[k];
-            lines[k] = lines[k - 1];
-            lines[k - 1] = t;
-        }
-    }
-    out = malloc(len);
-    out[0] = '\0';
-    for (size_t i = 0; i < cnt; i++) {
-        strcat(out, lines[i]);
-        strcat(out, "\n");
-        bson_free(lines[i]);
-    }
-    free(lines);
+    out = tu_join_sorted(lines, cnt);
     if (n != NULL) {
         *n = cnt;
     }

@@ -47,6 +47,10 @@ char *tu_dump_collection(mongoc_client_t *c, const char *db, const char *coll, s
  * their fields were written in. */
 char *tu_dump_canonical(mongoc_client_t *c, const char *db, const char *coll, size_t *n);
 
+/* lines (each bson_malloc'ed; the array malloc'ed) sorted and joined, one per line ending in
+ * a newline; frees them. */
+char *tu_join_sorted(char **lines, size_t n);
+
 /* One JSON document in that form (bson_free() it). */
 char *tu_canonical_json(const char *json);
 
