@@ -57,6 +57,12 @@ struct ms_sink_opts {
     const char *checkpoint_collection;  /* NULL: "_mysync_checkpoints" */
 };
 
+/* One collection's share of an ms_sink_apply() result. */
+struct ms_sink_collection_result {
+    const char *collection; /* borrowed from the writes */
+    uint64_t upserted, matched, deleted, dead_lettered;
+};
+
 /* What one ms_sink_apply() did (meaningful when it returns true). After a transient failure
  * the replay of an already applied write counts as matched, not upserted. */
 struct ms_sink_result {
@@ -66,6 +72,12 @@ struct ms_sink_result {
     uint64_t deleted;       /* deletes that removed a document (deleting a missing one is fine) */
     uint64_t dead_lettered; /* writes refused by MongoDB, now in the dead-letter collection */
     uint64_t retries;       /* bulk writes repeated after a transient failure */
+    /* Optional per-collection counts, in order of first appearance: the caller points
+     * `collections` at room for `collections_cap` entries before the call (ms_sink_apply keeps
+     * both fields); `ncollections` entries are filled. Collections beyond the cap are in the
+     * totals only. */
+    struct ms_sink_collection_result *collections;
+    size_t collections_cap, ncollections;
 };
 
 struct ms_sink;

@@ -1565,6 +1565,15 @@ static bool flush_group(struct call *c, struct group *g, struct ms_sink_result *
     if (nrej > 0 && !write_dead_letters(c, g->items, g->n, nrej, res, err)) {
         return false;
     }
+    if (res->collections != NULL && res->ncollections < res->collections_cap) {
+        res->collections[res->ncollections++] = (struct ms_sink_collection_result){
+            .collection = g->collection,
+            .upserted = (uint64_t)k.upserted,
+            .matched = (uint64_t)k.matched,
+            .deleted = (uint64_t)k.deleted,
+            .dead_lettered = res->dead_lettered - dead0,
+        };
+    }
     ms_log_kv(MS_LOG_DEBUG,
               ((struct ms_log_field[]){
                   MS_LF_STR("collection", g->collection), MS_LF_INT("upserted", k.upserted),
@@ -1578,7 +1587,9 @@ static bool flush_group(struct call *c, struct group *g, struct ms_sink_result *
 bool ms_sink_apply(struct ms_sink *s, const struct ms_write *w, size_t n,
                    struct ms_sink_result *res, struct ms_error *err)
 {
-    struct ms_sink_result local;
+    struct ms_sink_result local = {0};
+    struct ms_sink_collection_result *per = NULL;
+    size_t per_cap = 0;
     struct plan p;
     struct call c;
     bool ok = false;
@@ -1586,7 +1597,11 @@ bool ms_sink_apply(struct ms_sink *s, const struct ms_write *w, size_t n,
     if (res == NULL) {
         res = &local;
     }
+    per = res->collections; /* the caller's room for per-collection counts survives the reset */
+    per_cap = res->collections_cap;
     memset(res, 0, sizeof(*res));
+    res->collections = per;
+    res->collections_cap = per_cap;
     if (s == NULL || (n > 0 && w == NULL)) {
         ms_error_set(err, MS_ERR_SYSTEM, EINVAL, "ms_sink_apply: no sink or no writes");
         return false;
