@@ -189,6 +189,7 @@ static void daemon_init(struct daemon *d, const struct target *t, const char *my
     daemon_env(d, "SYNC_MODE=binlog");
     daemon_env(d, "SYNC_FLUSH_MS=50");
     daemon_env(d, "SYNC_RETRY_DELAY=200ms");
+    daemon_env(d, "HTTP_LISTEN=127.0.0.1:0"); /* any free port: never a clash with 8080 */
     daemon_env(d, "PATH=/usr/bin:/bin");
     for (const char *const *v =
              (const char *const[]){"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
