@@ -1580,19 +1580,26 @@ static void ctl_cleanup(struct ms_pipeline *p)
     p->cstats = NULL;
 }
 
+/* Grows *arr (*n entries of size bytes) by one zeroed entry and returns it. */
+static void *append_zeroed(void **arr, size_t *n, size_t size)
+{
+    char *a = realloc(*arr, (*n + 1) * size);
+
+    if (a == NULL) {
+        abort();
+    }
+    *arr = a;
+    memset(a + *n * size, 0, size);
+    return a + (*n)++ * size;
+}
+
 /* Called by table_add: the counters of table i are tstats[i]. */
 static void ctl_table_added(struct ms_pipeline *p, const struct table *t)
 {
     struct ms_pipeline_table_stats *ts;
 
     pthread_mutex_lock(&p->mu);
-    ts = realloc(p->tstats, (p->ntstats + 1) * sizeof(*ts));
-    if (ts == NULL) {
-        abort();
-    }
-    p->tstats = ts;
-    ts = &p->tstats[p->ntstats++];
-    memset(ts, 0, sizeof(*ts));
+    ts = append_zeroed((void **)&p->tstats, &p->ntstats, sizeof(*ts));
     snprintf(ts->name, sizeof(ts->name), "%s.%s", t->db, t->name);
     pthread_mutex_unlock(&p->mu);
 }
@@ -1693,13 +1700,7 @@ static struct ms_pipeline_collection_stats *collection_stats(struct ms_pipeline 
             return &p->cstats[i];
         }
     }
-    cs = realloc(p->cstats, (p->ncstats + 1) * sizeof(*cs));
-    if (cs == NULL) {
-        abort();
-    }
-    p->cstats = cs;
-    cs = &p->cstats[p->ncstats++];
-    memset(cs, 0, sizeof(*cs));
+    cs = append_zeroed((void **)&p->cstats, &p->ncstats, sizeof(*cs));
     snprintf(cs->name, sizeof(cs->name), "%s", name);
     return cs;
 }

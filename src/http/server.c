@@ -151,6 +151,14 @@ bool ms_http_parse_interval(const char *body, size_t len, int64_t *seconds, stru
                      "empty body: send {\"minutes\": N} or {\"seconds\": N}");
         return false;
     }
+    while (len > 0 && (*body == ' ' || *body == '\t' || *body == '\r' || *body == '\n')) {
+        body++;
+        len--;
+    }
+    if (len == 0 || *body != '{') { /* libbson would take a top-level array as a document */
+        ms_error_set(err, MS_ERR_HTTP, 400, "the body is not a JSON object");
+        return false;
+    }
     doc = bson_new_from_json((const uint8_t *)body, (ssize_t)len, &berr);
     if (doc == NULL) {
         ms_error_set(err, MS_ERR_HTTP, 400, "the body is not a JSON object: %s", berr.message);
