@@ -135,7 +135,7 @@ static const struct option options[] = {
     {"http.listen", "HTTP_LISTEN", OPT_LISTEN, OFF(http_listen), "127.0.0.1:8080", 0, 0, NULL,
      false,
      "Control-plane address `host:port` (`[::1]:8080` for IPv6; port 0: any free port, logged); "
-     "loopback by default; `off` disables the HTTP server."},
+     "loopback by default; `off` (or empty in the file) disables the HTTP server."},
     {"http.token", "HTTP_TOKEN", OPT_SECRET, OFF(http_token), NULL, 0, 0, NULL, true,
      "Bearer token required by POST/PUT endpoints. Never printed or logged."},
     {"http.token_file", "HTTP_TOKEN_FILE", OPT_STR, OFF(http_token_file), NULL, 0, 0, NULL, true,
@@ -496,7 +496,7 @@ static bool apply(struct ms_config *cfg, const struct option *o, const char *s,
     case OPT_LISTEN: {
         char host[256];
         int port;
-        if (strcasecmp(s, "off") == 0) {
+        if (s[0] == '\0' || strcasecmp(s, "off") == 0) {
             set_str(FIELD(cfg, o, char *), "off"); /* no control plane */
             break;
         }
