@@ -838,25 +838,35 @@ static void trigger_flushes_now(void **state)
     daemon_stop_clean(&b);
 }
 
-/* Without a token, changes are accepted on a loopback listener only; port clashes and "off". */
+/* Without a token, changes are accepted on a loopback listener only; SYNC_ENABLED=false; port
+ * clashes and "off". */
 static void token_rules_and_listeners(void **state)
 {
     struct tu_bg b;
     struct env e;
     struct resp r;
+    bson_t *doc;
     struct tu_proc p;
     char clash[64];
     const char *argv[] = {getenv("MS_MYSYNC"), NULL};
     int port;
 
     (void)state;
+    /* no token on loopback: accepted; SYNC_ENABLED=false starts paused */
     env_init(&e, db_c, "127.0.0.1:0");
+    env_add(&e, "SYNC_ENABLED=false");
     port = daemon_start(&b, &e);
-    expect(port, "POST", "/sync/pause", NULL, NULL, 200, &r);
-    resp_free(&r);
+    doc = get_json(port, "/sync/status", 200);
+    assert_string_equal(str(doc, (const char *[]){"state", NULL}), "paused");
+    bson_destroy(doc);
     expect(port, "POST", "/sync/resume", NULL, NULL, 200, &r);
     resp_free(&r);
-    daemon_stop_clean(&b);
+    doc = get_json(port, "/sync/status", 200);
+    assert_string_equal(str(doc, (const char *[]){"state", NULL}), "running");
+    bson_destroy(doc);
+    expect(port, "POST", "/sync/pause", NULL, NULL, 200, &r);
+    resp_free(&r);
+    daemon_stop_clean(&b); /* stopped while paused: still exit 0 */
 
     env_init(&e, db_c, "0.0.0.0:0");
     port = daemon_start(&b, &e);
