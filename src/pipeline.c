@@ -138,7 +138,8 @@ static void ctl_reader_error(struct ms_pipeline *p, const struct ms_error *err);
 static void ctl_mysql_up(struct ms_pipeline *p);
 static void ctl_rows(struct ms_pipeline *p, const struct table *t, int op, uint64_t n, uint32_t ts);
 static void ctl_dead(struct ms_pipeline *p, const char *db, const char *table);
-static void ctl_flush(struct ms_pipeline *p, const struct ms_sink_result *res, size_t nwrites,
+static void ctl_flush(struct ms_pipeline *p, const struct ms_sink_result *res,
+                      const struct ms_sink_collection_result *per, size_t nper, size_t nwrites,
                       int64_t started_ms, bool ok);
 static void ctl_checkpoint_saved(struct ms_pipeline *p);
 static void ctl_sink_state(struct ms_pipeline *p, size_t nops, bool idle);
@@ -1247,6 +1248,7 @@ static bool flush(struct ms_pipeline *p, struct batch *b, struct ms_error *err)
 {
     struct ms_sink_result res = {0};
     int64_t started_ms;
+    size_t ncres = 0;
 
     if (b->nitems == 0) {
         return true;
@@ -1296,14 +1298,13 @@ static bool flush(struct ms_pipeline *p, struct batch *b, struct ms_error *err)
         }
         b->capcres = b->capw;
     }
-    res.collections = b->cres;
-    res.collections_cap = b->capcres;
     started_ms = mono_ms();
-    if (!ms_sink_apply(p->sink, b->w, b->nw, &res, err)) {
-        ctl_flush(p, &res, b->nw, started_ms, false);
+    if (!ms_sink_apply_per_collection(p->sink, b->w, b->nw, &res, b->cres, b->capcres, &ncres,
+                                      err)) {
+        ctl_flush(p, &res, NULL, 0, b->nw, started_ms, false);
         return false;
     }
-    ctl_flush(p, &res, b->nw, started_ms, true);
+    ctl_flush(p, &res, b->cres, ncres, b->nw, started_ms, true);
     pthread_mutex_lock(&p->mu);
     p->stats.ops_applied += res.upserted + res.matched + res.deleted;
     p->stats.batches++;
@@ -1706,7 +1707,8 @@ static struct ms_pipeline_collection_stats *collection_stats(struct ms_pipeline 
 }
 
 /* A bulk write of nwrites writes ended (ok: acknowledged). */
-static void ctl_flush(struct ms_pipeline *p, const struct ms_sink_result *res, size_t nwrites,
+static void ctl_flush(struct ms_pipeline *p, const struct ms_sink_result *res,
+                      const struct ms_sink_collection_result *per, size_t nper, size_t nwrites,
                       int64_t started_ms, bool ok)
 {
     double secs = (double)(mono_ms() - started_ms) / 1000.0;
@@ -1720,8 +1722,8 @@ static void ctl_flush(struct ms_pipeline *p, const struct ms_sink_result *res, s
         p->stats.last_batch_seconds = secs;
         p->stats.last_success_ms = wall_ms();
         p->stats.mongodb_up = true;
-        for (size_t i = 0; i < res->ncollections; i++) {
-            const struct ms_sink_collection_result *r = &res->collections[i];
+        for (size_t i = 0; i < nper; i++) {
+            const struct ms_sink_collection_result *r = &per[i];
             struct ms_pipeline_collection_stats *cs = collection_stats(p, r->collection);
             cs->upserted += r->upserted;
             cs->matched += r->matched;

@@ -72,12 +72,6 @@ struct ms_sink_result {
     uint64_t deleted;       /* deletes that removed a document (deleting a missing one is fine) */
     uint64_t dead_lettered; /* writes refused by MongoDB, now in the dead-letter collection */
     uint64_t retries;       /* bulk writes repeated after a transient failure */
-    /* Optional per-collection counts, in order of first appearance: the caller points
-     * `collections` at room for `collections_cap` entries before the call (ms_sink_apply keeps
-     * both fields); `ncollections` entries are filled. Collections beyond the cap are in the
-     * totals only. */
-    struct ms_sink_collection_result *collections;
-    size_t collections_cap, ncollections;
 };
 
 struct ms_sink;
@@ -139,6 +133,13 @@ void ms_sink_cancel(struct ms_sink *s);
  * res may be NULL. Calls on one sink may run in parallel (each takes its own pooled client). */
 bool ms_sink_apply(struct ms_sink *s, const struct ms_write *w, size_t n,
                    struct ms_sink_result *res, struct ms_error *err);
+
+/* ms_sink_apply(), also counting per collection: per (room for per_cap entries, the caller's)
+ * receives one entry per collection written, in order of first appearance, and *nper how many
+ * (collections beyond per_cap are in res's totals only). Meaningful when it returns true. */
+bool ms_sink_apply_per_collection(struct ms_sink *s, const struct ms_write *w, size_t n,
+                                  struct ms_sink_result *res, struct ms_sink_collection_result *per,
+                                  size_t per_cap, size_t *nper, struct ms_error *err);
 
 /* Dead-letters a change that never reached MongoDB (the pipeline could not map it, e.g. a row
  * lacking its primary key), in the same collection as ms_sink_apply()'s dead letters:

@@ -1543,9 +1543,15 @@ void ms_sink_cancel(struct ms_sink *s)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* The caller's room for per-collection counts (ms_sink_apply_per_collection). */
+struct per_collection {
+    struct ms_sink_collection_result *v;
+    size_t cap, n;
+};
+
 /* Writes one collection's items, then the dead letters of the refused ones. */
 static bool flush_group(struct call *c, struct group *g, struct ms_sink_result *res,
-                        struct ms_error *err)
+                        struct per_collection *per, struct ms_error *err)
 {
     struct counts k = {0};
     int64_t t0 = mono_ms();
@@ -1565,8 +1571,8 @@ static bool flush_group(struct call *c, struct group *g, struct ms_sink_result *
     if (nrej > 0 && !write_dead_letters(c, g->items, g->n, nrej, res, err)) {
         return false;
     }
-    if (res->collections != NULL && res->ncollections < res->collections_cap) {
-        res->collections[res->ncollections++] = (struct ms_sink_collection_result){
+    if (per->n < per->cap) {
+        per->v[per->n++] = (struct ms_sink_collection_result){
             .collection = g->collection,
             .upserted = (uint64_t)k.upserted,
             .matched = (uint64_t)k.matched,
@@ -1587,9 +1593,15 @@ static bool flush_group(struct call *c, struct group *g, struct ms_sink_result *
 bool ms_sink_apply(struct ms_sink *s, const struct ms_write *w, size_t n,
                    struct ms_sink_result *res, struct ms_error *err)
 {
-    struct ms_sink_result local = {0};
-    struct ms_sink_collection_result *per = NULL;
-    size_t per_cap = 0;
+    return ms_sink_apply_per_collection(s, w, n, res, NULL, 0, NULL, err);
+}
+
+bool ms_sink_apply_per_collection(struct ms_sink *s, const struct ms_write *w, size_t n,
+                                  struct ms_sink_result *res, struct ms_sink_collection_result *per,
+                                  size_t per_cap, size_t *nper, struct ms_error *err)
+{
+    struct ms_sink_result local;
+    struct per_collection pc = {per, per != NULL ? per_cap : 0, 0};
     struct plan p;
     struct call c;
     bool ok = false;
@@ -1597,11 +1609,10 @@ bool ms_sink_apply(struct ms_sink *s, const struct ms_write *w, size_t n,
     if (res == NULL) {
         res = &local;
     }
-    per = res->collections; /* the caller's room for per-collection counts survives the reset */
-    per_cap = res->collections_cap;
     memset(res, 0, sizeof(*res));
-    res->collections = per;
-    res->collections_cap = per_cap;
+    if (nper != NULL) {
+        *nper = 0;
+    }
     if (s == NULL || (n > 0 && w == NULL)) {
         ms_error_set(err, MS_ERR_SYSTEM, EINVAL, "ms_sink_apply: no sink or no writes");
         return false;
@@ -1614,13 +1625,16 @@ bool ms_sink_apply(struct ms_sink *s, const struct ms_write *w, size_t n,
     }
     call_init(&c, s);
     for (size_t g = 0; g < p.ngroups; g++) {
-        if (!flush_group(&c, &p.groups[g], res, err)) {
+        if (!flush_group(&c, &p.groups[g], res, &pc, err)) {
             goto done;
         }
     }
     ok = true;
 done:
     res->retries = c.retries;
+    if (nper != NULL) {
+        *nper = pc.n;
+    }
     call_cleanup(&c);
     plan_free(&p);
     return ok;

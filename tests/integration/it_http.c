@@ -506,6 +506,7 @@ static void status_and_health(void **state)
     assert_int_equal(num(doc, (const char *[]){"tables", "ith.kv", "dead_lettered", NULL}), 0);
     assert_non_null(
         strstr(str(doc, (const char *[]){"tables", "ith.kv", "last_event", NULL}), "Z"));
+    assert_true(num(doc, (const char *[]){"collections", "kv", "upserted", NULL}) >= 1);
     assert_non_null(strstr(str(doc, (const char *[]){"binlog", "file", NULL}), "mysql-bin."));
     assert_true(num(doc, (const char *[]){"binlog", "position", NULL}) > 4);
     assert_non_null(strstr(str(doc, (const char *[]){"binlog", "gtid", NULL}), "0-1-"));
