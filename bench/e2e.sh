@@ -143,7 +143,7 @@ run_mysync() {
     MYSQL_HOST=127.0.0.1 MYSQL_PORT="$MS_RIG_MARIADB_PORT" MYSQL_USER="$MS_RIG_MYSYNC_USER" \
     MYSQL_PASSWORD="$MS_RIG_MYSYNC_PASSWORD" MYSQL_DATABASE=bench MONGODB_URI="$uri" \
     MONGODB_DATABASE="$db" SYNC_MODE=binlog SYNC_TABLES=bench.items SYNC_BATCH_SIZE="$BATCH" \
-    SYNC_DECIMAL_AS="$decimal" LOG_LEVEL="$LOG_LEVEL_D" \
+    SYNC_DECIMAL_AS="$decimal" LOG_LEVEL="$LOG_LEVEL_D" HTTP_LISTEN=127.0.0.1:0 \
     "$MYSYNC" 2> "$WORK/daemon-$t-$run.log" &
   DAEMON_PID=$!
   if [ "$PERF" = 1 ] && [ "$run" = 1 ]; then

@@ -139,7 +139,9 @@ static const struct option options[] = {
      false, "File holding the PII key; wins over `sync.pii_key`."},
 
     {"http.listen", "HTTP_LISTEN", OPT_LISTEN, OFF(http_listen), "127.0.0.1:8080", 0, 0, NULL,
-     false, "Control-plane address `host:port` (`[::1]:8080` for IPv6); loopback by default."},
+     false,
+     "Control-plane address `host:port` (`[::1]:8080` for IPv6; port 0: any free port, logged); "
+     "loopback by default; `off` (or empty in the file) disables the HTTP server."},
     {"http.token", "HTTP_TOKEN", OPT_SECRET, OFF(http_token), NULL, 0, 0, NULL, true,
      "Bearer token required by POST/PUT endpoints. Never printed or logged."},
     {"http.token_file", "HTTP_TOKEN_FILE", OPT_STR, OFF(http_token_file), NULL, 0, 0, NULL, true,
@@ -354,7 +356,7 @@ static bool parse_duration_ms(const char *s, int64_t *out)
 }
 
 /* host:port, [v6]:port. Port 0 is allowed (any free port; tests use it). */
-static bool parse_listen(const char *s, char *host, size_t hostsz, int *port)
+bool ms_config_parse_listen(const char *s, char *host, size_t hostsz, int *port)
 {
     const char *colon;
     int64_t p;
@@ -500,10 +502,14 @@ static bool apply(struct ms_config *cfg, const struct option *o, const char *s,
     case OPT_LISTEN: {
         char host[256];
         int port;
-        if (!parse_listen(s, host, sizeof(host), &port)) {
+        if (s[0] == '\0' || strcasecmp(s, "off") == 0) {
+            set_str(FIELD(cfg, o, char *), "off"); /* no control plane */
+            break;
+        }
+        if (!ms_config_parse_listen(s, host, sizeof(host), &port)) {
             ms_error_set(err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE,
                          "%s: %s: '%s' is not host:port (e.g. 127.0.0.1:8080, [::1]:8080, "
-                         "0.0.0.0:8080; port 0..65535)",
+                         "0.0.0.0:8080; port 0..65535; or off)",
                          where, o->key, s);
             return false;
         }

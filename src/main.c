@@ -4,6 +4,8 @@
 
 #include "mysync/binlog.h"
 #include "mysync/config.h"
+#include "mysync/control.h"
+#include "mysync/http.h"
 #include "mysync/log.h"
 #include "mysync/mysql.h"
 #include "mysync/pipeline.h"
@@ -386,12 +388,30 @@ static int exit_code(const struct ms_error *err)
     }
 }
 
-/* The daemon: checks both servers, then replicates until SIGTERM/SIGINT (flush, checkpoint,
- * exit 0) or a fatal error. */
+/* The control plane on http.listen (NULL when it is off); it answers "starting" until the
+ * pipeline is attached. */
+static struct ms_http *http_start(const struct ms_config *cfg, struct ms_control *ctl,
+                                  struct ms_error *err)
+{
+    struct ms_http_opts opts = {.listen = cfg->http_listen, .token = cfg->http_token};
+    struct ms_http_control hc;
+
+    if (ms_http_disabled(cfg->http_listen)) {
+        ms_log(MS_LOG_INFO, "http.listen is off: no control plane");
+        return NULL;
+    }
+    ms_control_http(ctl, &hc);
+    return ms_http_new(&opts, &hc, err);
+}
+
+/* The daemon: binds the control plane, checks both servers, then replicates until
+ * SIGTERM/SIGINT (flush, checkpoint, exit 0) or a fatal error. */
 static int daemon_run(const struct ms_config *cfg)
 {
     struct ms_error err = {0};
-    struct ms_pipeline *p;
+    struct ms_pipeline *p = NULL;
+    struct ms_control *ctl = ms_control_new();
+    struct ms_http *http = NULL;
     bool binlog_ok;
     int rc;
 
@@ -399,25 +419,40 @@ static int daemon_run(const struct ms_config *cfg)
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
+    http = http_start(cfg, ctl, &err);
+    if (http == NULL && err.domain != MS_ERR_NONE) {
+        ms_log(MS_LOG_ERROR, "%s", err.msg);
+        rc = EX_UNAVAILABLE;
+        goto done;
+    }
     rc = preflight(cfg, &binlog_ok);
     if (rc != EX_OK) {
-        return rc;
+        goto done;
     }
     if (!binlog_ok) {
         ms_log(MS_LOG_ERROR, "SYNC_MODE=%s: timestamp polling is not part of this build yet",
                cfg->sync_mode == MS_SYNC_MODE_POLL ? "poll" : "auto");
-        return EX_UNAVAILABLE;
+        rc = EX_UNAVAILABLE;
+        goto done;
     }
     p = ms_pipeline_new(cfg, &err);
     if (p == NULL) {
         ms_log(MS_LOG_ERROR, "%s", err.msg);
-        return exit_code(&err);
+        rc = exit_code(&err);
+        goto done;
     }
+    ms_control_attach(ctl, p, "binlog",
+                      cfg->sync_mode == MS_SYNC_MODE_BINLOG
+                          ? "SYNC_MODE=binlog"
+                          : "SYNC_MODE=auto: the source's binlog is usable (ROW format)");
     if (!ms_pipeline_run(p, &stop_requested, &err)) {
         ms_log(MS_LOG_ERROR, "replication stopped: %s", err.msg);
         rc = exit_code(&err);
     }
+done:
+    ms_http_destroy(http); /* no request may touch the pipeline once it goes */
     ms_pipeline_destroy(p);
+    ms_control_destroy(ctl);
     return rc;
 }
 

@@ -149,7 +149,40 @@ struct ms_pipeline {
     atomic_bool fatal;     /* fatal_err is set (under mu) before this */
     atomic_bool cancelled; /* the shutdown grace ran out: write nothing more */
     struct ms_error fatal_err;
+
+    /* The control plane's state and counters (functions at the end of this file). */
+    atomic_bool paused;    /* the sink takes nothing from the queue */
+    atomic_bool trigger;   /* flush and checkpoint now; the sink clears it */
+    atomic_bool caught_up; /* the reader's last event was a heartbeat */
+    atomic_bool sink_idle; /* nothing batched, no boundary waiting */
+    atomic_uint_fast64_t pending_ops;
+    atomic_int_fast64_t interval_s;
+    atomic_int_fast64_t mongo_ok_ms;        /* monotonic time of the last MongoDB success */
+    struct ms_pipeline_table_stats *tstats; /* under mu; index = index in tables */
+    size_t ntstats;
+    struct ms_pipeline_collection_stats *cstats; /* under mu */
+    size_t ncstats;
+    pthread_t prober; /* probes MongoDB while no write says whether it is up */
+    bool prober_started;
 };
+
+/* Control-plane hooks in the reader and sink loops (defined at the end of this file). */
+static void ctl_init(struct ms_pipeline *p);
+static void ctl_cleanup(struct ms_pipeline *p);
+static void ctl_table_added(struct ms_pipeline *p, const struct table *t);
+static void ctl_error(struct ms_pipeline *p, const struct ms_error *err);
+static void ctl_reader_error(struct ms_pipeline *p, const struct ms_error *err);
+static void ctl_mysql_up(struct ms_pipeline *p);
+static void ctl_rows(struct ms_pipeline *p, const struct table *t, int op, uint64_t n, uint32_t ts);
+static void ctl_dead(struct ms_pipeline *p, const char *db, const char *table);
+static void ctl_flush(struct ms_pipeline *p, const struct ms_sink_result *res,
+                      const struct ms_sink_collection_result *per, size_t nper, size_t nwrites,
+                      int64_t started_ms, bool ok);
+static void ctl_checkpoint_saved(struct ms_pipeline *p);
+static void ctl_sink_state(struct ms_pipeline *p, size_t nops, bool idle);
+static void ctl_fill_stats(struct ms_pipeline *p, struct ms_pipeline_stats *out);
+static void ctl_start(struct ms_pipeline *p);
+static void ctl_stop(struct ms_pipeline *p);
 
 static int64_t mono_ms(void)
 {
@@ -463,6 +496,7 @@ static struct table *table_add(struct ms_pipeline *p, const char *db, const char
     if (p->sinit[0]) {
         route_table(p, t); /* a table discovered while streaming */
     }
+    ctl_table_added(p, t);
     return t;
 }
 
@@ -945,6 +979,7 @@ struct ms_pipeline *ms_pipeline_new(const struct ms_config *cfg, struct ms_error
     }
     p->cfg = cfg;
     pthread_mutex_init(&p->mu, NULL);
+    ctl_init(p);
     queue_init(&p->q, (size_t)(cfg->sync_batch_size * 4 > 4096 ? cfg->sync_batch_size * 4 : 4096),
                QUEUE_MAX_BYTES);
     ms_value_opts_from_config(&p->vo, cfg);
@@ -1071,6 +1106,7 @@ void ms_pipeline_destroy(struct ms_pipeline *p)
         free(p->tables[i].key);
     }
     free(p->tables);
+    ctl_cleanup(p);
     queue_destroy(&p->q);
     pthread_mutex_destroy(&p->mu);
     free(p);
@@ -1082,6 +1118,7 @@ void ms_pipeline_get_stats(struct ms_pipeline *p, struct ms_pipeline_stats *out)
     *out = p->stats;
     pthread_mutex_unlock(&p->mu);
     out->queue_depth = queue_depth(&p->q);
+    ctl_fill_stats(p, out);
 }
 
 /* ---- the reader thread ---------------------------------------------------------------- */
@@ -1203,6 +1240,7 @@ static bool map_change(struct rd *r, struct table *t, const struct ms_event *ev,
                    tm->table, merr.msg);
             t->warned = true;
         }
+        ctl_error(p, &merr);
         return queue_push(p, dead_item(&chg, position, &merr));
     }
     (void)err;
@@ -1238,6 +1276,7 @@ static bool on_rows(struct rd *r, const struct ms_event *ev, uint64_t pos, struc
     size_t off = 0;
     bson_t before, after;
     bool ok = true;
+    uint64_t nrows = 0;
 
     if (tm == NULL) {
         ms_error_set(err, MS_ERR_DECODE, MS_DECODE_MALFORMED,
@@ -1253,7 +1292,9 @@ static bool on_rows(struct rd *r, const struct ms_event *ev, uint64_t pos, struc
         ok = map_change(r, t, ev, pos, &before, &after, err);
         bson_destroy(&before);
         bson_destroy(&after);
+        nrows++;
     }
+    ctl_rows(r->p, t, (int)ev->u.rows.op, nrows, ev->h.timestamp);
     if (ok) {
         bson_destroy(&before);
         bson_destroy(&after);
@@ -1373,6 +1414,7 @@ static void *reader_main(void *arg)
         ms_error_clear(&err);
         rdr = ms_reader_open(p->cfg, &ro, &err);
         if (rdr == NULL) {
+            ctl_reader_error(p, &err);
             if (!err.retryable) {
                 break;
             }
@@ -1388,6 +1430,7 @@ static void *reader_main(void *arg)
             pthread_mutex_unlock(&p->mu);
         }
         connected_once = true;
+        ctl_mysql_up(p);
         ms_log_kv(MS_LOG_INFO,
                   ((struct ms_log_field[]){MS_LF_STR("file", ms_reader_start_file(rdr)),
                                            MS_LF_INT("pos", (int64_t)ms_reader_start_pos(rdr)),
@@ -1416,8 +1459,11 @@ static void *reader_main(void *arg)
             }
             if (ev.h.type == MS_EV_HEARTBEAT || ev.h.type == MS_EV_HEARTBEAT_V2 ||
                 ev.h.type == MS_EV_FORMAT_DESCRIPTION) {
+                /* a heartbeat: the server has nothing newer, the reader is at its end */
+                atomic_store(&p->caught_up, ev.h.type != MS_EV_FORMAT_DESCRIPTION);
                 continue;
             }
+            atomic_store(&p->caught_up, false);
             pos = ev.h.log_pos >= ev.h.event_size ? ev.h.log_pos - ev.h.event_size : 0;
             if (!on_event(&r, &ev, pos, ev.h.log_pos, &err)) {
                 if (err.domain != MS_ERR_NONE) {
@@ -1434,6 +1480,7 @@ static void *reader_main(void *arg)
         if (is_stopping(p)) {
             break;
         }
+        ctl_reader_error(p, &err);
         if (err.domain == MS_ERR_NONE || !err.retryable) {
             if (err.domain == MS_ERR_NONE) {
                 ms_error_set(&err, MS_ERR_MYSQL, 1, "the binlog dump ended unexpectedly");
@@ -1469,6 +1516,8 @@ struct batch {
     int64_t first_ms; /* when the oldest operation arrived (monotonic) */
     struct ms_write *w;
     size_t nw, capw;
+    struct ms_sink_collection_result *cres; /* room for per-collection counts */
+    size_t capcres;
 };
 
 static void batch_add(struct batch *b, struct item *it)
@@ -1681,6 +1730,8 @@ static bool dead_letter_op(struct ms_pipeline *p, const struct item *it, const s
                              &why, err)) {
         return false;
     }
+    ctl_error(p, &why);
+    ctl_dead(p, it->db, it->table);
     pthread_mutex_lock(&p->mu);
     p->stats.dead_lettered++;
     pthread_mutex_unlock(&p->mu);
@@ -1720,6 +1771,8 @@ static void add_write(struct batch *b, const struct item *it, const struct ms_op
 static bool flush(struct ms_pipeline *p, struct batch *b, struct ms_error *err)
 {
     struct ms_sink_result res = {0};
+    int64_t started_ms;
+    size_t ncres = 0;
 
     if (b->nitems == 0) {
         return true;
@@ -1772,9 +1825,21 @@ static bool flush(struct ms_pipeline *p, struct batch *b, struct ms_error *err)
             }
         }
     }
-    if (!ms_sink_apply(p->sink, b->w, b->nw, &res, err)) {
+    if (b->capcres < b->nw) { /* room for per-collection counts: at most one per write */
+        free(b->cres);
+        b->cres = calloc(b->capw, sizeof(*b->cres));
+        if (b->cres == NULL) {
+            abort();
+        }
+        b->capcres = b->capw;
+    }
+    started_ms = mono_ms();
+    if (!ms_sink_apply_per_collection(p->sink, b->w, b->nw, &res, b->cres, b->capcres, &ncres,
+                                      err)) {
+        ctl_flush(p, &res, NULL, 0, b->nw, started_ms, false);
         return false;
     }
+    ctl_flush(p, &res, b->cres, ncres, b->nw, started_ms, true);
     pthread_mutex_lock(&p->mu);
     p->stats.ops_applied += res.upserted + res.matched + res.deleted;
     p->stats.batches++;
@@ -1805,6 +1870,7 @@ static bool save_checkpoint(struct ms_pipeline *p, const struct ms_checkpoint *c
     p->stats.checkpoint_event_ms = cp->event_time_ms;
     p->stats.checkpoint_wall_ms = wall_ms();
     pthread_mutex_unlock(&p->mu);
+    ctl_checkpoint_saved(p);
     ms_log_kv(
         MS_LOG_DEBUG,
         ((struct ms_log_field[]){MS_LF_STR("file", cp->file), MS_LF_INT("pos", (int64_t)cp->pos)}),
@@ -1821,6 +1887,7 @@ static bool dead_letter(struct ms_pipeline *p, const struct item *it, struct ms_
                              err)) {
         return false;
     }
+    ctl_dead(p, it->db, it->table);
     pthread_mutex_lock(&p->mu);
     p->stats.dead_lettered++;
     pthread_mutex_unlock(&p->mu);
@@ -1836,11 +1903,12 @@ static void *sink_main(void *arg)
     int64_t last_save = mono_ms();
     struct ms_error err = {0};
     bool ok = true;
+    struct item *held = NULL; /* taken from the queue just as a pause began */
 
     for (;;) {
         int64_t deadline = -1;
         struct item *it;
-        bool done;
+        bool done, trig;
 
         if (atomic_load(&p->cancelled)) {
             /* what is still queued or batched is after the checkpoint: a restart replays it */
@@ -1851,12 +1919,31 @@ static void *sink_main(void *arg)
             break;
         }
 
+        ctl_sink_state(p, b.nops, b.nitems == 0 && !have_pending);
+        if (atomic_load(&p->paused)) {
+            struct timespec ts = {0, 50 * 1000000L};
+            if (is_stopping(p)) {
+                ms_log(MS_LOG_INFO, "stopped while paused: what was read and not written is "
+                                    "replayed from the checkpoint at the next start");
+                break;
+            }
+            nanosleep(&ts, NULL);
+            continue;
+        }
         if (b.nitems > 0) {
             deadline = b.first_ms + p->cfg->sync_flush_ms;
         } else if (have_pending) {
             deadline = last_save + IDLE_CHECKPOINT_MS;
         }
-        it = queue_pop(&p->q, deadline);
+        if (deadline > mono_ms() + 200) {
+            deadline = mono_ms() + 200; /* a trigger or a pause is seen within 200 ms */
+        }
+        it = held != NULL ? held : queue_pop(&p->q, deadline);
+        held = NULL;
+        if (it != NULL && atomic_load(&p->paused) && !is_stopping(p)) {
+            held = it; /* kept for the resume: nothing is applied once paused */
+            continue;
+        }
         if (it != NULL) {
             switch (it->kind) {
             case IT_OPS:
@@ -1882,9 +1969,13 @@ static void *sink_main(void *arg)
                 break;
             }
         }
+        if (atomic_load(&p->paused) && !is_stopping(p)) {
+            continue;
+        }
+        trig = atomic_exchange(&p->trigger, false);
         done = atomic_load(&p->reader_done) && queue_depth(&p->q) == 0;
         if (b.nops >= (size_t)p->cfg->sync_batch_size ||
-            (b.nitems > 0 && (done || mono_ms() >= b.first_ms + p->cfg->sync_flush_ms))) {
+            (b.nitems > 0 && (trig || done || mono_ms() >= b.first_ms + p->cfg->sync_flush_ms))) {
             if (!flush(p, &b, &err)) {
                 ok = false;
                 break;
@@ -1899,7 +1990,7 @@ static void *sink_main(void *arg)
                 last_save = mono_ms();
             }
         } else if (have_pending && b.nitems == 0 &&
-                   (done || mono_ms() >= last_save + IDLE_CHECKPOINT_MS)) {
+                   (trig || done || mono_ms() >= last_save + IDLE_CHECKPOINT_MS)) {
             /* transactions of other tables moved the position */
             if (!save_checkpoint(p, &pending, &err)) {
                 ok = false;
@@ -1913,9 +2004,12 @@ static void *sink_main(void *arg)
         }
     }
     if (!ok) {
+        ctl_error(p, &err);
         set_fatal(p, &err);
     }
+    item_free(held);
     batch_clear(&b);
+    free(b.cres);
     free(b.items);
     free(b.w);
     atomic_store(&p->sink_done, true);
@@ -1938,6 +2032,7 @@ bool ms_pipeline_run(struct ms_pipeline *p, volatile sig_atomic_t *stop, struct 
         pthread_join(sinker, NULL);
         return false;
     }
+    ctl_start(p);
     ms_log_kv(MS_LOG_INFO,
               ((struct ms_log_field[]){MS_LF_INT("tables", (int64_t)p->ntables),
                                        MS_LF_INT("batch_size", p->cfg->sync_batch_size),
@@ -1970,10 +2065,361 @@ bool ms_pipeline_run(struct ms_pipeline *p, volatile sig_atomic_t *stop, struct 
     }
     pthread_join(reader, NULL);
     pthread_join(sinker, NULL);
+    ctl_stop(p);
     if (atomic_load(&p->fatal)) {
         *err = p->fatal_err;
         return false;
     }
     ms_log(MS_LOG_INFO, "stopped at %s:%llu", p->stats.file, (unsigned long long)p->stats.pos);
     return true;
+}
+
+/* ---- the control plane: pause, trigger, interval, counters -------------------------------- */
+
+#define PROBE_MS 2000 /* MongoDB is pinged when no write has succeeded for this long */
+
+static const double batch_size_bounds[] = {1,    5,    10,   25,    50,    100,   250,   500,
+                                           1000, 2500, 5000, 10000, 25000, 50000, 100000};
+static const double batch_seconds_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                              0.5,   1,      2.5,   5,    10,    30,   60};
+
+const char *ms_pipeline_component_name(enum ms_pipeline_component c)
+{
+    static const char *const names[] = {"mysql", "mongodb", "decode", "strategy", "other"};
+
+    return (unsigned)c < MS_PIPELINE_NCOMPONENTS ? names[c] : "other";
+}
+
+static void ctl_init(struct ms_pipeline *p)
+{
+    atomic_init(&p->paused, !p->cfg->sync_enabled);
+    atomic_init(&p->trigger, false);
+    atomic_init(&p->caught_up, false);
+    atomic_init(&p->sink_idle, true);
+    atomic_init(&p->pending_ops, 0);
+    atomic_init(&p->interval_s, ms_config_interval_seconds(p->cfg));
+    atomic_init(&p->mongo_ok_ms, mono_ms());
+    /* ms_pipeline_new reaches both servers before anything runs; a failure says otherwise */
+    p->stats.mysql_up = true;
+    p->stats.mongodb_up = true;
+    ms_metrics_histogram_init(&p->stats.batch_size, batch_size_bounds,
+                              sizeof(batch_size_bounds) / sizeof(batch_size_bounds[0]));
+    ms_metrics_histogram_init(&p->stats.batch_seconds, batch_seconds_bounds,
+                              sizeof(batch_seconds_bounds) / sizeof(batch_seconds_bounds[0]));
+    if (!p->cfg->sync_enabled) {
+        ms_log(MS_LOG_INFO, "sync.enabled is false: starting paused (POST /sync/resume starts "
+                            "replicating)");
+    }
+}
+
+static void ctl_cleanup(struct ms_pipeline *p)
+{
+    free(p->tstats);
+    free(p->cstats);
+    p->tstats = NULL;
+    p->cstats = NULL;
+}
+
+/* Grows *arr (*n entries of size bytes) by one zeroed entry and returns it. */
+static void *append_zeroed(void **arr, size_t *n, size_t size)
+{
+    char *a = realloc(*arr, (*n + 1) * size);
+
+    if (a == NULL) {
+        abort();
+    }
+    *arr = a;
+    memset(a + *n * size, 0, size);
+    return a + (*n)++ * size;
+}
+
+/* Called by table_add: the counters of table i are tstats[i]. */
+static void ctl_table_added(struct ms_pipeline *p, const struct table *t)
+{
+    struct ms_pipeline_table_stats *ts;
+
+    pthread_mutex_lock(&p->mu);
+    ts = append_zeroed((void **)&p->tstats, &p->ntstats, sizeof(*ts));
+    snprintf(ts->name, sizeof(ts->name), "%s.%s", t->db, t->name);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static enum ms_pipeline_component component_of(const struct ms_error *err)
+{
+    switch (err->domain) {
+    case MS_ERR_MYSQL:
+        return MS_PIPELINE_MYSQL;
+    case MS_ERR_MONGO:
+        return MS_PIPELINE_MONGODB;
+    case MS_ERR_DECODE:
+        return MS_PIPELINE_DECODE;
+    case MS_ERR_STRATEGY:
+        return MS_PIPELINE_STRATEGY;
+    default:
+        return MS_PIPELINE_OTHER;
+    }
+}
+
+/* Counts an error; source_down: the binlog connection failed or could not be opened, so the
+ * source counts as down until the reader connects again. */
+static void count_error(struct ms_pipeline *p, const struct ms_error *err, bool source_down)
+{
+    if (err == NULL || err->domain == MS_ERR_NONE) {
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->stats.errors[component_of(err)]++;
+    if (source_down && err->domain == MS_ERR_MYSQL) {
+        p->stats.mysql_up = false;
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void ctl_error(struct ms_pipeline *p, const struct ms_error *err)
+{
+    count_error(p, err, false);
+}
+
+static void ctl_reader_error(struct ms_pipeline *p, const struct ms_error *err)
+{
+    count_error(p, err, true);
+}
+
+static void ctl_mysql_up(struct ms_pipeline *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->stats.mysql_up = true;
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* n row changes of one rows event (one table, one kind) were read. */
+static void ctl_rows(struct ms_pipeline *p, const struct table *t, int op, uint64_t n, uint32_t ts)
+{
+    size_t i = (size_t)(t - p->tables);
+
+    if (n == 0) {
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    if (i < p->ntstats) {
+        struct ms_pipeline_table_stats *s = &p->tstats[i];
+        if (op == MS_ROW_INSERT) {
+            s->inserted += n;
+        } else if (op == MS_ROW_UPDATE) {
+            s->updated += n;
+        } else {
+            s->deleted += n;
+        }
+        s->last_event_ms = (int64_t)ts * 1000;
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void ctl_dead(struct ms_pipeline *p, const char *db, const char *table)
+{
+    char name[sizeof(p->tstats[0].name)];
+
+    snprintf(name, sizeof(name), "%s.%s", db != NULL ? db : "", table != NULL ? table : "");
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < p->ntstats; i++) {
+        if (strcmp(p->tstats[i].name, name) == 0) {
+            p->tstats[i].dead_lettered++;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+static struct ms_pipeline_collection_stats *collection_stats(struct ms_pipeline *p,
+                                                             const char *name)
+{
+    struct ms_pipeline_collection_stats *cs;
+
+    for (size_t i = 0; i < p->ncstats; i++) {
+        if (strcmp(p->cstats[i].name, name) == 0) {
+            return &p->cstats[i];
+        }
+    }
+    cs = append_zeroed((void **)&p->cstats, &p->ncstats, sizeof(*cs));
+    snprintf(cs->name, sizeof(cs->name), "%s", name);
+    return cs;
+}
+
+/* A bulk write of nwrites writes ended (ok: acknowledged). */
+static void ctl_flush(struct ms_pipeline *p, const struct ms_sink_result *res,
+                      const struct ms_sink_collection_result *per, size_t nper, size_t nwrites,
+                      int64_t started_ms, bool ok)
+{
+    double secs = (double)(mono_ms() - started_ms) / 1000.0;
+
+    pthread_mutex_lock(&p->mu);
+    p->stats.write_attempts += 1 + res->retries;
+    p->stats.errors[MS_PIPELINE_MONGODB] += res->retries;
+    if (ok) {
+        ms_metrics_histogram_observe(&p->stats.batch_size, (double)nwrites);
+        ms_metrics_histogram_observe(&p->stats.batch_seconds, secs);
+        p->stats.last_batch_seconds = secs;
+        p->stats.last_success_ms = wall_ms();
+        p->stats.mongodb_up = true;
+        for (size_t i = 0; i < nper; i++) {
+            const struct ms_sink_collection_result *r = &per[i];
+            struct ms_pipeline_collection_stats *cs = collection_stats(p, r->collection);
+            cs->upserted += r->upserted;
+            cs->matched += r->matched;
+            cs->deleted += r->deleted;
+            cs->dead_lettered += r->dead_lettered;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (ok) {
+        atomic_store(&p->mongo_ok_ms, mono_ms());
+    }
+}
+
+static void ctl_checkpoint_saved(struct ms_pipeline *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->stats.last_checkpoint_ms = p->stats.checkpoint_wall_ms;
+    p->stats.last_success_ms = p->stats.checkpoint_wall_ms;
+    p->stats.mongodb_up = true;
+    pthread_mutex_unlock(&p->mu);
+    atomic_store(&p->mongo_ok_ms, mono_ms());
+}
+
+static void ctl_sink_state(struct ms_pipeline *p, size_t nops, bool idle)
+{
+    atomic_store(&p->pending_ops, (uint_fast64_t)nops);
+    atomic_store(&p->sink_idle, idle);
+}
+
+static void ctl_fill_stats(struct ms_pipeline *p, struct ms_pipeline_stats *out)
+{
+    out->paused = atomic_load(&p->paused);
+    out->fatal = atomic_load(&p->fatal);
+    out->pending_ops = (uint64_t)atomic_load(&p->pending_ops);
+    out->interval_seconds = (int64_t)atomic_load(&p->interval_s);
+    out->idle = out->queue_depth == 0 && atomic_load(&p->sink_idle) && atomic_load(&p->caught_up);
+}
+
+/* Pings MongoDB while no write or checkpoint has said for PROBE_MS whether it is up (an idle
+ * pipeline, or a sink stuck retrying), so mongodb_up follows the server. Ends with the sink. */
+static void *probe_main(void *arg)
+{
+    struct ms_pipeline *p = arg;
+    int64_t next = mono_ms() + PROBE_MS;
+
+    while (!atomic_load(&p->sink_done)) {
+        struct timespec ts = {0, 100 * 1000000L};
+        struct ms_mongo_info info;
+        struct ms_error err = {0};
+        bool up;
+
+        nanosleep(&ts, NULL);
+        if (mono_ms() < next) {
+            continue;
+        }
+        next = mono_ms() + PROBE_MS;
+        if (mono_ms() - (int64_t)atomic_load(&p->mongo_ok_ms) < PROBE_MS) {
+            continue;
+        }
+        up = ms_sink_ping(p->pool, &info, &err);
+        pthread_mutex_lock(&p->mu);
+        if (p->stats.mongodb_up != up) {
+            ms_log(up ? MS_LOG_INFO : MS_LOG_WARN, "MongoDB is %s%s%s", up ? "up" : "down",
+                   up ? "" : ": ", up ? "" : err.msg);
+        }
+        p->stats.mongodb_up = up;
+        pthread_mutex_unlock(&p->mu);
+    }
+    return NULL;
+}
+
+static void ctl_start(struct ms_pipeline *p)
+{
+    p->prober_started = pthread_create(&p->prober, NULL, probe_main, p) == 0;
+}
+
+static void ctl_stop(struct ms_pipeline *p)
+{
+    if (p->prober_started) {
+        pthread_join(p->prober, NULL);
+        p->prober_started = false;
+    }
+}
+
+void ms_pipeline_pause(struct ms_pipeline *p)
+{
+    if (!atomic_exchange(&p->paused, true)) {
+        ms_log(MS_LOG_INFO, "paused: nothing more is written until resumed");
+    }
+}
+
+void ms_pipeline_resume(struct ms_pipeline *p)
+{
+    if (atomic_exchange(&p->paused, false)) {
+        ms_log(MS_LOG_INFO, "resumed");
+    }
+}
+
+bool ms_pipeline_is_paused(struct ms_pipeline *p)
+{
+    return atomic_load(&p->paused);
+}
+
+bool ms_pipeline_trigger(struct ms_pipeline *p, const char *table, struct ms_error *err)
+{
+    if (table != NULL) {
+        char db[200], name[200], full[sizeof(p->tstats[0].name)];
+        bool found = false;
+        split_qualified(table, p->cfg->mysql_database, db, sizeof(db), name, sizeof(name));
+        snprintf(full, sizeof(full), "%s.%s", db, name);
+        pthread_mutex_lock(&p->mu);
+        for (size_t i = 0; i < p->ntstats && !found; i++) {
+            found = strcmp(p->tstats[i].name, full) == 0;
+        }
+        pthread_mutex_unlock(&p->mu);
+        if (!found) {
+            ms_error_set(err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE, "%s is not a replicated table",
+                         full);
+            return false;
+        }
+    }
+    atomic_store(&p->trigger, true);
+    ms_log(MS_LOG_INFO, "trigger: writing the pending batch and saving the checkpoint now");
+    return true;
+}
+
+void ms_pipeline_set_interval(struct ms_pipeline *p, int64_t seconds)
+{
+    atomic_store(&p->interval_s, seconds);
+    ms_log_kv(MS_LOG_INFO, ((struct ms_log_field[]){MS_LF_INT("seconds", seconds)}),
+              "sync interval set");
+}
+
+/* A malloc'd copy of *src (*n entries of size bytes), both read under p->mu. */
+static size_t copy_locked(struct ms_pipeline *p, void *const *src, const size_t *n, size_t size,
+                          void **out)
+{
+    size_t count;
+
+    pthread_mutex_lock(&p->mu);
+    count = *n;
+    *out = count > 0 ? malloc(count * size) : NULL;
+    if (*out != NULL) {
+        memcpy(*out, *src, count * size);
+    } else {
+        count = 0;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return count;
+}
+
+size_t ms_pipeline_get_tables(struct ms_pipeline *p, struct ms_pipeline_table_stats **out)
+{
+    return copy_locked(p, (void *const *)&p->tstats, &p->ntstats, sizeof(**out), (void **)out);
+}
+
+size_t ms_pipeline_get_collections(struct ms_pipeline *p, struct ms_pipeline_collection_stats **out)
+{
+    return copy_locked(p, (void *const *)&p->cstats, &p->ncstats, sizeof(**out), (void **)out);
 }

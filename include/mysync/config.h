@@ -163,6 +163,10 @@ const char *ms_kvlist_get(const struct ms_kvlist *l, const char *key);
 /* Parses mysql://user:pass@host:port/db (percent-decoded) into cfg's mysql fields. */
 bool ms_config_parse_mysql_url(struct ms_config *cfg, const char *url, struct ms_error *err);
 
+/* Splits "host:port" or "[v6]:port" (port 0..65535) into host and port; false when malformed.
+ * Does not accept "off" (http.listen's switch, checked by the caller). */
+bool ms_config_parse_listen(const char *s, char *host, size_t hostsz, int *port);
+
 /* Copies uri to out with any password replaced by "***". */
 void ms_config_redact_uri(const char *uri, char *out, size_t outsz);
 

@@ -13,8 +13,22 @@
 
 #include "mysync/config.h"
 #include "mysync/error.h"
+#include "mysync/metrics.h"
 
 struct ms_pipeline;
+
+/* Where errors come from, for mysync_errors_total{component} and /sync/health. */
+enum ms_pipeline_component {
+    MS_PIPELINE_MYSQL = 0, /* the source: lost or refused binlog connections, failed re-reads */
+    MS_PIPELINE_MONGODB,   /* the target: bulk writes repeated after a transient failure */
+    MS_PIPELINE_DECODE,    /* binlog events or row images that do not decode */
+    MS_PIPELINE_STRATEGY,  /* rows a strategy could not map (dead-lettered) */
+    MS_PIPELINE_OTHER,     /* anything else (system errors) */
+    MS_PIPELINE_NCOMPONENTS
+};
+
+/* "mysql", "mongodb", "decode", "strategy", "other". */
+const char *ms_pipeline_component_name(enum ms_pipeline_component c);
 
 /* Counters and state, for logs, /sync/status and /metrics (a consistent copy). */
 struct ms_pipeline_stats {
@@ -31,6 +45,45 @@ struct ms_pipeline_stats {
     char gtid[512];
     int64_t checkpoint_event_ms; /* event time of the last checkpoint (ms since the epoch) */
     int64_t checkpoint_wall_ms;  /* when it was saved */
+
+    /* For the control plane (/sync/status, /sync/health, /metrics). Times are wall clock, ms
+     * since the epoch, 0 for "not yet". */
+    bool paused;     /* ms_pipeline_pause(), or sync.enabled false at start-up */
+    bool fatal;      /* replication stopped on an error */
+    bool mysql_up;   /* the binlog connection works (false from a failure to the next connect) */
+    bool mongodb_up; /* the last write, checkpoint or probe of MongoDB succeeded */
+    bool idle;       /* nothing queued or batched, and the reader is at the source's end (a
+                      * heartbeat came after its last event): caught up, lag 0 */
+    uint64_t pending_ops;       /* operations batched in the sink, not yet written */
+    int64_t interval_seconds;   /* sync interval (ms_pipeline_set_interval) */
+    int64_t last_success_ms;    /* last acknowledged bulk write or checkpoint */
+    int64_t last_checkpoint_ms; /* last checkpoint saved by this process */
+    double last_batch_seconds;  /* duration of the last bulk write */
+    uint64_t write_attempts;    /* bulk writes tried (batches + retries + failures) */
+    uint64_t errors[MS_PIPELINE_NCOMPONENTS];
+    struct ms_metrics_histogram batch_size;    /* writes per bulk write (after coalescing) */
+    struct ms_metrics_histogram batch_seconds; /* duration of a bulk write, retries included */
+};
+
+/* One replicated table: the row changes read from the binlog (every table the pipeline
+ * replicates, including tables that appear later when sync.tables is empty). */
+struct ms_pipeline_table_stats {
+    char name[160];    /* "db.table" */
+    uint64_t inserted; /* row changes read, by kind */
+    uint64_t updated;
+    uint64_t deleted;
+    uint64_t dead_lettered; /* changes that could not be mapped or completed (a re-read that
+                             * failed); writes MongoDB refused count per collection */
+    int64_t last_event_ms;  /* event time of the last change read; 0: none since start */
+};
+
+/* One target collection: what MongoDB acknowledged (mysync_documents_written_total). */
+struct ms_pipeline_collection_stats {
+    char name[128];
+    uint64_t upserted;      /* upserts and $sets that inserted a document */
+    uint64_t matched;       /* upserts and $sets that found their document */
+    uint64_t deleted;       /* deletes that removed a document */
+    uint64_t dead_lettered; /* writes MongoDB refused, now dead letters */
 };
 
 /* Checks both servers and the configured tables (each must exist and have a primary key or a
@@ -44,7 +97,34 @@ struct ms_pipeline *ms_pipeline_new(const struct ms_config *cfg, struct ms_error
  * acknowledged transaction). Lost connections to either server are retried, never fatal. */
 bool ms_pipeline_run(struct ms_pipeline *p, volatile sig_atomic_t *stop, struct ms_error *err);
 
+/* A consistent copy, taken under a lock that is never held during I/O: safe and quick from any
+ * thread. */
 void ms_pipeline_get_stats(struct ms_pipeline *p, struct ms_pipeline_stats *out);
+
+/* Copies of the per-table and per-collection counters (malloc'd array in *out, free() it;
+ * *out may be NULL when the count is 0). Thread-safe, no I/O. */
+size_t ms_pipeline_get_tables(struct ms_pipeline *p, struct ms_pipeline_table_stats **out);
+size_t ms_pipeline_get_collections(struct ms_pipeline *p,
+                                   struct ms_pipeline_collection_stats **out);
+
+/* Pause: the sink takes nothing more from the queue, writes nothing and saves no checkpoint
+ * (a bulk write already under way finishes); the queue fills and the reader waits, so the
+ * binlog position is held. Resume goes on from there: nothing is lost. Idempotent, thread-safe,
+ * return at once. A stop while paused writes nothing more (the checkpoint stays; a restart
+ * replays what was read). */
+void ms_pipeline_pause(struct ms_pipeline *p);
+void ms_pipeline_resume(struct ms_pipeline *p);
+bool ms_pipeline_is_paused(struct ms_pipeline *p);
+
+/* Binlog mode: asks the sink to write its pending batch and save the checkpoint now (within
+ * 200 ms) instead of at the batch size or SYNC_FLUSH_MS. table ("t" in mysql.database, or
+ * "db.t"; NULL: all) must be a replicated table: false with {MS_ERR_CONFIG,
+ * MS_CONFIG_BAD_VALUE} otherwise. The flush covers every table either way. */
+bool ms_pipeline_trigger(struct ms_pipeline *p, const char *table, struct ms_error *err);
+
+/* The sync interval in seconds (sync.interval_*; the polling scheduler's period). Stored for
+ * the scheduler and reported in the stats; binlog replication is continuous and ignores it. */
+void ms_pipeline_set_interval(struct ms_pipeline *p, int64_t seconds);
 
 void ms_pipeline_destroy(struct ms_pipeline *p);
 

@@ -64,6 +64,12 @@ struct ms_sink_opts {
     const char *checkpoint_collection;  /* NULL: "_mysync_checkpoints" */
 };
 
+/* One collection's share of an ms_sink_apply() result. */
+struct ms_sink_collection_result {
+    const char *collection; /* borrowed from the writes */
+    uint64_t upserted, matched, deleted, dead_lettered;
+};
+
 /* What one ms_sink_apply() did (meaningful when it returns true). After a transient failure
  * the replay of an already applied write counts as matched, not upserted. */
 struct ms_sink_result {
@@ -163,6 +169,13 @@ void ms_sink_cancel(struct ms_sink *s);
  * res may be NULL. Calls on one sink may run in parallel (each takes its own pooled client). */
 bool ms_sink_apply(struct ms_sink *s, const struct ms_write *w, size_t n,
                    struct ms_sink_result *res, struct ms_error *err);
+
+/* ms_sink_apply(), also counting per collection: per (room for per_cap entries, the caller's)
+ * receives one entry per collection written, in order of first appearance, and *nper how many
+ * (collections beyond per_cap are in res's totals only). Meaningful when it returns true. */
+bool ms_sink_apply_per_collection(struct ms_sink *s, const struct ms_write *w, size_t n,
+                                  struct ms_sink_result *res, struct ms_sink_collection_result *per,
+                                  size_t per_cap, size_t *nper, struct ms_error *err);
 
 /* Dead-letters a change that never reached MongoDB (the pipeline could not map it, e.g. a row
  * lacking its primary key), in the same collection as ms_sink_apply()'s dead letters:

@@ -1692,9 +1692,32 @@ void ms_sink_cancel(struct ms_sink *s)
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Writes one collection's items; refusals stay in the items. */
+/* The caller's room for per-collection counts (ms_sink_apply_per_collection). */
+struct per_collection {
+    struct ms_sink_collection_result *v;
+    size_t cap, n;
+};
+
+/* The entry of collection (added when there is room; NULL when there is none). */
+static struct ms_sink_collection_result *per_entry(struct per_collection *per,
+                                                   const char *collection)
+{
+    for (size_t i = 0; i < per->n; i++) {
+        if (strcmp(per->v[i].collection, collection) == 0) {
+            return &per->v[i];
+        }
+    }
+    if (per->n == per->cap) {
+        return NULL;
+    }
+    per->v[per->n] = (struct ms_sink_collection_result){.collection = collection};
+    return &per->v[per->n++];
+}
+
+/* Writes one collection's items; refusals stay in the items (dead letters come after the
+ * duplicate-key retries of the segment). */
 static bool flush_group(struct call *c, struct group *g, struct ms_sink_result *res,
-                        struct ms_error *err)
+                        struct per_collection *per, struct ms_error *err)
 {
     struct counts k = {0};
     int64_t t0 = mono_ms();
@@ -1709,6 +1732,14 @@ static bool flush_group(struct call *c, struct group *g, struct ms_sink_result *
     res->deleted += (uint64_t)k.deleted;
     for (size_t i = 0; i < g->n; i++) {
         nrej += g->items[i].rejected ? 1 : 0;
+    }
+    {
+        struct ms_sink_collection_result *e = per_entry(per, g->collection);
+        if (e != NULL) {
+            e->upserted += (uint64_t)k.upserted;
+            e->matched += (uint64_t)k.matched;
+            e->deleted += (uint64_t)k.deleted;
+        }
     }
     ms_log_kv(MS_LOG_DEBUG,
               ((struct ms_log_field[]){
@@ -1867,7 +1898,8 @@ done:
 /* Applies w[0, n) (valid, no SET_MANY): coalesced bulks per collection, then the writes refused
  * for a duplicate key once more, then the dead letters. base: w[0]'s place in the call. */
 static bool apply_segment(struct call *c, const struct ms_write *w, size_t n, size_t base,
-                          struct ms_sink_result *res, struct ms_error *err)
+                          struct ms_sink_result *res, struct per_collection *per,
+                          struct ms_error *err)
 {
     struct plan p;
     size_t nrej = 0;
@@ -1877,7 +1909,7 @@ static bool apply_segment(struct call *c, const struct ms_write *w, size_t n, si
         return false;
     }
     for (size_t g = 0; g < p.ngroups; g++) {
-        if (!flush_group(c, &p.groups[g], res, err)) {
+        if (!flush_group(c, &p.groups[g], res, per, err)) {
             goto done;
         }
     }
@@ -1890,6 +1922,13 @@ static bool apply_segment(struct call *c, const struct ms_write *w, size_t n, si
     if (nrej > 0 && !write_dead_letters(c, p.items, p.nitems, nrej, res, err)) {
         goto done;
     }
+    for (size_t i = 0; i < p.nitems && nrej > 0; i++) {
+        struct ms_sink_collection_result *e =
+            p.items[i].rejected ? per_entry(per, p.items[i].w->collection) : NULL;
+        if (e != NULL) {
+            e->dead_lettered++;
+        }
+    }
     ok = true;
 done:
     plan_free(&p);
@@ -1899,7 +1938,7 @@ done:
 /* One SET_MANY: updateMany(filter, {$set: doc}), a statement of its own; refused: a dead
  * letter. */
 static bool apply_set_many(struct call *c, const struct ms_write *w, struct ms_sink_result *res,
-                           struct ms_error *err)
+                           struct per_collection *per, struct ms_error *err)
 {
     struct item it = {.kind = MS_WRITE_SET_MANY, .filter = w->id, .doc = w->doc, .w = w};
     struct counts k = {0};
@@ -1914,6 +1953,13 @@ static bool apply_set_many(struct call *c, const struct ms_write *w, struct ms_s
     res->modified += (uint64_t)k.modified;
     if (it.rejected && !write_dead_letters(c, &it, 1, 1, res, err)) {
         goto done;
+    }
+    {
+        struct ms_sink_collection_result *e = per_entry(per, w->collection);
+        if (e != NULL) {
+            e->matched += (uint64_t)k.matched;
+            e->dead_lettered += it.rejected ? 1 : 0;
+        }
     }
     ms_log_kv(MS_LOG_DEBUG,
               ((struct ms_log_field[]){
@@ -1930,7 +1976,15 @@ done:
 bool ms_sink_apply(struct ms_sink *s, const struct ms_write *w, size_t n,
                    struct ms_sink_result *res, struct ms_error *err)
 {
+    return ms_sink_apply_per_collection(s, w, n, res, NULL, 0, NULL, err);
+}
+
+bool ms_sink_apply_per_collection(struct ms_sink *s, const struct ms_write *w, size_t n,
+                                  struct ms_sink_result *res, struct ms_sink_collection_result *per,
+                                  size_t per_cap, size_t *nper, struct ms_error *err)
+{
     struct ms_sink_result local;
+    struct per_collection pc = {per, per != NULL ? per_cap : 0, 0};
     struct call c;
     bool ok = false;
 
@@ -1938,6 +1992,9 @@ bool ms_sink_apply(struct ms_sink *s, const struct ms_write *w, size_t n,
         res = &local;
     }
     memset(res, 0, sizeof(*res));
+    if (nper != NULL) {
+        *nper = 0;
+    }
     if (s == NULL || (n > 0 && w == NULL)) {
         ms_error_set(err, MS_ERR_SYSTEM, EINVAL, "ms_sink_apply: no sink or no writes");
         return false;
@@ -1956,10 +2013,10 @@ bool ms_sink_apply(struct ms_sink *s, const struct ms_write *w, size_t n,
         if (i < n && w[i].kind != MS_WRITE_SET_MANY) {
             continue;
         }
-        if (i > start && !apply_segment(&c, w + start, i - start, start, res, err)) {
+        if (i > start && !apply_segment(&c, w + start, i - start, start, res, &pc, err)) {
             goto done;
         }
-        if (i < n && !apply_set_many(&c, &w[i], res, err)) {
+        if (i < n && !apply_set_many(&c, &w[i], res, &pc, err)) {
             goto done;
         }
         start = i + 1;
@@ -1967,6 +2024,9 @@ bool ms_sink_apply(struct ms_sink *s, const struct ms_write *w, size_t n,
     ok = true;
 done:
     res->retries = c.retries;
+    if (nper != NULL) {
+        *nper = pc.n;
+    }
     call_cleanup(&c);
     return ok;
 }

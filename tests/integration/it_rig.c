@@ -278,13 +278,17 @@ static void ferretdb_types_and_limits(void **state)
 
 /* ---- the mysync binary against the rig ---------------------------------------------- */
 
+/* The daemon's control plane on any free port: never a clash with 8080. */
+#define HTTP_ANY_PORT "HTTP_LISTEN=127.0.0.1:0"
+
 /* The daemon reports both servers, then checks its tables: an unknown one is refused (78)
  * before anything is written, which ends the run here. */
 static void daemon_preflight(const char *uri_key)
 {
     char port[64], user[64], pw[128], uri[256];
-    const char *env[] = {port, user, pw, uri, "MYSQL_DATABASE=mysql", "SYNC_TABLES=no_such_table",
-                         NULL};
+    const char *env[] = {
+        port, user, pw, uri, HTTP_ANY_PORT, "MYSQL_DATABASE=mysql", "SYNC_TABLES=no_such_table",
+        NULL};
     const char *argv[] = {getenv("MS_MYSYNC"), NULL};
     struct tu_proc p;
 
@@ -313,7 +317,8 @@ static void mysync_preflight_against_rig(void **state)
 static void mysync_preflight_wrong_password(void **state)
 {
     char port[64];
-    const char *env[] = {port, "MYSQL_USER=mysync", "MYSQL_PASSWORD=not-the-password", NULL};
+    const char *env[] = {port, "MYSQL_USER=mysync", "MYSQL_PASSWORD=not-the-password",
+                         HTTP_ANY_PORT, NULL};
     const char *argv[] = {getenv("MS_MYSYNC"), NULL};
     struct tu_proc p;
 
@@ -331,8 +336,8 @@ static void mysync_preflight_wrong_password(void **state)
 static void mysync_preflight_binlog_off(void **state)
 {
     char port[64], user[64], pw[128], uri[256];
-    const char *bin_env[] = {port, user, pw, uri, "SYNC_MODE=binlog", NULL};
-    const char *auto_env[] = {port, user, pw, uri, "SYNC_MODE=auto", NULL};
+    const char *bin_env[] = {port, user, pw, uri, "SYNC_MODE=binlog", HTTP_ANY_PORT, NULL};
+    const char *auto_env[] = {port, user, pw, uri, "SYNC_MODE=auto", HTTP_ANY_PORT, NULL};
     const char *argv[] = {getenv("MS_MYSYNC"), NULL};
     struct tu_proc p;
 

@@ -7,6 +7,8 @@ MS_APT_PACKAGES=(
   gcc pkg-config meson ninja-build
   libmariadb-dev libmongoc-dev libbson-dev libmicrohttpd-dev libyaml-dev libzstd-dev zlib1g-dev
   libcmocka-dev libssl-dev            # libssl-dev: libcrypto (HMAC-SHA256)
+  libcurl4-openssl-dev              # it_http: real HTTP requests (test-only)
+  python3 python3-prometheus-client # it_http: /metrics checked by the Prometheus client's parser
   mariadb-server mariadb-client
   openjdk-17-jdk-headless maven     # mongo-java-server (test rig)
   valgrind

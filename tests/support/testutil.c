@@ -33,6 +33,32 @@ static void buf_add(struct buf *b, const char *s, size_t n)
     b->p[b->n] = '\0';
 }
 
+/* In a forked child: a clean environment (PATH, HOME, TMPDIR, the sanitizers' options, then
+ * envp), then exec argv[0]. Never returns. */
+static void exec_clean(const char *const *argv, const char *const *envp)
+{
+    char *env[64];
+    size_t n = 0;
+    static const char *const keep[] = {"PATH",          "HOME",         "TMPDIR", "ASAN_OPTIONS",
+                                       "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
+
+    for (size_t i = 0; keep[i] != NULL; i++) {
+        const char *v = getenv(keep[i]);
+        if (v != NULL) {
+            size_t len = strlen(keep[i]) + strlen(v) + 2;
+            env[n] = malloc(len);
+            snprintf(env[n++], len, "%s=%s", keep[i], v);
+        }
+    }
+    for (size_t i = 0; envp != NULL && envp[i] != NULL && n < 62; i++) {
+        env[n++] = (char *)envp[i];
+    }
+    env[n] = NULL;
+    execve(argv[0], (char *const *)argv, env);
+    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
 bool tu_run(const char *const *argv, const char *const *envp, int timeout_s, struct tu_proc *p)
 {
     int out[2], err[2];
@@ -51,31 +77,13 @@ bool tu_run(const char *const *argv, const char *const *envp, int timeout_s, str
         return false;
     }
     if (pid == 0) {
-        char *env[64];
-        size_t n = 0;
-        static const char *const keep[] = {
-            "PATH", "HOME", "TMPDIR", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
-        for (size_t i = 0; keep[i] != NULL; i++) {
-            const char *v = getenv(keep[i]);
-            if (v != NULL) {
-                size_t len = strlen(keep[i]) + strlen(v) + 2;
-                env[n] = malloc(len);
-                snprintf(env[n++], len, "%s=%s", keep[i], v);
-            }
-        }
-        for (size_t i = 0; envp != NULL && envp[i] != NULL && n < 62; i++) {
-            env[n++] = (char *)envp[i];
-        }
-        env[n] = NULL;
         dup2(out[1], 1);
         dup2(err[1], 2);
         close(out[0]);
         close(err[0]);
         close(out[1]);
         close(err[1]);
-        execve(argv[0], (char *const *)argv, env);
-        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
+        exec_clean(argv, envp);
     }
     close(out[1]);
     close(err[1]);
@@ -125,6 +133,112 @@ void tu_proc_cleanup(struct tu_proc *p)
     free(p->out);
     free(p->err);
     p->out = p->err = NULL;
+}
+
+int64_t tu_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void tu_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+bool tu_bg_start(struct tu_bg *b, const char *const *argv, const char *const *envp)
+{
+    const char *dir = getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp";
+    int fd;
+
+    memset(b, 0, sizeof(*b));
+    b->pid = -1;
+    snprintf(b->log, sizeof(b->log), "%s/mysync-bg.XXXXXX", dir);
+    fd = mkstemp(b->log);
+    if (fd < 0) {
+        return false;
+    }
+    b->pid = fork();
+    if (b->pid < 0) {
+        close(fd);
+        return false;
+    }
+    if (b->pid == 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+        close(fd);
+        exec_clean(argv, envp);
+    }
+    close(fd);
+    return true;
+}
+
+bool tu_bg_alive(struct tu_bg *b)
+{
+    int status;
+
+    if (b->pid <= 0) {
+        return false;
+    }
+    if (waitpid(b->pid, &status, WNOHANG) == b->pid) {
+        b->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        b->pid = -1;
+        return false;
+    }
+    return true;
+}
+
+char *tu_bg_wait_log(struct tu_bg *b, const char *needle, int timeout_s)
+{
+    int64_t until = tu_now_ms() + (int64_t)timeout_s * 1000;
+
+    for (;;) {
+        char *log = tu_slurp(b->log, NULL);
+        if (log != NULL && strstr(log, needle) != NULL) {
+            return log;
+        }
+        free(log);
+        if (!tu_bg_alive(b) || tu_now_ms() > until) {
+            return NULL;
+        }
+        tu_sleep_ms(50);
+    }
+}
+
+int tu_bg_stop(struct tu_bg *b, int sig, int timeout_s)
+{
+    int64_t until = tu_now_ms() + (int64_t)timeout_s * 1000;
+
+    if (b->pid <= 0) {
+        return b->status;
+    }
+    kill(b->pid, sig);
+    while (tu_bg_alive(b)) {
+        if (tu_now_ms() > until) {
+            kill(b->pid, SIGKILL);
+            waitpid(b->pid, NULL, 0);
+            b->pid = -1;
+            return -1;
+        }
+        tu_sleep_ms(20);
+    }
+    return b->status;
+}
+
+void tu_bg_cleanup(struct tu_bg *b)
+{
+    if (b->pid > 0) {
+        kill(b->pid, SIGKILL);
+        waitpid(b->pid, NULL, 0);
+        b->pid = -1;
+    }
+    if (b->log[0] != '\0') {
+        unlink(b->log);
+        b->log[0] = '\0';
+    }
 }
 
 char *tu_slurp(const char *path, size_t *len)

@@ -5,6 +5,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include <mysql.h>
 
@@ -18,6 +20,34 @@ struct tu_proc {
  * captures stdout and stderr, kills it after timeout_s. Returns false if it cannot start. */
 bool tu_run(const char *const *argv, const char *const *envp, int timeout_s, struct tu_proc *p);
 void tu_proc_cleanup(struct tu_proc *p);
+
+/* Monotonic milliseconds (for waits and durations), and a sleep of ms milliseconds. */
+int64_t tu_now_ms(void);
+void tu_sleep_ms(int ms);
+
+/* A program running in the background (a daemon), its stdout and stderr in a temp log file. */
+struct tu_bg {
+    pid_t pid;  /* -1 once it has exited */
+    int status; /* exit code, or 128 + signal, once it has exited */
+    char log[256];
+};
+
+/* Starts argv[0] with a clean environment like tu_run; false if it cannot start. */
+bool tu_bg_start(struct tu_bg *b, const char *const *argv, const char *const *envp);
+
+/* Still running? (Reaps it and sets status when it has exited.) */
+bool tu_bg_alive(struct tu_bg *b);
+
+/* Waits until the log contains needle: the whole log (malloc'd), or NULL when the program
+ * exited or timeout_s passed first. */
+char *tu_bg_wait_log(struct tu_bg *b, const char *needle, int timeout_s);
+
+/* Sends sig and waits up to timeout_s for the exit: the exit code (128 + signal), or -1 when
+ * it had to be killed. */
+int tu_bg_stop(struct tu_bg *b, int sig, int timeout_s);
+
+/* Kills it if still running and removes the log. */
+void tu_bg_cleanup(struct tu_bg *b);
 
 /* Reads a whole file into a new NUL-terminated buffer (its length in *len when non-NULL);
  * NULL when it cannot be read. */

@@ -17,20 +17,6 @@
 #include "testutil.h"
 #include "tu_daemon.h"
 
-int64_t tu_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void tu_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* ---- MariaDB ------------------------------------------------------------------------- */
 
 void tu_sqlf(MYSQL *m, const char *fmt, ...)
@@ -260,6 +246,7 @@ void tu_daemon_init(struct tu_daemon *d, const struct tu_target *t, const char *
     tu_daemon_env(d, "SYNC_MODE=binlog");
     tu_daemon_env(d, "SYNC_FLUSH_MS=50");
     tu_daemon_env(d, "SYNC_RETRY_DELAY=200ms");
+    tu_daemon_env(d, "HTTP_LISTEN=127.0.0.1:0"); /* any free port: never a clash with 8080 */
     tu_daemon_env(d, "PATH=/usr/bin:/bin");
     for (const char *const *v =
              (const char *const[]){"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "testutil.h" /* tu_now_ms, tu_sleep_ms */
+
 /* Longest wait for replication to converge (a liveness bound). */
 #define TU_CONVERGE_LIMIT_S 120
 
@@ -30,10 +32,6 @@ struct tu_daemon {
 };
 
 extern const struct tu_target tu_java, tu_ferret;
-
-int64_t tu_now_ms(void);
-
-void tu_sleep_ms(int ms);
 
 void tu_sqlf(MYSQL *m, const char *fmt, ...);
 
