@@ -56,6 +56,7 @@ static const struct route routes[] = {
 struct request {
     const struct route *route;
     size_t len;
+    size_t dropped; /* bytes past the limit, read and dropped */
     bool too_large;
     char body[MS_HTTP_MAX_BODY + 1];
 };
@@ -458,6 +459,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         size_t n = *upload_size;
         if (rq->len + n > MS_HTTP_MAX_BODY) {
             rq->too_large = true; /* chunked, without Content-Length: read and dropped */
+            rq->dropped += n;
+            if (rq->dropped > 16 * MS_HTTP_MAX_BODY) {
+                return MHD_NO; /* a stream that does not end: the connection is closed */
+            }
         } else {
             memcpy(rq->body + rq->len, upload, n);
             rq->len += n;
