@@ -42,6 +42,7 @@ struct option {
 static const char *const ssl_modes[] = {"disabled",  "preferred",       "required",
                                         "verify_ca", "verify_identity", NULL};
 static const char *const sync_modes[] = {"binlog", "poll", "auto", NULL};
+static const char *const snapshot_modes[] = {"initial", "never", "when_needed", NULL};
 static const char *const decimal_as[] = {"decimal128", "string", "double", NULL};
 static const char *const date_as[] = {"date", "string", NULL};
 static const char *const log_levels[] = {"error", "warn", "info", "debug", "trace", NULL};
@@ -120,6 +121,20 @@ static const struct option options[] = {
     {"sync.keys", "SYNC_KEYS", OPT_LIST, OFF(sync_keys), NULL, 0, 0, NULL, false,
      "Keys for tables without a primary key: `table:col` or `db.table:col1+col2` (the columns "
      "must identify a row; they become `_id`)."},
+    {"sync.snapshot", "SYNC_SNAPSHOT", OPT_ENUM, OFF(sync_snapshot), "initial", 0, 0,
+     snapshot_modes, false,
+     "initial: a first start (no checkpoint) copies the replicated tables, then streams from "
+     "the binlog position taken before the copy; never: stream only; when_needed: as initial, "
+     "and also re-snapshot when the checkpoint's binlog file was purged."},
+    {"sync.snapshot_chunk_size", "SYNC_SNAPSHOT_CHUNK_SIZE", OPT_INT, OFF(sync_snapshot_chunk_size),
+     "5000", 1, 1000000, NULL, false,
+     "Rows per snapshot/backfill chunk: one keyset query, one watermark window, one progress "
+     "save (`--chunk-size` overrides)."},
+    {"sync.signal_table", "SYNC_SIGNAL_TABLE", OPT_STR, OFF(sync_signal_table), "mysync_signal", 0,
+     0, NULL, false,
+     "Table (in `mysql.database`, or `db.table`) for snapshot watermarks, created by mysync when "
+     "it may; empty: no watermarks (a backfill then must not run beside a daemon streaming the "
+     "same tables)."},
     {"sync.pipeline", "SYNC_PIPELINE", OPT_STR, OFF(sync_pipeline), "binlog", 0, 0, NULL, false,
      "Name of this pipeline's checkpoint in `_mysync_checkpoints` (one per source and target "
      "database)."},

@@ -717,6 +717,91 @@ static size_t form_params(enum key_form f)
     return f == KF_EQUAL ? 1 : f == KF_RANGE ? 2 : 3;
 }
 
+/* "SELECT col, col+0 (ENUM, SET), CAST(col AS BINARY(n)) (UUID, INET), ...": every column
+ * of t in table order, each selected so that bind_results() can fetch it. */
+static void sql_select_list(struct sql *q, const struct stable *t)
+{
+    sql_str(q, "SELECT ");
+    for (size_t i = 0; i < t->ncols; i++) {
+        const struct scol *c = &t->cols[i];
+        char cast[48];
+
+        if (i > 0) {
+            sql_str(q, ", ");
+        }
+        if (c->cast_bytes != 0) {
+            sql_str(q, "CAST(");
+        }
+        sql_ident(q, c->col.name);
+        if (c->kind == K_ENUM || c->kind == K_SET) {
+            sql_str(q, "+0");
+        }
+        if (c->cast_bytes != 0) {
+            snprintf(cast, sizeof(cast), " AS BINARY(%u))", c->cast_bytes);
+            sql_str(q, cast);
+        }
+    }
+}
+
+/* res[0..ncols): one result binding per column, into the column's fetch buffers. */
+static bool bind_results(struct stable *t, MYSQL_BIND *res, struct ms_error *err)
+{
+    for (size_t i = 0; i < t->ncols; i++) {
+        struct scol *c = &t->cols[i];
+        MYSQL_BIND *b = &res[i];
+
+        b->length = &c->length;
+        b->is_null = &c->is_null;
+        b->error = &c->error;
+        b->is_unsigned = c->col.is_unsigned;
+        switch (c->kind) {
+        case K_INT:
+        case K_YEAR:
+        case K_ENUM:
+        case K_SET:
+            b->buffer_type = MYSQL_TYPE_LONGLONG;
+            b->buffer = &c->v.i;
+            b->is_unsigned = c->kind == K_INT ? c->col.is_unsigned : 1;
+            break;
+        case K_FLOAT:
+            b->buffer_type = MYSQL_TYPE_FLOAT;
+            b->buffer = &c->v.f;
+            break;
+        case K_DOUBLE:
+            b->buffer_type = MYSQL_TYPE_DOUBLE;
+            b->buffer = &c->v.d;
+            break;
+        case K_DATE:
+            b->buffer_type = MYSQL_TYPE_DATE;
+            b->buffer = &c->v.t;
+            break;
+        case K_DATETIME:
+            b->buffer_type = MYSQL_TYPE_DATETIME;
+            b->buffer = &c->v.t;
+            break;
+        case K_TIMESTAMP:
+            b->buffer_type = MYSQL_TYPE_TIMESTAMP;
+            b->buffer = &c->v.t;
+            break;
+        case K_TIME:
+            b->buffer_type = MYSQL_TYPE_TIME;
+            b->buffer = &c->v.t;
+            break;
+        default:
+            c->varcap = VAR_MIN;
+            c->var = malloc(c->varcap);
+            if (c->var == NULL) {
+                return out_of_memory(err);
+            }
+            b->buffer_type = MYSQL_TYPE_BLOB;
+            b->buffer = c->var + PREFIX;
+            b->buffer_length = c->varcap - PREFIX;
+            break;
+        }
+    }
+    return true;
+}
+
 /* SELECT every column FROM `db`.`table` WHERE key LIMIT 1 (many: WHERE column ORDER BY the
  * primary key LIMIT ?), prepared; the result and parameter bindings. */
 static bool prepare(struct ms_source *s, struct stable *t, struct ms_error *err)
@@ -757,26 +842,7 @@ static bool prepare(struct ms_source *s, struct stable *t, struct ms_error *err)
         t->npar += form_params(t->keys[k].form);
     }
 
-    sql_str(&q, "SELECT ");
-    for (size_t i = 0; i < t->ncols; i++) {
-        const struct scol *c = &t->cols[i];
-        char cast[48];
-
-        if (i > 0) {
-            sql_str(&q, ", ");
-        }
-        if (c->cast_bytes != 0) {
-            sql_str(&q, "CAST(");
-        }
-        sql_ident(&q, c->col.name);
-        if (c->kind == K_ENUM || c->kind == K_SET) {
-            sql_str(&q, "+0");
-        }
-        if (c->cast_bytes != 0) {
-            snprintf(cast, sizeof(cast), " AS BINARY(%u))", c->cast_bytes);
-            sql_str(&q, cast);
-        }
-    }
+    sql_select_list(&q, t);
     sql_str(&q, " FROM ");
     sql_ident(&q, t->db);
     sql_str(&q, ".");
@@ -837,59 +903,8 @@ static bool prepare(struct ms_source *s, struct stable *t, struct ms_error *err)
                      mysql_stmt_param_count(t->stmt), t->ncols, t->npar);
         goto done;
     }
-    for (size_t i = 0; i < t->ncols; i++) {
-        struct scol *c = &t->cols[i];
-        MYSQL_BIND *b = &t->res[i];
-
-        b->length = &c->length;
-        b->is_null = &c->is_null;
-        b->error = &c->error;
-        b->is_unsigned = c->col.is_unsigned;
-        switch (c->kind) {
-        case K_INT:
-        case K_YEAR:
-        case K_ENUM:
-        case K_SET:
-            b->buffer_type = MYSQL_TYPE_LONGLONG;
-            b->buffer = &c->v.i;
-            b->is_unsigned = c->kind == K_INT ? c->col.is_unsigned : 1;
-            break;
-        case K_FLOAT:
-            b->buffer_type = MYSQL_TYPE_FLOAT;
-            b->buffer = &c->v.f;
-            break;
-        case K_DOUBLE:
-            b->buffer_type = MYSQL_TYPE_DOUBLE;
-            b->buffer = &c->v.d;
-            break;
-        case K_DATE:
-            b->buffer_type = MYSQL_TYPE_DATE;
-            b->buffer = &c->v.t;
-            break;
-        case K_DATETIME:
-            b->buffer_type = MYSQL_TYPE_DATETIME;
-            b->buffer = &c->v.t;
-            break;
-        case K_TIMESTAMP:
-            b->buffer_type = MYSQL_TYPE_TIMESTAMP;
-            b->buffer = &c->v.t;
-            break;
-        case K_TIME:
-            b->buffer_type = MYSQL_TYPE_TIME;
-            b->buffer = &c->v.t;
-            break;
-        default:
-            c->varcap = VAR_MIN;
-            c->var = malloc(c->varcap);
-            if (c->var == NULL) {
-                out_of_memory(err);
-                goto done;
-            }
-            b->buffer_type = MYSQL_TYPE_BLOB;
-            b->buffer = c->var + PREFIX;
-            b->buffer_length = c->varcap - PREFIX;
-            break;
-        }
+    if (!bind_results(t, t->res, err)) {
+        goto done;
     }
     ok = true;
     ms_log(MS_LOG_DEBUG, "re-read statement for %s.%s: %s", t->db, t->table, q.p);
@@ -2021,4 +2036,863 @@ void ms_source_invalidate(struct ms_source *s, const char *db, const char *table
             drop_table_at(s, i - 1);
         }
     }
+}
+
+/* ---- keyset scans ------------------------------------------------------------------- */
+
+/* One order column's cursor value, in the type its parameter is bound with. */
+struct ccur {
+    size_t col;     /* index in t->cols */
+    bool nullable;  /* information_schema IS_NULLABLE: the NULL-aware condition */
+    int extra;      /* index of its utf8mb4 text in the extra results (strings), or -1 */
+    my_bool null;   /* the cursor row's value is NULL */
+    int64_t i;      /* integers, YEAR, ENUM/SET numbers, BIT as a number */
+    double d;       /* FLOAT, DOUBLE */
+    MYSQL_TIME tm;  /* temporal types */
+    uint8_t *bytes; /* DECIMAL text, strings */
+    unsigned long len;
+    size_t cap;
+};
+
+/* A string column's text in utf8mb4, selected besides its raw value for the cursor. */
+struct cextra {
+    uint8_t *buf;
+    size_t cap;
+    unsigned long length;
+    my_bool is_null, error;
+};
+
+struct ms_scan {
+    struct ms_source *s;
+    char *db, *table, *where;
+    char **order;
+    size_t norder;
+    MYSQL *conn;       /* the connection the statements belong to; NULL: not prepared */
+    struct stable *t;  /* columns and fetch buffers (not in s->tables) */
+    MYSQL_STMT *first; /* no cursor yet */
+    MYSQL_STMT *next;  /* after the cursor */
+    MYSQL_BIND *res;   /* ncols + nextra */
+    struct cextra *extras;
+    size_t nextra;
+    MYSQL_BIND *par; /* next's parameters; the last one is the LIMIT */
+    size_t npar;
+    uint64_t limit;
+    struct ccur *cur;
+    bool have_cursor;
+    bson_t *seek; /* a cursor given by ms_scan_seek(), applied once prepared */
+};
+
+static void scan_unprepare(struct ms_scan *sc)
+{
+    if (sc->t != NULL) {
+        sc->t->stmt = NULL; /* ours, closed below */
+        free_table(sc->t);
+        sc->t = NULL;
+    }
+    if (sc->first != NULL) {
+        mysql_stmt_close(sc->first);
+    }
+    if (sc->next != NULL) {
+        mysql_stmt_close(sc->next);
+    }
+    sc->first = sc->next = NULL;
+    for (size_t i = 0; i < sc->nextra; i++) {
+        free(sc->extras[i].buf);
+    }
+    free(sc->extras);
+    sc->extras = NULL;
+    sc->nextra = 0;
+    free(sc->res);
+    free(sc->par);
+    sc->res = sc->par = NULL;
+    sc->npar = 0;
+    sc->conn = NULL;
+}
+
+struct ms_scan *ms_scan_new(struct ms_source *s, const char *db, const char *table,
+                            const char *const *order, size_t norder, const char *where)
+{
+    struct ms_scan *sc = calloc(1, sizeof(*sc));
+
+    if (sc == NULL) {
+        return NULL;
+    }
+    sc->s = s;
+    sc->db = strdup(db);
+    sc->table = strdup(table);
+    sc->where = where != NULL && where[0] != '\0' ? strdup(where) : NULL;
+    sc->order = calloc(norder > 0 ? norder : 1, sizeof(char *));
+    sc->cur = calloc(norder > 0 ? norder : 1, sizeof(*sc->cur));
+    if (sc->db == NULL || sc->table == NULL || sc->order == NULL || sc->cur == NULL ||
+        (where != NULL && where[0] != '\0' && sc->where == NULL)) {
+        ms_scan_destroy(sc);
+        return NULL;
+    }
+    for (size_t i = 0; i < norder; i++) {
+        sc->order[i] = strdup(order[i]);
+        if (sc->order[i] == NULL) {
+            ms_scan_destroy(sc);
+            return NULL;
+        }
+        sc->norder++;
+    }
+    return sc;
+}
+
+void ms_scan_destroy(struct ms_scan *sc)
+{
+    if (sc == NULL) {
+        return;
+    }
+    scan_unprepare(sc);
+    for (size_t i = 0; i < sc->norder; i++) {
+        free(sc->order[i]);
+        free(sc->cur[i].bytes);
+    }
+    if (sc->seek != NULL) {
+        bson_destroy(sc->seek);
+    }
+    free(sc->order);
+    free(sc->cur);
+    free(sc->db);
+    free(sc->table);
+    free(sc->where);
+    free(sc);
+}
+
+static bool scan_is_string(const struct scol *c)
+{
+    return c->kind == K_CHAR || c->kind == K_VARCHAR || c->kind == K_BLOB;
+}
+
+/* Which order columns are nullable (information_schema.COLUMNS.IS_NULLABLE). */
+static bool scan_nullability(struct ms_scan *sc, struct ms_error *err)
+{
+    struct sql q = {0};
+    MYSQL_RES *r;
+    MYSQL_ROW row;
+
+    sql_str(&q, "SELECT COLUMN_NAME, IS_NULLABLE FROM information_schema.COLUMNS WHERE "
+                "TABLE_SCHEMA = ");
+    sql_literal(&q, sc->s->conn, sc->db);
+    sql_str(&q, " AND TABLE_NAME = ");
+    sql_literal(&q, sc->s->conn, sc->table);
+    if (q.oom) {
+        free(q.p);
+        return out_of_memory(err);
+    }
+    if (mysql_query(sc->s->conn, q.p) != 0 || (r = mysql_store_result(sc->s->conn)) == NULL) {
+        free(q.p);
+        conn_error(sc->s->conn, "reading information_schema.COLUMNS", err);
+        return false;
+    }
+    free(q.p);
+    while ((row = mysql_fetch_row(r)) != NULL) {
+        for (size_t k = 0; k < sc->norder; k++) {
+            if (row[0] != NULL && strcasecmp(row[0], sc->t->cols[sc->cur[k].col].col.name) == 0) {
+                sc->cur[k].nullable = row[1] != NULL && strcmp(row[1], "YES") == 0;
+            }
+        }
+    }
+    mysql_free_result(r);
+    return true;
+}
+
+/* The order columns' places and types; the statements; the result bindings. */
+static bool scan_prepare(struct ms_scan *sc, struct ms_error *err)
+{
+    struct ms_source *s = sc->s;
+    struct sql head = {0}, q1 = {0}, q2 = {0};
+    struct stable *t = calloc(1, sizeof(*t));
+    bool ok = false;
+
+    if (t == NULL) {
+        return out_of_memory(err);
+    }
+    sc->t = t;
+    t->db = strdup(sc->db);
+    t->table = strdup(sc->table);
+    if (t->db == NULL || t->table == NULL) {
+        return out_of_memory(err);
+    }
+    if (!load_columns(s, t, err)) {
+        return false;
+    }
+    for (size_t k = 0; k < sc->norder; k++) {
+        size_t i;
+        const struct scol *c;
+
+        for (i = 0; i < t->ncols && strcasecmp(t->cols[i].col.name, sc->order[k]) != 0; i++) {
+        }
+        if (i == t->ncols) {
+            ms_error_set(err, MS_ERR_DECODE, MS_DECODE_SCHEMA,
+                         "scanning %s.%s: order column %s is not in the table", sc->db, sc->table,
+                         sc->order[k]);
+            return false;
+        }
+        c = &t->cols[i];
+        if (c->kind == K_GEOMETRY || c->kind == K_JSON || c->col.is_json_text ||
+            c->cast_bytes != 0) {
+            ms_error_set(err, MS_ERR_DECODE, MS_DECODE_UNSUPPORTED,
+                         "scanning %s.%s: column %s of type %s cannot order a keyset scan (use "
+                         "another key: sync.keys)",
+                         sc->db, sc->table, c->col.name, c->data_type);
+            return false;
+        }
+        sc->cur[k].col = i;
+        sc->cur[k].extra = scan_is_string(c) && !c->col.is_binary ? (int)sc->nextra++ : -1;
+    }
+    if (!scan_nullability(sc, err)) {
+        return false;
+    }
+
+    sql_select_list(&head, t);
+    for (size_t k = 0; k < sc->norder; k++) {
+        if (sc->cur[k].extra >= 0) {
+            sql_str(&head, ", CONVERT(");
+            sql_ident(&head, t->cols[sc->cur[k].col].col.name);
+            sql_str(&head, " USING utf8mb4)");
+        }
+    }
+    sql_str(&head, " FROM ");
+    sql_ident(&head, sc->db);
+    sql_str(&head, ".");
+    sql_ident(&head, sc->table);
+
+    /* first: [WHERE (where)] ORDER BY ... LIMIT ? */
+    sql_add(&q1, head.p != NULL ? head.p : "", head.len);
+    if (sc->where != NULL) {
+        sql_str(&q1, " WHERE (");
+        sql_str(&q1, sc->where);
+        sql_str(&q1, ")");
+    }
+    /* next: WHERE [(where) AND] (c1 > ? OR (c1 <=> ? AND c2 > ?) OR ...) */
+    sql_add(&q2, head.p != NULL ? head.p : "", head.len);
+    sql_str(&q2, " WHERE ");
+    if (sc->where != NULL) {
+        sql_str(&q2, "(");
+        sql_str(&q2, sc->where);
+        sql_str(&q2, ") AND ");
+    }
+    sql_str(&q2, "(");
+    sc->npar = 0;
+    for (size_t k = 0; k < sc->norder; k++) {
+        const char *name = t->cols[sc->cur[k].col].col.name;
+
+        sql_str(&q2, k > 0 ? " OR (" : "(");
+        for (size_t j = 0; j < k; j++) {
+            sql_ident(&q2, t->cols[sc->cur[j].col].col.name);
+            sql_str(&q2, " <=> ? AND ");
+            sc->npar++;
+        }
+        if (sc->cur[k].nullable) {
+            /* NULLs sort first: after a NULL comes every non-NULL value */
+            sql_str(&q2, "(");
+            sql_ident(&q2, name);
+            sql_str(&q2, " > ? OR (? IS NULL AND ");
+            sql_ident(&q2, name);
+            sql_str(&q2, " IS NOT NULL))");
+            sc->npar += 2;
+        } else {
+            sql_ident(&q2, name);
+            sql_str(&q2, " > ?");
+            sc->npar++;
+        }
+        sql_str(&q2, ")");
+    }
+    sql_str(&q2, ")");
+    for (size_t k = 0; k < sc->norder; k++) {
+        const char *tail = k == 0 ? " ORDER BY " : ", ";
+        sql_str(&q1, tail);
+        sql_str(&q2, tail);
+        sql_ident(&q1, t->cols[sc->cur[k].col].col.name);
+        sql_ident(&q2, t->cols[sc->cur[k].col].col.name);
+    }
+    sql_str(&q1, " LIMIT ?");
+    sql_str(&q2, " LIMIT ?");
+    sc->npar++;
+    if (head.oom || q1.oom || q2.oom) {
+        out_of_memory(err);
+        goto done;
+    }
+
+    sc->res = calloc(t->ncols + sc->nextra, sizeof(*sc->res));
+    sc->extras = calloc(sc->nextra > 0 ? sc->nextra : 1, sizeof(*sc->extras));
+    sc->par = calloc(sc->npar, sizeof(*sc->par));
+    if (sc->res == NULL || sc->extras == NULL || sc->par == NULL) {
+        out_of_memory(err);
+        goto done;
+    }
+    if (!bind_results(t, sc->res, err)) {
+        goto done;
+    }
+    for (size_t x = 0; x < sc->nextra; x++) {
+        struct cextra *e = &sc->extras[x];
+        MYSQL_BIND *b = &sc->res[t->ncols + x];
+
+        e->cap = VAR_MIN;
+        e->buf = malloc(e->cap);
+        if (e->buf == NULL) {
+            out_of_memory(err);
+            goto done;
+        }
+        b->buffer_type = MYSQL_TYPE_BLOB;
+        b->buffer = e->buf;
+        b->buffer_length = e->cap;
+        b->length = &e->length;
+        b->is_null = &e->is_null;
+        b->error = &e->error;
+    }
+    sc->first = mysql_stmt_init(s->conn);
+    sc->next = mysql_stmt_init(s->conn);
+    if (sc->first == NULL || sc->next == NULL) {
+        out_of_memory(err);
+        goto done;
+    }
+    if (mysql_stmt_prepare(sc->first, q1.p, (unsigned long)q1.len) != 0) {
+        stmt_error(sc->first, "preparing the scan of", sc->db, sc->table, err);
+        goto done;
+    }
+    if (mysql_stmt_prepare(sc->next, q2.p, (unsigned long)q2.len) != 0) {
+        stmt_error(sc->next, "preparing the scan of", sc->db, sc->table, err);
+        goto done;
+    }
+    if (mysql_stmt_field_count(sc->next) != t->ncols + sc->nextra ||
+        mysql_stmt_param_count(sc->next) != sc->npar || mysql_stmt_param_count(sc->first) != 1) {
+        ms_error_set(err, MS_ERR_MYSQL, 0, "scanning %s.%s: the statement does not fit the table",
+                     sc->db, sc->table);
+        goto done;
+    }
+    sc->conn = s->conn;
+    ok = true;
+    ms_log(MS_LOG_DEBUG, "scan statement for %s.%s: %s", sc->db, sc->table, q2.p);
+done:
+    free(head.p);
+    free(q1.p);
+    free(q2.p);
+    return ok;
+}
+
+/* Binds one cursor value as parameter b. */
+static void scan_bind_value(const struct ms_scan *sc, struct ccur *cv, MYSQL_BIND *b)
+{
+    const struct scol *c = &sc->t->cols[cv->col];
+
+    memset(b, 0, sizeof(*b));
+    b->is_null = &cv->null;
+    switch (c->kind) {
+    case K_INT:
+    case K_YEAR:
+    case K_ENUM:
+    case K_SET:
+    case K_BIT:
+        b->buffer_type = MYSQL_TYPE_LONGLONG;
+        b->buffer = &cv->i;
+        b->is_unsigned = c->kind == K_INT ? c->col.is_unsigned : c->kind != K_YEAR;
+        break;
+    case K_FLOAT:
+    case K_DOUBLE:
+        b->buffer_type = MYSQL_TYPE_DOUBLE;
+        b->buffer = &cv->d;
+        break;
+    case K_DATE:
+    case K_DATETIME:
+    case K_TIMESTAMP:
+    case K_TIME:
+        b->buffer_type = c->kind == K_DATE        ? MYSQL_TYPE_DATE
+                         : c->kind == K_DATETIME  ? MYSQL_TYPE_DATETIME
+                         : c->kind == K_TIMESTAMP ? MYSQL_TYPE_TIMESTAMP
+                                                  : MYSQL_TYPE_TIME;
+        b->buffer = &cv->tm;
+        break;
+    case K_DECIMAL:
+        b->buffer_type = MYSQL_TYPE_NEWDECIMAL;
+        b->buffer = cv->bytes != NULL ? (void *)cv->bytes : (void *)"";
+        b->buffer_length = cv->len;
+        break;
+    default: /* strings: utf8mb4 text, or the bytes of a binary string */
+        b->buffer_type = cv->extra >= 0 ? MYSQL_TYPE_STRING : MYSQL_TYPE_BLOB;
+        b->buffer = cv->bytes != NULL ? (void *)cv->bytes : (void *)"";
+        b->buffer_length = cv->len;
+        break;
+    }
+}
+
+static bool cur_set_bytes(struct ccur *cv, const uint8_t *p, unsigned long n, struct ms_error *err)
+{
+    if (n + 1 > cv->cap) {
+        uint8_t *nb = realloc(cv->bytes, n + 1);
+        if (nb == NULL) {
+            return out_of_memory(err);
+        }
+        cv->bytes = nb;
+        cv->cap = n + 1;
+    }
+    if (n > 0) {
+        memcpy(cv->bytes, p, n);
+    }
+    cv->bytes[n] = 0;
+    cv->len = n;
+    return true;
+}
+
+/* The row just fetched becomes the cursor. */
+static bool scan_capture(struct ms_scan *sc, struct ms_error *err)
+{
+    for (size_t k = 0; k < sc->norder; k++) {
+        struct ccur *cv = &sc->cur[k];
+        struct scol *c = &sc->t->cols[cv->col];
+
+        cv->null = c->is_null;
+        if (c->is_null) {
+            continue;
+        }
+        switch (c->kind) {
+        case K_INT:
+        case K_YEAR:
+        case K_ENUM:
+        case K_SET:
+            cv->i = c->v.i;
+            break;
+        case K_BIT: {
+            uint64_t v = 0;
+            for (unsigned long b = 0; b < c->length && b < 8; b++) {
+                v = v << 8 | c->var[PREFIX + b];
+            }
+            cv->i = (int64_t)v;
+            break;
+        }
+        case K_FLOAT:
+            cv->d = c->v.f;
+            break;
+        case K_DOUBLE:
+            cv->d = c->v.d;
+            break;
+        case K_DATE:
+        case K_DATETIME:
+        case K_TIMESTAMP:
+        case K_TIME:
+            cv->tm = c->v.t;
+            break;
+        default:
+            if (cv->extra >= 0) {
+                struct cextra *e = &sc->extras[cv->extra];
+                if (!cur_set_bytes(cv, e->buf, e->length, err)) {
+                    return false;
+                }
+            } else if (!cur_set_bytes(cv, c->var + PREFIX, c->length, err)) {
+                return false;
+            }
+            break;
+        }
+    }
+    sc->have_cursor = true;
+    return true;
+}
+
+/* Extra (utf8mb4) values longer than their buffers: fetched again into bigger ones. */
+static bool scan_fetch_extras(struct ms_scan *sc, MYSQL_STMT *st, struct ms_error *err)
+{
+    for (size_t x = 0; x < sc->nextra; x++) {
+        struct cextra *e = &sc->extras[x];
+        MYSQL_BIND *b = &sc->res[sc->t->ncols + x];
+
+        if (e->is_null || e->length <= e->cap) {
+            continue;
+        }
+        {
+            uint8_t *nb = realloc(e->buf, (size_t)e->length);
+            if (nb == NULL) {
+                return out_of_memory(err);
+            }
+            e->buf = nb;
+            e->cap = (size_t)e->length;
+        }
+        b->buffer = e->buf;
+        b->buffer_length = e->cap;
+        if (mysql_stmt_fetch_column(st, b, (unsigned int)(sc->t->ncols + x), 0) != 0) {
+            stmt_error(st, "scanning", sc->db, sc->table, err);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The cursor document: {"v": [value per order column]} (see ms_scan_cursor). */
+static bool scan_apply_seek(struct ms_scan *sc, struct ms_error *err)
+{
+    bson_iter_t it, arr;
+    size_t k = 0;
+    bson_t *doc = sc->seek;
+
+    sc->seek = NULL;
+    sc->have_cursor = false;
+    if (bson_empty(doc)) {
+        bson_destroy(doc);
+        return true;
+    }
+    if (!bson_iter_init_find(&it, doc, "v") || !BSON_ITER_HOLDS_ARRAY(&it) ||
+        !bson_iter_recurse(&it, &arr)) {
+        goto misfit;
+    }
+    while (bson_iter_next(&arr)) {
+        struct ccur *cv;
+        const struct scol *c;
+
+        if (k == sc->norder) {
+            goto misfit;
+        }
+        cv = &sc->cur[k++];
+        c = &sc->t->cols[cv->col];
+        cv->null = BSON_ITER_HOLDS_NULL(&arr);
+        if (cv->null) {
+            continue;
+        }
+        switch (c->kind) {
+        case K_INT:
+        case K_YEAR:
+        case K_ENUM:
+        case K_SET:
+        case K_BIT:
+            if (!BSON_ITER_HOLDS_INT64(&arr)) {
+                goto misfit;
+            }
+            cv->i = bson_iter_int64(&arr);
+            break;
+        case K_FLOAT:
+        case K_DOUBLE:
+            if (!BSON_ITER_HOLDS_DOUBLE(&arr)) {
+                goto misfit;
+            }
+            cv->d = bson_iter_double(&arr);
+            break;
+        case K_DATE:
+        case K_DATETIME:
+        case K_TIMESTAMP:
+        case K_TIME: {
+            /* [year, month, day, hour, minute, second, microsecond, negative] */
+            bson_iter_t f;
+            int64_t v[8];
+            size_t nf = 0;
+            if (!BSON_ITER_HOLDS_ARRAY(&arr) || !bson_iter_recurse(&arr, &f)) {
+                goto misfit;
+            }
+            while (bson_iter_next(&f) && nf < 8) {
+                if (!BSON_ITER_HOLDS_INT64(&f)) {
+                    goto misfit;
+                }
+                v[nf++] = bson_iter_int64(&f);
+            }
+            if (nf != 8) {
+                goto misfit;
+            }
+            memset(&cv->tm, 0, sizeof(cv->tm));
+            cv->tm.year = (unsigned)v[0];
+            cv->tm.month = (unsigned)v[1];
+            cv->tm.day = (unsigned)v[2];
+            cv->tm.hour = (unsigned)v[3];
+            cv->tm.minute = (unsigned)v[4];
+            cv->tm.second = (unsigned)v[5];
+            cv->tm.second_part = (unsigned long)v[6];
+            cv->tm.neg = v[7] != 0;
+            cv->tm.time_type = c->kind == K_DATE   ? MYSQL_TIMESTAMP_DATE
+                               : c->kind == K_TIME ? MYSQL_TIMESTAMP_TIME
+                                                   : MYSQL_TIMESTAMP_DATETIME;
+            break;
+        }
+        default: {
+            const uint8_t *p = NULL;
+            uint32_t n = 0;
+            if (BSON_ITER_HOLDS_UTF8(&arr) && (c->kind == K_DECIMAL || cv->extra >= 0)) {
+                p = (const uint8_t *)bson_iter_utf8(&arr, &n);
+            } else if (BSON_ITER_HOLDS_BINARY(&arr) && cv->extra < 0 && c->kind != K_DECIMAL) {
+                bson_subtype_t st;
+                bson_iter_binary(&arr, &st, &n, &p);
+            } else {
+                goto misfit;
+            }
+            if (!cur_set_bytes(cv, p, n, err)) {
+                bson_destroy(doc);
+                return false;
+            }
+            break;
+        }
+        }
+    }
+    if (k != sc->norder) {
+        goto misfit;
+    }
+    sc->have_cursor = true;
+    bson_destroy(doc);
+    return true;
+misfit:
+    bson_destroy(doc);
+    ms_error_set(err, MS_ERR_DECODE, MS_DECODE_SCHEMA,
+                 "scanning %s.%s: the stored cursor does not fit the table's order columns (did "
+                 "the table change?)",
+                 sc->db, sc->table);
+    return false;
+}
+
+bool ms_scan_seek(struct ms_scan *sc, const bson_t *cursor, struct ms_error *err)
+{
+    (void)err;
+    if (sc->seek != NULL) {
+        bson_destroy(sc->seek);
+    }
+    sc->seek = cursor != NULL ? bson_copy(cursor) : bson_new();
+    sc->have_cursor = false;
+    return sc->seek != NULL;
+}
+
+void ms_scan_cursor(const struct ms_scan *sc, bson_t *out)
+{
+    bson_t arr;
+
+    if (sc->seek != NULL) {
+        bson_concat(out, sc->seek); /* not applied yet: still the one given */
+        return;
+    }
+    if (!sc->have_cursor) {
+        return;
+    }
+    bson_append_array_begin(out, "v", 1, &arr);
+    for (size_t k = 0; k < sc->norder; k++) {
+        const struct ccur *cv = &sc->cur[k];
+        const struct scol *c = &sc->t->cols[cv->col];
+        char key[16];
+
+        snprintf(key, sizeof(key), "%zu", k);
+        if (cv->null) {
+            bson_append_null(&arr, key, -1);
+            continue;
+        }
+        switch (c->kind) {
+        case K_INT:
+        case K_YEAR:
+        case K_ENUM:
+        case K_SET:
+        case K_BIT:
+            bson_append_int64(&arr, key, -1, cv->i);
+            break;
+        case K_FLOAT:
+        case K_DOUBLE:
+            bson_append_double(&arr, key, -1, cv->d);
+            break;
+        case K_DATE:
+        case K_DATETIME:
+        case K_TIMESTAMP:
+        case K_TIME: {
+            bson_t f;
+            int64_t v[8] = {cv->tm.year,   cv->tm.month,       cv->tm.day,   cv->tm.hour,
+                            cv->tm.minute, cv->tm.second,      (int64_t)cv->tm.second_part,
+                            cv->tm.neg ? 1 : 0};
+            bson_append_array_begin(&arr, key, -1, &f);
+            for (int i = 0; i < 8; i++) {
+                char fk[4];
+                snprintf(fk, sizeof(fk), "%d", i);
+                bson_append_int64(&f, fk, -1, v[i]);
+            }
+            bson_append_array_end(&arr, &f);
+            break;
+        }
+        default:
+            if (c->kind == K_DECIMAL || cv->extra >= 0) {
+                bson_append_utf8(&arr, key, -1, (const char *)(cv->bytes ? cv->bytes : (uint8_t *)""),
+                                 (int)cv->len);
+            } else {
+                bson_append_binary(&arr, key, -1, BSON_SUBTYPE_BINARY, cv->bytes, (uint32_t)cv->len);
+            }
+            break;
+        }
+    }
+    bson_append_array_end(out, &arr);
+}
+
+/* One chunk on prepared statements. */
+static enum run_result scan_run(struct ms_scan *sc, size_t limit, ms_scan_row_fn fn, void *arg,
+                                size_t *n, struct ms_error *err)
+{
+    struct stable *t = sc->t;
+    MYSQL_STMT *st = sc->have_cursor ? sc->next : sc->first;
+    MYSQL_BIND *lim = &sc->par[sc->npar - 1];
+    enum run_result res = RUN_OK;
+    bson_t row;
+
+    if (sc->have_cursor) {
+        size_t p = 0;
+        for (size_t k = 0; k < sc->norder; k++) {
+            for (size_t j = 0; j < k; j++) {
+                scan_bind_value(sc, &sc->cur[j], &sc->par[p++]);
+            }
+            scan_bind_value(sc, &sc->cur[k], &sc->par[p++]);
+            if (sc->cur[k].nullable) {
+                scan_bind_value(sc, &sc->cur[k], &sc->par[p++]);
+            }
+        }
+    }
+    memset(lim, 0, sizeof(*lim));
+    sc->limit = limit;
+    lim->buffer_type = MYSQL_TYPE_LONGLONG;
+    lim->buffer = &sc->limit;
+    lim->is_unsigned = 1;
+    if (mysql_stmt_bind_param(st, sc->have_cursor ? sc->par : lim) != 0 ||
+        mysql_stmt_bind_result(st, sc->res) != 0) {
+        stmt_error(st, "binding the scan of", sc->db, sc->table, err);
+        return RUN_FAILED;
+    }
+    if (mysql_stmt_execute(st) != 0) {
+        stmt_error(st, "scanning", sc->db, sc->table, err);
+        return is_lost(mysql_stmt_errno(st)) ? RUN_FAILED : RUN_STALE;
+    }
+    t->stmt = st; /* for fetch_long_values */
+    for (;;) {
+        int rc = mysql_stmt_fetch(st);
+        bool ok;
+
+        if (rc == MYSQL_NO_DATA) {
+            break;
+        }
+        if (rc != 0 && rc != MYSQL_DATA_TRUNCATED) {
+            stmt_error(st, "scanning", sc->db, sc->table, err);
+            res = RUN_FAILED;
+            break;
+        }
+        bson_init(&row);
+        ok = decode_row(sc->s, t, &row, err) && scan_fetch_extras(sc, st, err);
+        if (!ok && err->domain == MS_ERR_DECODE) {
+            /* a value that does not decode: the callback may take it as a bad row */
+            ok = fn(arg, NULL, err);
+            if (ok) {
+                ms_error_clear(err);
+                if (!scan_capture(sc, err)) {
+                    ok = false;
+                } else {
+                    (*n)++;
+                }
+            }
+        } else if (ok) {
+            ok = fn(arg, &row, err);
+            if (ok || err->domain == MS_ERR_NONE) {
+                /* delivered (a callback that stops without an error took its row) */
+                if (!scan_capture(sc, err)) {
+                    ok = false;
+                } else {
+                    (*n)++;
+                }
+            }
+        }
+        bson_destroy(&row);
+        if (!ok) {
+            res = err->domain == MS_ERR_NONE ? RUN_OK : RUN_REFUSED;
+            break;
+        }
+        if (mysql_stmt_bind_result(st, sc->res) != 0) {
+            stmt_error(st, "scanning", sc->db, sc->table, err);
+            res = RUN_FAILED;
+            break;
+        }
+    }
+    t->stmt = NULL;
+    mysql_stmt_free_result(st);
+    give_back_buffers(t);
+    return res;
+}
+
+bool ms_scan_chunk(struct ms_scan *sc, size_t limit, ms_scan_row_fn fn, void *arg, size_t *n,
+                   struct ms_error *err)
+{
+    struct ms_error local;
+
+    if (err == NULL) {
+        err = &local;
+    }
+    ms_error_clear(err);
+    *n = 0;
+    if (limit == 0) {
+        return true;
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        enum run_result r;
+
+        if (!ensure_conn(sc->s, err)) {
+            return false;
+        }
+        if (sc->conn != sc->s->conn) {
+            bson_t *seek = sc->seek;
+            scan_unprepare(sc);
+            if (!scan_prepare(sc, err)) {
+                if (err->retryable) {
+                    scan_unprepare(sc);
+                    disconnect(sc->s);
+                }
+                return false;
+            }
+            if (seek != NULL && !scan_apply_seek(sc, err)) {
+                return false;
+            }
+        } else if (sc->seek != NULL && !scan_apply_seek(sc, err)) {
+            return false;
+        }
+        r = scan_run(sc, limit, fn, arg, n, err);
+        if (r == RUN_OK) {
+            return true;
+        }
+        if (r == RUN_REFUSED || *n > 0) {
+            return false; /* the callback's error, or a failure after rows went out */
+        }
+        if (err->retryable) {
+            if (is_lost(err->code)) {
+                scan_unprepare(sc);
+                disconnect(sc->s);
+            }
+            return false;
+        }
+        if (r != RUN_STALE) {
+            return false;
+        }
+        /* the table may have changed under the statements: once more with a fresh definition
+         * (the cursor is kept) */
+        {
+            bson_t *keep = bson_new();
+            ms_scan_cursor(sc, keep);
+            scan_unprepare(sc);
+            sc->seek = keep;
+        }
+    }
+    return false;
+}
+
+int64_t ms_source_estimate_rows(struct ms_source *s, const char *db, const char *table,
+                                struct ms_error *err)
+{
+    struct sql q = {0};
+    MYSQL_RES *r;
+    MYSQL_ROW row;
+    int64_t n = -1;
+
+    if (!ensure_conn(s, err)) {
+        return -1;
+    }
+    sql_str(&q, "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ");
+    sql_literal(&q, s->conn, db);
+    sql_str(&q, " AND TABLE_NAME = ");
+    sql_literal(&q, s->conn, table);
+    if (q.oom) {
+        free(q.p);
+        out_of_memory(err);
+        return -1;
+    }
+    if (mysql_query(s->conn, q.p) != 0 || (r = mysql_store_result(s->conn)) == NULL) {
+        free(q.p);
+        conn_error(s->conn, "reading information_schema.TABLES", err);
+        return -1;
+    }
+    free(q.p);
+    row = mysql_fetch_row(r);
+    if (row != NULL && row[0] != NULL) {
+        n = strtoll(row[0], NULL, 10);
+    }
+    mysql_free_result(r);
+    return n;
 }

@@ -13,6 +13,7 @@
 #include "mysync/error.h"
 
 enum ms_sync_mode { MS_SYNC_MODE_BINLOG, MS_SYNC_MODE_POLL, MS_SYNC_MODE_AUTO };
+enum ms_snapshot_mode { MS_SNAPSHOT_INITIAL, MS_SNAPSHOT_NEVER, MS_SNAPSHOT_WHEN_NEEDED };
 enum ms_ssl_mode {
     MS_SSL_DISABLED,
     MS_SSL_PREFERRED,
@@ -108,6 +109,9 @@ struct ms_config {
     int32_t sync_source_utc_offset; /* derived from sync_source_timezone, seconds east of UTC */
     struct ms_strlist sync_keys;    /* "table:col+col" or "db.table:col" */
     char *sync_pipeline;            /* checkpoint name */
+    int sync_snapshot;              /* enum ms_snapshot_mode */
+    int64_t sync_snapshot_chunk_size;
+    char *sync_signal_table; /* "" or NULL: no watermarks */
     char *collection_products;
     char *collection_orders;
     char *collection_customers;

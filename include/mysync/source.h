@@ -9,6 +9,7 @@
 #include <bson/bson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mysync/config.h"
 #include "mysync/error.h"
@@ -68,5 +69,52 @@ bool ms_source_read_rows(struct ms_source *s, const char *db, const char *table,
 /* Forgets cached statements and definitions of db.table (after DDL); NULL table: all of db;
  * NULL db: everything. */
 void ms_source_invalidate(struct ms_source *s, const char *db, const char *table);
+
+/* ---- Keyset scans (snapshots, backfill, polling, verify) ----------------------------------
+ * Reads db.table in the order of some columns (the primary key, or a change column then the
+ * key) a chunk at a time with keyset pagination: SELECT every column FROM t WHERE [(where)
+ * AND] (c1, c2, ...) > (cursor) ORDER BY c1, c2, ... LIMIT n, never OFFSET, as prepared
+ * statements (identifiers quoted, cursor values bound as parameters in the column's own type,
+ * so the comparison is exact: a DATETIME(6) to the microsecond, a DECIMAL to its last digit, a
+ * string in the column's collation). Rows are streamed from the server (never the whole chunk
+ * in memory) and come as ms_source_read_row() gives them. The order columns must identify a
+ * row (end with the primary key), else rows sharing a cursor value can be skipped. Column
+ * types that cannot be a cursor: GEOMETRY, JSON, UUID, INET (a clear error at the first
+ * chunk). A NULL in a nullable order column sorts first, as in MySQL.
+ *
+ * A scan uses its source's connection: the source must not be used for anything else while the
+ * scan lives. A lost connection is a retryable error; the next chunk reconnects and goes on
+ * after the last row delivered. */
+struct ms_scan;
+
+/* order names the columns (at least one); where is extra SQL ANDed to the condition (the
+ * operator's own text, as --where gives it; NULL: none). Nothing is read yet. */
+struct ms_scan *ms_scan_new(struct ms_source *s, const char *db, const char *table,
+                            const char *const *order, size_t norder, const char *where);
+void ms_scan_destroy(struct ms_scan *sc);
+
+/* Called per row. row NULL: a value of this row does not decode (err says which, an
+ * MS_ERR_DECODE); returning true skips the row (e.g. it was dead-lettered). false stops the
+ * chunk: with err set the row was not taken (the cursor stays before it), without, it was. */
+typedef bool (*ms_scan_row_fn)(void *arg, const bson_t *row, struct ms_error *err);
+
+/* Reads up to limit rows after the cursor, calling fn for each in order; *n gets the number
+ * delivered (fewer than limit: the scan reached the end). */
+bool ms_scan_chunk(struct ms_scan *sc, size_t limit, ms_scan_row_fn fn, void *arg, size_t *n,
+                   struct ms_error *err);
+
+/* The cursor (after the last row delivered) as a BSON document that ms_scan_seek() takes back
+ * exactly (for progress stored in MongoDB); empty before the first row. */
+void ms_scan_cursor(const struct ms_scan *sc, bson_t *out);
+
+/* Sets the cursor from ms_scan_cursor()'s document (empty: from the start). Checked at the
+ * next chunk against the table's columns: a cursor that does not fit them is
+ * MS_ERR_DECODE/MS_DECODE_SCHEMA. */
+bool ms_scan_seek(struct ms_scan *sc, const bson_t *cursor, struct ms_error *err);
+
+/* For progress displays: the server's estimate of the table's rows
+ * (information_schema.TABLES.TABLE_ROWS; exact for some engines), -1 if unknown. */
+int64_t ms_source_estimate_rows(struct ms_source *s, const char *db, const char *table,
+                                struct ms_error *err);
 
 #endif
