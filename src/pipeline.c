@@ -59,6 +59,8 @@ struct table {
     const char *role; /* tcfg->role, a strategy's source_tables entry or name: stable */
     const struct ms_value_opts *vo; /* the pipeline's, or an own_source's */
     struct ms_source *source;       /* where its re-reads go */
+    char **pkcols; /* the primary key's columns from information_schema (check_table) */
+    size_t npkcols;
 };
 
 /* A table routed to an entity strategy because another of its tables is (products ->
@@ -83,6 +85,7 @@ enum item_kind {
     IT_BOUNDARY = 2, /* a transaction ended here */
     IT_DEAD = 3,     /* a change the strategy could not map: to the dead letters */
     IT_DDL = 4,      /* DDL seen: forget cached definitions of db */
+    IT_MARK = 5,     /* a barrier: write everything before it, then say so (mark) */
 };
 
 struct item {
@@ -107,6 +110,7 @@ struct item {
     struct ms_checkpoint cp;        /* IT_BOUNDARY */
     bson_t row;                     /* IT_DEAD: {before, after} */
     char op[8];                     /* IT_DEAD: insert|update|delete */
+    uint64_t mark;                  /* IT_MARK: its sequence number */
     struct ms_error why;            /* IT_DEAD */
 };
 
@@ -164,6 +168,18 @@ struct ms_pipeline {
     size_t ncstats;
     pthread_t prober; /* probes MongoDB while no write says whether it is up */
     bool prober_started;
+
+    /* Producers besides the binlog reader (snapshots, backfill: ms_pipeline_push_row). */
+    struct ms_pipeline_opts opts;
+    pthread_mutex_t tmu; /* other threads' table lookups vs the reader's table_add */
+    atomic_bool stream_go; /* the reader may start (ms_pipeline_start_stream) */
+    pthread_mutex_t mark_mu;
+    pthread_cond_t mark_cv;
+    uint64_t mark_next, mark_done; /* under mark_mu */
+    const char *snapshot_reason;   /* why a snapshot should precede streaming, or NULL */
+    char snapshot_why[400];
+    char sig_db[200], sig_name[200]; /* sync.signal_table (sig_name "" = none) */
+    uint64_t windows_replayed;       /* operations replayed at the close of watermark windows */
 };
 
 /* Control-plane hooks in the reader and sink loops (defined at the end of this file). */
@@ -366,6 +382,11 @@ static bool is_system_db(const char *db)
     return false;
 }
 
+static bool is_signal_table(const struct ms_pipeline *p, const char *db, const char *name)
+{
+    return p->sig_name[0] != '\0' && strcmp(db, p->sig_db) == 0 && strcmp(name, p->sig_name) == 0;
+}
+
 static struct table *table_find(struct ms_pipeline *p, const char *db, const char *name)
 {
     for (size_t i = 0; i < p->ntables; i++) {
@@ -483,8 +504,10 @@ static void route_table(struct ms_pipeline *p, struct table *t)
 
 static struct table *table_add(struct ms_pipeline *p, const char *db, const char *name)
 {
-    struct table *t = realloc(p->tables, (p->ntables + 1) * sizeof(*t));
+    struct table *t;
 
+    pthread_mutex_lock(&p->tmu); /* producers look tables up from other threads */
+    t = realloc(p->tables, (p->ntables + 1) * sizeof(*t));
     if (t == NULL) {
         abort();
     }
@@ -496,6 +519,7 @@ static struct table *table_add(struct ms_pipeline *p, const char *db, const char
     if (p->sinit[0]) {
         route_table(p, t); /* a table discovered while streaming */
     }
+    pthread_mutex_unlock(&p->tmu);
     ctl_table_added(p, t);
     return t;
 }
@@ -506,7 +530,7 @@ static struct table *table_select(struct ms_pipeline *p, const char *db, const c
 {
     struct table *t = table_find(p, db, name);
 
-    if (t != NULL || !p->all_tables) {
+    if (t != NULL || !p->all_tables || is_signal_table(p, db, name)) {
         return t;
     }
     if (p->cfg->mysql_database != NULL ? strcmp(db, p->cfg->mysql_database) != 0
@@ -618,6 +642,30 @@ static bool check_table(MYSQL *c, struct table *t, struct ms_error *err)
              edb, etab);
     if (!query_row(c, sql, outs, 1, sizeof(count), &found, err)) {
         return false;
+    }
+    if (strcmp(count, "0") != 0) {
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+        snprintf(sql, sizeof(sql),
+                 "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA='%s' "
+                 "AND TABLE_NAME='%s' AND INDEX_NAME='PRIMARY' ORDER BY SEQ_IN_INDEX",
+                 edb, etab);
+        if (mysql_query(c, sql) != 0 || (res = mysql_store_result(c)) == NULL) {
+            ms_mysql_error(c, "reading the primary key", err);
+            return false;
+        }
+        for (size_t i = 0; i < t->npkcols; i++) {
+            free(t->pkcols[i]);
+        }
+        t->npkcols = 0;
+        t->pkcols = realloc(t->pkcols, (mysql_num_rows(res) + 1) * sizeof(char *));
+        if (t->pkcols == NULL) {
+            abort();
+        }
+        while ((row = mysql_fetch_row(res)) != NULL) {
+            t->pkcols[t->npkcols++] = strdup(row[0] != NULL ? row[0] : "");
+        }
+        mysql_free_result(res);
     }
     if (strcmp(count, "0") == 0) {
         ms_error_set(err, MS_ERR_CONFIG, 1,
@@ -815,11 +863,32 @@ static bool ensure_indexes(struct ms_pipeline *p, struct ms_error *err)
     return true;
 }
 
+static bool setup_keys_and_check(struct ms_pipeline *p, MYSQL *c, struct ms_error *err,
+                                 bool all);
+
 static bool setup_tables(struct ms_pipeline *p, MYSQL *c, struct ms_error *err)
 {
     const struct ms_config *cfg = p->cfg;
     char db[200], name[200];
 
+    if (p->opts.backfill_only && p->opts.ntables > 0) {
+        /* mysync --full: the tables named, keyed like the daemon keys them */
+        for (size_t i = 0; i < p->opts.ntables; i++) {
+            split_qualified(p->opts.tables[i], cfg->mysql_database, db, sizeof(db), name,
+                            sizeof(name));
+            if (db[0] == '\0') {
+                ms_error_set(err, MS_ERR_CONFIG, 1,
+                             "--table %s names no database: set mysql.database (MYSQL_DATABASE) "
+                             "or write 'database.%s'",
+                             p->opts.tables[i], p->opts.tables[i]);
+                return false;
+            }
+            if (table_find(p, db, name) == NULL) {
+                table_add(p, db, name);
+            }
+        }
+        return setup_keys_and_check(p, c, err, false);
+    }
     p->all_tables = cfg->sync_tables.n == 0;
     for (size_t i = 0; i < cfg->sync_tables.n; i++) {
         split_qualified(cfg->sync_tables.v[i], cfg->mysql_database, db, sizeof(db), name,
@@ -828,6 +897,16 @@ static bool setup_tables(struct ms_pipeline *p, MYSQL *c, struct ms_error *err)
             table_add(p, db, name);
         }
     }
+    return setup_keys_and_check(p, c, err, true);
+}
+
+/* sync.keys, then (all: every table of mysql.database, the tables: entries) the implied roles
+ * and a check of every table. */
+static bool setup_keys_and_check(struct ms_pipeline *p, MYSQL *c, struct ms_error *err, bool all)
+{
+    const struct ms_config *cfg = p->cfg;
+    char db[200], name[200];
+
     for (size_t i = 0; i < cfg->sync_keys.n; i++) {
         const char *spec = cfg->sync_keys.v[i], *colon = strchr(spec, ':');
         char tspec[400];
@@ -835,6 +914,9 @@ static bool setup_tables(struct ms_pipeline *p, MYSQL *c, struct ms_error *err)
         snprintf(tspec, sizeof(tspec), "%.*s", (int)(colon - spec), spec);
         split_qualified(tspec, cfg->mysql_database, db, sizeof(db), name, sizeof(name));
         t = table_find(p, db, name);
+        if (t == NULL && !all) {
+            continue; /* not among the tables named */
+        }
         if (t == NULL) {
             if (!p->all_tables) {
                 ms_error_set(err, MS_ERR_CONFIG, 1, "sync.keys: %s.%s is not in sync.tables", db,
@@ -851,7 +933,7 @@ static bool setup_tables(struct ms_pipeline *p, MYSQL *c, struct ms_error *err)
             s += len + (plus != NULL ? 1 : 0);
         }
     }
-    if (p->all_tables && cfg->mysql_database != NULL) {
+    if (all && p->all_tables && cfg->mysql_database != NULL) {
         /* every base table of the database, checked now like listed ones */
         char edb[300], sql[600];
         MYSQL_RES *res;
@@ -866,14 +948,15 @@ static bool setup_tables(struct ms_pipeline *p, MYSQL *c, struct ms_error *err)
             return false;
         }
         while ((row = mysql_fetch_row(res)) != NULL) {
-            if (table_find(p, cfg->mysql_database, row[0]) == NULL) {
+            if (table_find(p, cfg->mysql_database, row[0]) == NULL &&
+                !is_signal_table(p, cfg->mysql_database, row[0])) {
                 table_add(p, cfg->mysql_database, row[0]);
             }
         }
         mysql_free_result(res);
     }
     /* a table with a tables: entry (or SYNC_STRATEGY_<T>) is replicated too */
-    for (size_t i = 0; i < cfg->ntables; i++) {
+    for (size_t i = 0; all && i < cfg->ntables; i++) {
         split_qualified(cfg->tables[i].name, cfg->mysql_database, db, sizeof(db), name,
                         sizeof(name));
         if (db[0] == '\0') {
@@ -966,6 +1049,12 @@ static bool target_is_ferretdb(mongoc_client_pool_t *pool)
 
 struct ms_pipeline *ms_pipeline_new(const struct ms_config *cfg, struct ms_error *err)
 {
+    return ms_pipeline_new_opts(cfg, NULL, err);
+}
+
+struct ms_pipeline *ms_pipeline_new_opts(const struct ms_config *cfg,
+                                         const struct ms_pipeline_opts *opts, struct ms_error *err)
+{
     struct ms_pipeline *p = calloc(1, sizeof(*p));
     struct ms_sink_opts so = {.max_retries = -1, .retry_delay_ms = cfg->sync_retry_delay_ms};
     struct ms_mysql_info mi;
@@ -978,7 +1067,18 @@ struct ms_pipeline *ms_pipeline_new(const struct ms_config *cfg, struct ms_error
         return NULL;
     }
     p->cfg = cfg;
+    if (opts != NULL) {
+        p->opts = *opts;
+    }
     pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->tmu, NULL);
+    pthread_mutex_init(&p->mark_mu, NULL);
+    pthread_cond_init(&p->mark_cv, NULL);
+    atomic_store(&p->stream_go, !p->opts.defer_stream);
+    if (cfg->sync_signal_table != NULL && cfg->sync_signal_table[0] != '\0') {
+        split_qualified(cfg->sync_signal_table, cfg->mysql_database, p->sig_db, sizeof(p->sig_db),
+                        p->sig_name, sizeof(p->sig_name));
+    }
     ctl_init(p);
     queue_init(&p->q, (size_t)(cfg->sync_batch_size * 4 > 4096 ? cfg->sync_batch_size * 4 : 4096),
                QUEUE_MAX_BYTES);
@@ -989,8 +1089,8 @@ struct ms_pipeline *ms_pipeline_new(const struct ms_config *cfg, struct ms_error
         goto fail;
     }
     c = ms_mysql_connect(cfg, err);
-    if (c == NULL || !ms_mysql_probe(c, &mi, err) || !ms_reader_preflight(c, err) ||
-        !setup_tables(p, c, err)) {
+    if (c == NULL || !ms_mysql_probe(c, &mi, err) ||
+        (!p->opts.backfill_only && !ms_reader_preflight(c, err)) || !setup_tables(p, c, err)) {
         goto fail;
     }
 
@@ -1010,21 +1110,41 @@ struct ms_pipeline *ms_pipeline_new(const struct ms_config *cfg, struct ms_error
     if (p->sink == NULL) {
         goto fail;
     }
-    if (!ms_sink_checkpoint_load(p->sink, cfg->sync_pipeline, &p->start, &found, err)) {
+    if (p->opts.backfill_only) {
+        found = false; /* the daemon's checkpoint is not ours to read or move */
+    } else if (!ms_sink_checkpoint_load(p->sink, cfg->sync_pipeline, &p->start, &found, err)) {
         goto fail;
     }
-    if (found && p->start.file[0] != '\0') {
+    if (p->opts.backfill_only) {
+        /* nothing to position */
+    } else if (found && p->start.file[0] != '\0') {
         bool available;
         char first[256];
         if (!position_available(c, &p->start, &available, first, sizeof(first), err)) {
             goto fail;
         }
+        if (!available && cfg->sync_snapshot == MS_SNAPSHOT_WHEN_NEEDED) {
+            snprintf(p->snapshot_why, sizeof(p->snapshot_why),
+                     "the checkpoint %s:%llu is no longer on the source (binlog purged; the "
+                     "oldest file is %s)",
+                     p->start.file, (unsigned long long)p->start.pos,
+                     first[0] != '\0' ? first : "none");
+            p->snapshot_reason = p->snapshot_why;
+            ms_log(MS_LOG_WARN, "%s: sync.snapshot=when_needed takes a new snapshot, then streams "
+                                "from the current position", p->snapshot_why);
+            if (!current_position(c, &p->start, err) ||
+                !ms_sink_checkpoint_save(p->sink, cfg->sync_pipeline, &p->start, err)) {
+                goto fail;
+            }
+            available = true;
+        }
         if (!available) {
             ms_error_set(err, MS_ERR_MYSQL, 1236,
                          "the checkpoint %s:%llu is no longer on the source (binlog purged; the "
                          "oldest file is %s): changes since then are lost to the binlog. "
-                         "Recover with a re-snapshot: mysync --full --table ... for every "
-                         "replicated table, which also resets the checkpoint",
+                         "Recover with a re-snapshot: start with SYNC_SNAPSHOT=when_needed (it "
+                         "copies every replicated table again, then streams from the current "
+                         "position)",
                          p->start.file, (unsigned long long)p->start.pos,
                          first[0] != '\0' ? first : "none");
             goto fail;
@@ -1039,11 +1159,17 @@ struct ms_pipeline *ms_pipeline_new(const struct ms_config *cfg, struct ms_error
             !ms_sink_checkpoint_save(p->sink, cfg->sync_pipeline, &p->start, err)) {
             goto fail;
         }
+        if (cfg->sync_snapshot != MS_SNAPSHOT_NEVER) {
+            snprintf(p->snapshot_why, sizeof(p->snapshot_why), "first start (no checkpoint)");
+            p->snapshot_reason = p->snapshot_why;
+        }
         ms_log_kv(MS_LOG_INFO,
                   ((struct ms_log_field[]){MS_LF_STR("file", p->start.file),
                                            MS_LF_INT("pos", (int64_t)p->start.pos)}),
-                  "no checkpoint: starting at the source's current position (earlier rows need "
-                  "a snapshot: mysync --full)");
+                  cfg->sync_snapshot != MS_SNAPSHOT_NEVER
+                      ? "no checkpoint: position taken before the initial snapshot"
+                      : "no checkpoint: starting at the source's current position "
+                        "(sync.snapshot=never: earlier rows need mysync --full)");
     }
     mysql_close(c);
     c = NULL;
@@ -1104,8 +1230,15 @@ void ms_pipeline_destroy(struct ms_pipeline *p)
             free(p->tables[i].key[k]);
         }
         free(p->tables[i].key);
+        for (size_t k = 0; k < p->tables[i].npkcols; k++) {
+            free(p->tables[i].pkcols[k]);
+        }
+        free(p->tables[i].pkcols);
     }
     free(p->tables);
+    pthread_mutex_destroy(&p->tmu);
+    pthread_mutex_destroy(&p->mark_mu);
+    pthread_cond_destroy(&p->mark_cv);
     ctl_cleanup(p);
     queue_destroy(&p->q);
     pthread_mutex_destroy(&p->mu);
@@ -1123,6 +1256,24 @@ void ms_pipeline_get_stats(struct ms_pipeline *p, struct ms_pipeline_stats *out)
 
 /* ---- the reader thread ---------------------------------------------------------------- */
 
+/* A snapshot watermark window (README "Snapshots beside the stream"): a backfill chunk of
+ * table db.name is being read and written between its open and close watermarks. The stream's
+ * operations on that table's documents inside the window are kept and queued again after the
+ * close, so a chunk row read before a change and written after it never stays: the replayed
+ * operations (idempotent values, recomputations) end at the newest state. */
+struct window {
+    char db[200], name[200], run[80];
+    const struct ms_strategy *strategy; /* the table's: its documents' producer */
+    bool generic;                       /* generic: only this table's rows */
+    uint32_t opened_ts;                 /* event time of the open watermark */
+    struct item **items;
+    size_t n, cap, bytes;
+    bool overflow; /* more than WINDOW_MAX_BYTES: not kept (logged) */
+};
+
+#define WINDOW_MAX_BYTES   ((size_t)256 << 20)
+#define WINDOW_MAX_SECONDS 900 /* a window left open (a backfill killed) closes by itself */
+
 struct rd {
     struct ms_pipeline *p;
     struct ms_binlog_parser *parser;
@@ -1132,7 +1283,13 @@ struct rd {
     struct ms_checkpoint at; /* the last boundary queued: where a reconnect resumes */
     char gtid[512];          /* GTID of the transaction being read */
     uint64_t events, changes;
+    struct window *win;        /* open watermark windows */
+    size_t nwin;
+    struct ms_checkpoint hold; /* while a window is open, checkpoints stay here (before its
+                                * open watermark): a restart sees the window whole */
 };
+
+static bool window_close(struct rd *r, size_t i, const char *why);
 
 static bool push_boundary(struct rd *r, uint64_t end_pos, uint32_t ts)
 {
@@ -1146,8 +1303,14 @@ static bool push_boundary(struct rd *r, uint64_t end_pos, uint32_t ts)
     r->at.pos = end_pos;
     snprintf(r->at.gtid, sizeof(r->at.gtid), "%s", r->gtid);
     r->at.event_time_ms = (int64_t)ts * 1000;
+    for (size_t i = r->nwin; i > 0; i--) {
+        if (ts > r->win[i - 1].opened_ts + WINDOW_MAX_SECONDS &&
+            !window_close(r, i - 1, "open too long (was its backfill stopped?)")) {
+            return false;
+        }
+    }
     it = item_new(IT_BOUNDARY);
-    it->cp = r->at;
+    it->cp = r->nwin > 0 ? r->hold : r->at;
     return queue_push(r->p, it);
 }
 
@@ -1202,20 +1365,134 @@ static bool strategy_map(const struct table *t, const struct ms_change *chg, str
     return t->strategy->map(t->sctx, chg, out, err);
 }
 
+static struct item *item_clone(const struct item *src)
+{
+    struct item *it = item_new(src->kind);
+
+    for (size_t i = 0; i < src->ops.n; i++) {
+        const struct ms_op *o = &src->ops.v[i];
+        struct ms_op *c = ms_ops_add(&it->ops, o->kind, o->collection);
+        if (c == NULL || !bson_concat(&c->id, &o->id) || !bson_concat(&c->doc, &o->doc)) {
+            abort();
+        }
+    }
+    it->bytes = src->bytes;
+    it->db = src->db != NULL ? strdup(src->db) : NULL;
+    it->table = src->table != NULL ? strdup(src->table) : NULL;
+    if (src->npk > 0) {
+        it->pk = calloc(src->npk, sizeof(char *));
+        for (size_t i = 0; i < src->npk; i++) {
+            it->pk[i] = strdup(src->pk[i]);
+        }
+        it->npk = src->npk;
+    }
+    it->strategy = src->strategy;
+    it->sctx = src->sctx;
+    it->tcfg = src->tcfg;
+    it->role = src->role;
+    it->vo = src->vo;
+    it->src = src->src;
+    memcpy(it->position, src->position, sizeof(it->position));
+    memcpy(it->source, src->source, sizeof(it->source));
+    return it;
+}
+
+/* The reader's operations on documents of an open window's table are kept for its replay. */
+static void window_keep(struct rd *r, const struct item *it)
+{
+    for (size_t i = 0; i < r->nwin; i++) {
+        struct window *w = &r->win[i];
+        bool match = w->generic ? strcmp(it->db, w->db) == 0 && strcmp(it->table, w->name) == 0
+                                : it->strategy == w->strategy;
+        if (!match || w->overflow) {
+            continue;
+        }
+        if (w->bytes + it->bytes > WINDOW_MAX_BYTES) {
+            ms_log(MS_LOG_ERROR,
+                   "snapshot window of %s.%s: more than %zu MB of changes while one chunk was "
+                   "copied; they are not replayed, so documents of rows changed meanwhile may be "
+                   "stale: run the backfill again with a smaller --chunk-size",
+                   w->db, w->name, WINDOW_MAX_BYTES >> 20);
+            for (size_t k = 0; k < w->n; k++) {
+                item_free(w->items[k]);
+            }
+            w->n = 0;
+            w->overflow = true;
+            continue;
+        }
+        if (w->n == w->cap) {
+            w->cap = w->cap > 0 ? w->cap * 2 : 64;
+            w->items = realloc(w->items, w->cap * sizeof(*w->items));
+            if (w->items == NULL) {
+                abort();
+            }
+        }
+        w->items[w->n++] = item_clone(it);
+        w->bytes += it->bytes;
+    }
+}
+
+/* Validates and maps chg through t's strategy and queues the operations (or a dead letter).
+ * r: the binlog reader (open windows keep a copy), NULL for a producer's snapshot row. */
+static bool queue_change(struct ms_pipeline *p, struct rd *r, struct table *t,
+                         const struct ms_change *chg)
+{
+    struct item *it = item_new(IT_OPS);
+    struct ms_error merr = {0};
+    bool reread = false;
+
+    if (!strategy_map(t, chg, &it->ops, &merr)) {
+        /* a row the strategy cannot take: keep it in the dead letters, go on */
+        item_free(it);
+        if (!t->warned) {
+            ms_log(MS_LOG_ERROR, "%s.%s: %s (dead-lettered; further ones are counted)", chg->db,
+                   chg->table, merr.msg);
+            t->warned = true;
+        }
+        ctl_error(p, &merr);
+        return queue_push(p, dead_item(chg, chg->position, &merr));
+    }
+    for (size_t i = 0; i < it->ops.n; i++) {
+        it->bytes += it->ops.v[i].doc.len + it->ops.v[i].id.len + sizeof(struct ms_op);
+        reread |= it->ops.v[i].kind == MS_OP_REREAD;
+    }
+    it->db = strdup(chg->db);
+    it->table = strdup(chg->table);
+    snprintf(it->position, sizeof(it->position), "%s", chg->position);
+    snprintf(it->source, sizeof(it->source), "%s.%s", chg->db, chg->table);
+    it->strategy = t->strategy;
+    it->sctx = t->sctx;
+    it->tcfg = t->tcfg;
+    it->role = t->role;
+    it->vo = t->vo;
+    it->src = t->source;
+    if (reread) {
+        it->pk = calloc(chg->npk, sizeof(char *));
+        it->npk = chg->npk;
+        for (size_t i = 0; i < chg->npk; i++) {
+            it->pk[i] = strdup(chg->pk[i]);
+        }
+    }
+    if (r != NULL) {
+        if (r->nwin > 0) {
+            window_keep(r, it);
+        }
+        r->changes++;
+    }
+    return queue_push(p, it);
+}
+
 static bool map_change(struct rd *r, struct table *t, const struct ms_event *ev, uint64_t pos,
                        bson_t *before, bson_t *after, struct ms_error *err)
 {
-    struct ms_pipeline *p = r->p;
     const struct ms_table_map *tm = ev->u.rows.map;
     const char *pk[64];
     size_t npk;
     const char *const *unres;
     struct ms_change chg = {0};
-    struct item *it = item_new(IT_OPS);
-    struct ms_error merr = {0};
     char position[300];
-    bool reread = false;
 
+    (void)err;
     key_names(t, tm, pk, &npk);
     snprintf(position, sizeof(position), "%s:%llu", r->file, (unsigned long long)pos);
     chg.op = ev->u.rows.op == MS_ROW_INSERT   ? MS_CHANGE_INSERT
@@ -1232,41 +1509,139 @@ static bool map_change(struct rd *r, struct table *t, const struct ms_event *ev,
     chg.position = position;
     chg.tcfg = t->tcfg;
     chg.role = t->role;
-    if (!strategy_map(t, &chg, &it->ops, &merr)) {
-        /* a row the strategy cannot take: keep it in the dead letters, go on */
-        item_free(it);
-        if (!t->warned) {
-            ms_log(MS_LOG_ERROR, "%s.%s: %s (dead-lettered; further ones are counted)", tm->db,
-                   tm->table, merr.msg);
-            t->warned = true;
+    return queue_change(r->p, r, t, &chg);
+}
+
+/* ---- snapshot watermarks (the signal table) ------------------------------------------- */
+
+static void window_free(struct window *w)
+{
+    for (size_t k = 0; k < w->n; k++) {
+        item_free(w->items[k]);
+    }
+    free(w->items);
+}
+
+/* Queues the window's kept operations again (after everything the chunk wrote) and forgets
+ * the window. */
+static bool window_close(struct rd *r, size_t i, const char *why)
+{
+    struct window w = r->win[i];
+    bool ok = true;
+    size_t k;
+
+    r->win[i] = r->win[--r->nwin];
+    if (why != NULL) {
+        ms_log(MS_LOG_WARN, "snapshot window of %s.%s (run %s) closed: %s", w.db, w.name, w.run,
+               why);
+    }
+    for (k = 0; k < w.n && ok; k++) {
+        ok = queue_push(r->p, w.items[k]);
+    }
+    pthread_mutex_lock(&r->p->mu);
+    r->p->windows_replayed += k;
+    pthread_mutex_unlock(&r->p->mu);
+    for (; k < w.n; k++) {
+        item_free(w.items[k]);
+    }
+    w.n = 0;
+    window_free(&w);
+    ms_log_kv(MS_LOG_DEBUG,
+              ((struct ms_log_field[]){MS_LF_STR("table", w.name), MS_LF_STR("run", w.run)}),
+              "snapshot window closed");
+    return ok;
+}
+
+static const char *doc_str(const bson_t *doc, const char *key, char *buf, size_t bufsz)
+{
+    bson_iter_t it;
+    uint32_t n;
+    const char *v;
+
+    buf[0] = '\0';
+    if (bson_iter_init_find_case(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it)) {
+        v = bson_iter_utf8(&it, &n);
+        snprintf(buf, bufsz, "%.*s", (int)n, v);
+    }
+    return buf;
+}
+
+/* A watermark row: {kind: snapshot-window-open|snapshot-window-close, table_name: "db.t", run}. */
+static bool on_watermark(struct rd *r, const bson_t *row, uint32_t ts)
+{
+    struct ms_pipeline *p = r->p;
+    char kind[64], tname[420], run[80], db[200], name[200];
+    struct table *t;
+    size_t i;
+
+    doc_str(row, "kind", kind, sizeof(kind));
+    doc_str(row, "table_name", tname, sizeof(tname));
+    doc_str(row, "run", run, sizeof(run));
+    split_qualified(tname, p->cfg->mysql_database, db, sizeof(db), name, sizeof(name));
+    t = table_find(p, db, name);
+    if (t == NULL || (strcmp(kind, "snapshot-window-open") != 0 &&
+                      strcmp(kind, "snapshot-window-close") != 0)) {
+        return true; /* not a table of ours, or another signal */
+    }
+    for (i = 0; i < r->nwin; i++) {
+        if (strcmp(r->win[i].db, db) == 0 && strcmp(r->win[i].name, name) == 0) {
+            break;
         }
-        ctl_error(p, &merr);
-        return queue_push(p, dead_item(&chg, position, &merr));
     }
-    (void)err;
-    for (size_t i = 0; i < it->ops.n; i++) {
-        it->bytes += it->ops.v[i].doc.len + it->ops.v[i].id.len + sizeof(struct ms_op);
-        reread |= it->ops.v[i].kind == MS_OP_REREAD;
-    }
-    it->db = strdup(tm->db);
-    it->table = strdup(tm->table);
-    snprintf(it->position, sizeof(it->position), "%s", position);
-    snprintf(it->source, sizeof(it->source), "%s.%s", tm->db, tm->table);
-    it->strategy = t->strategy;
-    it->sctx = t->sctx;
-    it->tcfg = t->tcfg;
-    it->role = t->role;
-    it->vo = t->vo;
-    it->src = t->source;
-    if (reread) {
-        it->pk = calloc(npk, sizeof(char *));
-        it->npk = npk;
-        for (size_t i = 0; i < npk; i++) {
-            it->pk[i] = strdup(pk[i]);
+    if (strcmp(kind, "snapshot-window-close") == 0) {
+        if (i == r->nwin) {
+            ms_log(MS_LOG_WARN,
+                   "snapshot window of %s.%s (run %s) closes without having been seen open (it "
+                   "opened before the checkpoint, or was closed for its size or age): documents "
+                   "of rows changed during that chunk may be stale until their next change",
+                   db, name, run);
+            return true;
         }
+        return window_close(r, i, NULL);
     }
-    r->changes++;
-    return queue_push(p, it);
+    if (i < r->nwin && !window_close(r, i, "a new window of the same table opened")) {
+        return false;
+    }
+    if (r->nwin == 0) {
+        r->hold = r->at; /* the boundary before this transaction */
+    }
+    r->win = realloc(r->win, (r->nwin + 1) * sizeof(*r->win));
+    if (r->win == NULL) {
+        abort();
+    }
+    memset(&r->win[r->nwin], 0, sizeof(r->win[0]));
+    snprintf(r->win[r->nwin].db, sizeof(r->win[0].db), "%s", db);
+    snprintf(r->win[r->nwin].name, sizeof(r->win[0].name), "%s", name);
+    snprintf(r->win[r->nwin].run, sizeof(r->win[0].run), "%s", run);
+    r->win[r->nwin].strategy = t->strategy;
+    r->win[r->nwin].generic = t->strategy == &ms_strategy_generic;
+    r->win[r->nwin].opened_ts = ts;
+    r->nwin++;
+    ms_log_kv(MS_LOG_DEBUG,
+              ((struct ms_log_field[]){MS_LF_STR("table", name), MS_LF_STR("run", run)}),
+              "snapshot window open");
+    return true;
+}
+
+static bool on_signal_rows(struct rd *r, const struct ms_event *ev, struct ms_error *err)
+{
+    size_t off = 0;
+    bson_t before, after;
+    bool ok = true;
+
+    while (ok && ms_binlog_rows_next(r->parser, ev, &off, &r->p->vo, &before, &after, err)) {
+        if (ev->u.rows.op == MS_ROW_INSERT) {
+            ok = on_watermark(r, &after, ev->h.timestamp);
+        }
+        bson_destroy(&before);
+        bson_destroy(&after);
+    }
+    if (ok) {
+        bson_destroy(&before);
+        bson_destroy(&after);
+        ok = err->domain == MS_ERR_NONE;
+    }
+    return ok;
 }
 
 static bool on_rows(struct rd *r, const struct ms_event *ev, uint64_t pos, struct ms_error *err)
@@ -1283,6 +1658,9 @@ static bool on_rows(struct rd *r, const struct ms_event *ev, uint64_t pos, struc
                      "rows event for table id %llu without its TABLE_MAP",
                      (unsigned long long)ev->u.rows.table_id);
         return false;
+    }
+    if (is_signal_table(r->p, tm->db, tm->table)) {
+        return on_signal_rows(r, ev, err);
     }
     t = table_select(r->p, tm->db, tm->table);
     if (t == NULL) {
@@ -1355,7 +1733,8 @@ static bool on_event(struct rd *r, const struct ms_event *ev, uint64_t pos, uint
     case MS_EV_TABLE_MAP: {
         struct ms_table_map *tm =
             ms_binlog_parser_table_mut(r->parser, ev->u.table_map.map->table_id);
-        if (tm != NULL && table_select(r->p, tm->db, tm->table) != NULL) {
+        if (tm != NULL && (table_select(r->p, tm->db, tm->table) != NULL ||
+                           is_signal_table(r->p, tm->db, tm->table))) {
             struct ms_error serr = {0};
             bool applied;
             if (!ms_schema_enrich(r->schema, tm, &applied, &serr)) {
@@ -1401,6 +1780,10 @@ static void *reader_main(void *arg)
 
     r.schema = ms_schema_new(p->cfg);
     r.at = p->start;
+    while (!atomic_load(&p->stream_go) && !is_stopping(p)) {
+        struct timespec ts = {0, 20 * 1000000L}; /* a snapshot first */
+        nanosleep(&ts, NULL);
+    }
     while (!is_stopping(p)) {
         struct ms_reader_opts ro = {.server_id = p->server_id, .file = r.at.file, .pos = r.at.pos};
         struct ms_reader *rdr;
@@ -1500,6 +1883,10 @@ static void *reader_main(void *arg)
     }
     ms_binlog_parser_destroy(r.parser);
     ms_schema_destroy(r.schema);
+    for (size_t i = 0; i < r.nwin; i++) {
+        window_free(&r.win[i]); /* never replayed: the checkpoint is held before them */
+    }
+    free(r.win);
     atomic_store(&p->reader_done, true);
     pthread_mutex_lock(&p->q.mu);
     pthread_cond_broadcast(&p->q.not_empty);
@@ -1957,6 +2344,16 @@ static void *sink_main(void *arg)
             case IT_DEAD:
                 ok = dead_letter(p, it, &err);
                 break;
+            case IT_MARK:
+                /* everything before it written: the producer waiting on it goes on */
+                ok = flush(p, &b, &err);
+                if (ok) {
+                    pthread_mutex_lock(&p->mark_mu);
+                    p->mark_done = it->mark;
+                    pthread_cond_broadcast(&p->mark_cv);
+                    pthread_mutex_unlock(&p->mark_mu);
+                }
+                break;
             case IT_DDL:
                 ms_source_invalidate(p->source, it->db, NULL);
                 for (size_t i = 0; i < p->nown; i++) {
@@ -2026,7 +2423,7 @@ bool ms_pipeline_run(struct ms_pipeline *p, volatile sig_atomic_t *stop, struct 
         ms_error_set(err, MS_ERR_SYSTEM, errno, "cannot start the sink thread");
         return false;
     }
-    if (pthread_create(&reader, NULL, reader_main, p) != 0) {
+    if (!p->opts.backfill_only && pthread_create(&reader, NULL, reader_main, p) != 0) {
         ms_error_set(err, MS_ERR_SYSTEM, errno, "cannot start the reader thread");
         set_fatal(p, err);
         pthread_join(sinker, NULL);
@@ -2045,6 +2442,9 @@ bool ms_pipeline_run(struct ms_pipeline *p, volatile sig_atomic_t *stop, struct 
             ms_log(MS_LOG_INFO, "stopping: writing what was read, then saving the checkpoint");
             stop_at = mono_ms();
             atomic_store(&p->stopping, true);
+            if (p->opts.backfill_only) {
+                atomic_store(&p->reader_done, true); /* no reader: the producers are done */
+            }
             pthread_mutex_lock(&p->q.mu);
             pthread_cond_broadcast(&p->q.not_full);
             pthread_mutex_unlock(&p->q.mu);
@@ -2063,14 +2463,22 @@ bool ms_pipeline_run(struct ms_pipeline *p, volatile sig_atomic_t *stop, struct 
             stop_at = mono_ms(); /* the grace period also bounds the last flush after an error */
         }
     }
-    pthread_join(reader, NULL);
+    if (!p->opts.backfill_only) {
+        pthread_join(reader, NULL);
+    }
     pthread_join(sinker, NULL);
     ctl_stop(p);
+    pthread_mutex_lock(&p->mark_mu);
+    pthread_cond_broadcast(&p->mark_cv); /* producers waiting on a barrier give up */
+    pthread_mutex_unlock(&p->mark_mu);
     if (atomic_load(&p->fatal)) {
         *err = p->fatal_err;
         return false;
     }
-    ms_log(MS_LOG_INFO, "stopped at %s:%llu", p->stats.file, (unsigned long long)p->stats.pos);
+    if (!p->opts.backfill_only) {
+        ms_log(MS_LOG_INFO, "stopped at %s:%llu", p->stats.file,
+               (unsigned long long)p->stats.pos);
+    }
     return true;
 }
 
@@ -2422,4 +2830,184 @@ size_t ms_pipeline_get_tables(struct ms_pipeline *p, struct ms_pipeline_table_st
 size_t ms_pipeline_get_collections(struct ms_pipeline *p, struct ms_pipeline_collection_stats **out)
 {
     return copy_locked(p, (void *const *)&p->cstats, &p->ncstats, sizeof(**out), (void **)out);
+}
+
+/* ---- producers ------------------------------------------------------------------------ */
+
+const char *ms_pipeline_snapshot_reason(const struct ms_pipeline *p)
+{
+    return p->snapshot_reason;
+}
+
+void ms_pipeline_start_stream(struct ms_pipeline *p)
+{
+    atomic_store(&p->stream_go, true);
+}
+
+uint64_t ms_pipeline_windows_replayed(struct ms_pipeline *p)
+{
+    uint64_t n;
+
+    pthread_mutex_lock(&p->mu);
+    n = p->windows_replayed;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+static void table_public(const struct table *t, struct ms_pipeline_table *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->db = t->db;
+    out->name = t->name;
+    out->key = (const char *const *)(t->nkey > 0 ? t->key : t->pkcols);
+    out->nkey = t->nkey > 0 ? t->nkey : t->npkcols;
+    out->vo = t->vo;
+    out->strategy = t->strategy->name;
+    out->role = t->role;
+    out->primary = t->strategy->source_tables == NULL ||
+                   (t->role != NULL && strcmp(t->role, t->strategy->source_tables[0]) == 0);
+}
+
+size_t ms_pipeline_table_count(struct ms_pipeline *p)
+{
+    size_t n;
+
+    pthread_mutex_lock(&p->tmu);
+    n = p->ntables;
+    pthread_mutex_unlock(&p->tmu);
+    return n;
+}
+
+bool ms_pipeline_table_at(struct ms_pipeline *p, size_t i, struct ms_pipeline_table *out)
+{
+    bool ok;
+
+    pthread_mutex_lock(&p->tmu);
+    ok = i < p->ntables;
+    if (ok) {
+        table_public(&p->tables[i], out);
+    }
+    pthread_mutex_unlock(&p->tmu);
+    return ok;
+}
+
+bool ms_pipeline_find_table(struct ms_pipeline *p, const char *spec, struct ms_pipeline_table *out)
+{
+    char db[200], name[200];
+    const struct table *t;
+
+    split_qualified(spec, p->cfg->mysql_database, db, sizeof(db), name, sizeof(name));
+    pthread_mutex_lock(&p->tmu);
+    t = table_find(p, db, name);
+    if (t != NULL) {
+        table_public(t, out);
+    }
+    pthread_mutex_unlock(&p->tmu);
+    return t != NULL;
+}
+
+/* A copy of db.table's entry (its pointers stay valid: tables only grow). */
+static bool table_copy(struct ms_pipeline *p, const char *db, const char *table, struct table *out,
+                       struct ms_error *err)
+{
+    const struct table *t;
+
+    pthread_mutex_lock(&p->tmu);
+    t = table_find(p, db, table);
+    if (t != NULL) {
+        *out = *t;
+    }
+    pthread_mutex_unlock(&p->tmu);
+    if (t == NULL) {
+        ms_error_set(err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE, "%s.%s is not replicated", db,
+                     table);
+        return false;
+    }
+    return true;
+}
+
+bool ms_pipeline_push_row(struct ms_pipeline *p, const char *db, const char *table,
+                          const bson_t *row, const char *position, struct ms_error *err)
+{
+    struct table t;
+    struct ms_change chg = {0};
+
+    if (!table_copy(p, db, table, &t, err)) {
+        return false;
+    }
+    chg.op = MS_CHANGE_INSERT;
+    chg.db = t.db;
+    chg.table = t.name;
+    chg.after = row;
+    chg.after_complete = true;
+    chg.pk = (const char *const *)(t.nkey > 0 ? t.key : t.pkcols);
+    chg.npk = t.nkey > 0 ? t.nkey : t.npkcols;
+    chg.position = position != NULL ? position : "snapshot";
+    chg.tcfg = t.tcfg;
+    chg.role = t.role;
+    t.warned = true; /* a producer reports refused rows itself */
+    if (!queue_change(p, NULL, &t, &chg)) {
+        *err = p->fatal_err;
+        return false;
+    }
+    return true;
+}
+
+bool ms_pipeline_push_bad_row(struct ms_pipeline *p, const char *db, const char *table,
+                              const struct ms_error *why, const char *position,
+                              struct ms_error *err)
+{
+    struct item *it = item_new(IT_DEAD);
+
+    it->db = strdup(db);
+    it->table = strdup(table);
+    snprintf(it->position, sizeof(it->position), "%s", position != NULL ? position : "snapshot");
+    snprintf(it->op, sizeof(it->op), "insert");
+    it->why = *why;
+    ctl_error(p, why);
+    if (!queue_push(p, it)) {
+        *err = p->fatal_err;
+        return false;
+    }
+    return true;
+}
+
+bool ms_pipeline_barrier(struct ms_pipeline *p, struct ms_error *err)
+{
+    struct item *it = item_new(IT_MARK);
+    uint64_t seq;
+    bool ok;
+
+    pthread_mutex_lock(&p->mark_mu);
+    seq = ++p->mark_next;
+    pthread_mutex_unlock(&p->mark_mu);
+    it->mark = seq;
+    if (!queue_push(p, it)) {
+        *err = p->fatal_err;
+        return false;
+    }
+    pthread_mutex_lock(&p->mark_mu);
+    while (p->mark_done < seq && !atomic_load(&p->fatal) && !atomic_load(&p->sink_done) &&
+           !atomic_load(&p->cancelled)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&p->mark_cv, &p->mark_mu, &ts);
+    }
+    ok = p->mark_done >= seq;
+    pthread_mutex_unlock(&p->mark_mu);
+    if (!ok) {
+        if (atomic_load(&p->fatal)) {
+            pthread_mutex_lock(&p->mu);
+            *err = p->fatal_err;
+            pthread_mutex_unlock(&p->mu);
+        } else {
+            ms_error_set(err, MS_ERR_SYSTEM, ECANCELED, "the pipeline stopped");
+        }
+    }
+    return ok;
 }

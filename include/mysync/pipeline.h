@@ -14,6 +14,8 @@
 #include "mysync/config.h"
 #include "mysync/error.h"
 #include "mysync/metrics.h"
+#include "mysync/rows.h"
+#include <bson/bson.h>
 
 struct ms_pipeline;
 
@@ -86,6 +88,19 @@ struct ms_pipeline_collection_stats {
     uint64_t dead_lettered; /* writes MongoDB refused, now dead letters */
 };
 
+/* How a pipeline is used besides the daemon's plain streaming. */
+struct ms_pipeline_opts {
+    /* No binlog: rows come only from ms_pipeline_push_row() (mysync --full). No checkpoint is
+     * read or written and the source's binlog may be off. */
+    bool backfill_only;
+    /* backfill_only: the tables to set up ("t" in mysql.database or "db.t") instead of the
+     * configured ones (their tables: entries still route them). */
+    const char *const *tables;
+    size_t ntables;
+    /* Streaming: the reader waits for ms_pipeline_start_stream() (a snapshot first). */
+    bool defer_stream;
+};
+
 /* Checks both servers and the configured tables (each must exist and have a primary key or a
  * configured key), loads the checkpoint and checks that its binlog file is still on the server.
  * Errors say what to fix; err->code carries a sysexits code for the CLI (EX_CONFIG for bad
@@ -96,6 +111,59 @@ struct ms_pipeline *ms_pipeline_new(const struct ms_config *cfg, struct ms_error
  * and returns true) or a fatal error (returns false; the checkpoint stays at the last
  * acknowledged transaction). Lost connections to either server are retried, never fatal. */
 bool ms_pipeline_run(struct ms_pipeline *p, volatile sig_atomic_t *stop, struct ms_error *err);
+
+/* As ms_pipeline_new() with options (NULL: the defaults). */
+struct ms_pipeline *ms_pipeline_new_opts(const struct ms_config *cfg,
+                                         const struct ms_pipeline_opts *opts, struct ms_error *err);
+
+/* Why the tables should be snapshotted before streaming (sync.snapshot): NULL when not; else
+ * the reason ("first start", "the checkpoint's binlog was purged"). In the latter case the
+ * pipeline starts at the source's current position, saved as the checkpoint. */
+const char *ms_pipeline_snapshot_reason(const struct ms_pipeline *p);
+
+/* Lets a reader held by opts.defer_stream start (at the checkpoint). Thread-safe. */
+void ms_pipeline_start_stream(struct ms_pipeline *p);
+
+/* ---- producers: snapshots and backfill feed rows through the same strategies, batching,
+ * dead letters and counters as the stream --------------------------------------------------- */
+
+/* A replicated table, as a producer needs it (strings stable for the pipeline's life). */
+struct ms_pipeline_table {
+    const char *db, *name;
+    const char *const *key; /* the columns identifying a row (primary key or sync.keys) */
+    size_t nkey;
+    const struct ms_value_opts *vo; /* the options its rows are decoded with */
+    const char *strategy, *role;
+    /* A snapshot of the table is needed for its documents: generic tables, and the first role
+     * of an entity strategy (orders, not order_items: an order's snapshot reads its items). */
+    bool primary;
+};
+
+/* The tables set up at start-up (index i < count); tables found later while streaming an empty
+ * sync.tables are not listed. Thread-safe. */
+size_t ms_pipeline_table_count(struct ms_pipeline *p);
+bool ms_pipeline_table_at(struct ms_pipeline *p, size_t i, struct ms_pipeline_table *out);
+/* spec: "t" (in mysql.database) or "db.t". false when the pipeline does not replicate it. */
+bool ms_pipeline_find_table(struct ms_pipeline *p, const char *spec, struct ms_pipeline_table *out);
+
+/* Queues a whole row of a replicated table as an insert (a snapshot row): the table's strategy
+ * maps it (a row it refuses goes to the dead letters) and the sink writes it in queue order
+ * with the stream's changes. position names it in dead letters and logs. Blocks while the
+ * queue is full; false when the pipeline failed (err says why). */
+bool ms_pipeline_push_row(struct ms_pipeline *p, const char *db, const char *table,
+                          const bson_t *row, const char *position, struct ms_error *err);
+
+/* Queues a row that could not be read (why) for the dead letters. */
+bool ms_pipeline_push_bad_row(struct ms_pipeline *p, const char *db, const char *table,
+                              const struct ms_error *why, const char *position,
+                              struct ms_error *err);
+
+/* Waits until everything queued before the call is written and acknowledged by MongoDB (or
+ * dead-lettered). false when the pipeline stops or fails first. */
+bool ms_pipeline_barrier(struct ms_pipeline *p, struct ms_error *err);
+
+/* Operations replayed at the close of snapshot watermark windows (see README "Snapshots"). */
+uint64_t ms_pipeline_windows_replayed(struct ms_pipeline *p);
 
 /* A consistent copy, taken under a lock that is never held during I/O: safe and quick from any
  * thread. */
