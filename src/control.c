@@ -3,6 +3,8 @@
 
 #include "mysync/control.h"
 
+#include "mysync/backfill.h"
+
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 
 struct ms_control {
     _Atomic(struct ms_pipeline *) p; /* NULL while starting */
+    _Atomic(struct ms_backfill *) snapshots; /* POST /sync/snapshot; NULL: none */
     char mode[16];
     char mode_reason[160];
 };
@@ -304,9 +307,18 @@ static void on_status(void *ctx, bson_t *out)
 {
     struct ms_control_view v;
 
+    struct ms_control *c = ctx;
+    struct ms_backfill *b = atomic_load(&c->snapshots);
+
     view_take(ctx, &v);
     ms_control_status(&v, out);
     view_cleanup(&v);
+    if (b != NULL) {
+        bson_t sub;
+        BSON_APPEND_DOCUMENT_BEGIN(out, "snapshot", &sub);
+        ms_backfill_status(b, &sub);
+        bson_append_document_end(out, &sub);
+    }
 }
 
 static bool on_health(void *ctx, bson_t *out)
@@ -397,6 +409,35 @@ static bool on_trigger(void *ctx, const char *table, bson_t *out, struct ms_erro
     return true;
 }
 
+static bool on_snapshot(void *ctx, const char *table, bson_t *out, struct ms_error *err)
+{
+    struct ms_control *c = ctx;
+    struct ms_backfill *b = atomic_load(&c->snapshots);
+
+    if (running(c, err) == NULL) {
+        return false;
+    }
+    if (b == NULL) {
+        ms_error_set(err, MS_ERR_HTTP, 409, "snapshots need binlog mode");
+        return false;
+    }
+    if (table == NULL) {
+        ms_error_set(err, MS_ERR_HTTP, 400, "name the table: POST /sync/snapshot?table=NAME");
+        return false;
+    }
+    if (!ms_backfill_enqueue(b, table, err)) {
+        if (err->domain != MS_ERR_HTTP) {
+            err->domain = MS_ERR_HTTP;
+            err->code = 404;
+        }
+        return false;
+    }
+    BSON_APPEND_BOOL(out, "accepted", true);
+    BSON_APPEND_UTF8(out, "table", table);
+    BSON_APPEND_UTF8(out, "action", "snapshot the table beside the stream (watch /sync/status)");
+    return true;
+}
+
 static bool on_set_interval(void *ctx, int64_t seconds, bson_t *out, struct ms_error *err)
 {
     struct ms_pipeline *p = running(ctx, err);
@@ -443,8 +484,14 @@ void ms_control_http(struct ms_control *c, struct ms_http_control *out)
         .pause = on_pause,
         .resume = on_resume,
         .trigger = on_trigger,
+        .snapshot = on_snapshot,
         .set_interval = on_set_interval,
     };
+}
+
+void ms_control_set_snapshots(struct ms_control *c, struct ms_backfill *b)
+{
+    atomic_store(&c->snapshots, b);
 }
 
 void ms_control_destroy(struct ms_control *c)

@@ -2,6 +2,7 @@
  * Exit codes follow sysexits.h (see usage() and README "Exit codes"). */
 #define MS_LOG_DOMAIN "main"
 
+#include "mysync/backfill.h"
 #include "mysync/binlog.h"
 #include "mysync/config.h"
 #include "mysync/control.h"
@@ -15,6 +16,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -388,6 +390,101 @@ static int exit_code(const struct ms_error *err)
     }
 }
 
+/* ---- mysync --full ---- */
+
+struct full_job {
+    const struct cli *cli;
+    const struct ms_config *cfg;
+    struct ms_backfill *b;
+    struct ms_pipeline *p;
+    int rc;
+};
+
+static void *full_main(void *arg)
+{
+    struct full_job *j = arg;
+    struct ms_backfill_opts o = {.where = j->cli->where,
+                                 .chunk_size = j->cli->chunk_size,
+                                 .progress = isatty(STDERR_FILENO) ? MS_BACKFILL_BAR
+                                                                   : MS_BACKFILL_LINES,
+                                 .kind = "backfill",
+                                 .stop = &stop_requested};
+
+    j->rc = EX_OK;
+    for (size_t i = 0; i < j->cli->ntables && j->rc == EX_OK; i++) {
+        struct ms_backfill_result r;
+        struct ms_error err = {0};
+        char rate[64];
+
+        if (!ms_backfill_table(j->b, j->cli->tables[i], &o, &r, &err)) {
+            ms_log(MS_LOG_ERROR, "%s", err.msg);
+            j->rc = err.domain == MS_ERR_SYSTEM && err.code == ECANCELED ? EX_TEMPFAIL
+                                                                         : exit_code(&err);
+        }
+        snprintf(rate, sizeof(rate), "%.0f rows/s",
+                 r.seconds > 0 ? (double)r.rows / r.seconds : 0.0);
+        printf("%s: %s%llu rows in %.1f s (%s), %llu dead-lettered%s%s\n", j->cli->tables[i],
+               j->rc == EX_OK ? "" : "stopped after ", (unsigned long long)r.rows_total,
+               r.seconds, rate, (unsigned long long)r.dead,
+               r.resumed ? ", resumed from stored progress" : "",
+               r.watermarks ? "" : ", without watermarks");
+        fflush(stdout);
+        if (r.dead > 0) {
+            ms_log(MS_LOG_WARN,
+                   "%s: %llu rows went to the dead-letter collection (_mysync_dead_letters) "
+                   "with the reason",
+                   j->cli->tables[i], (unsigned long long)r.dead);
+        }
+    }
+    stop_requested = 1; /* the pipeline writes what is left and returns */
+    return NULL;
+}
+
+/* One-shot backfill: a pipeline without binlog (the same strategies and sink), the tables
+ * copied in key order, progress in MongoDB so that a second run goes on. */
+static int full_run(const struct cli *cli, const struct ms_config *cfg)
+{
+    struct ms_pipeline_opts po = {.backfill_only = true,
+                                  .tables = (const char *const *)cli->tables,
+                                  .ntables = cli->ntables};
+    struct ms_error err = {0};
+    struct full_job j = {.cli = cli, .cfg = cfg};
+    pthread_t t;
+    int rc;
+
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    j.p = ms_pipeline_new_opts(cfg, &po, &err);
+    if (j.p == NULL) {
+        ms_log(MS_LOG_ERROR, "%s", err.msg);
+        return exit_code(&err);
+    }
+    j.b = ms_backfill_new(cfg, j.p, &err);
+    if (j.b == NULL) {
+        ms_log(MS_LOG_ERROR, "%s", err.msg);
+        ms_pipeline_destroy(j.p);
+        return exit_code(&err);
+    }
+    if (pthread_create(&t, NULL, full_main, &j) != 0) {
+        ms_log(MS_LOG_ERROR, "cannot start the backfill thread");
+        ms_backfill_destroy(j.b);
+        ms_pipeline_destroy(j.p);
+        return EX_OSERR;
+    }
+    rc = ms_pipeline_run(j.p, &stop_requested, &err) ? EX_OK : exit_code(&err);
+    if (rc != EX_OK) {
+        ms_log(MS_LOG_ERROR, "%s", err.msg);
+    }
+    pthread_join(t, NULL);
+    if (rc == EX_OK) {
+        rc = j.rc;
+    }
+    ms_backfill_destroy(j.b);
+    ms_pipeline_destroy(j.p);
+    return rc;
+}
+
 /* The control plane on http.listen (NULL when it is off); it answers "starting" until the
  * pipeline is attached. */
 static struct ms_http *http_start(const struct ms_config *cfg, struct ms_control *ctl,
@@ -412,6 +509,7 @@ static int daemon_run(const struct ms_config *cfg)
     struct ms_pipeline *p = NULL;
     struct ms_control *ctl = ms_control_new();
     struct ms_http *http = NULL;
+    struct ms_backfill *snaps = NULL;
     bool binlog_ok;
     int rc;
 
@@ -435,12 +533,22 @@ static int daemon_run(const struct ms_config *cfg)
         rc = EX_UNAVAILABLE;
         goto done;
     }
-    p = ms_pipeline_new(cfg, &err);
+    {
+        struct ms_pipeline_opts po = {.defer_stream = true}; /* the snapshot worker starts it */
+        p = ms_pipeline_new_opts(cfg, &po, &err);
+    }
     if (p == NULL) {
         ms_log(MS_LOG_ERROR, "%s", err.msg);
         rc = exit_code(&err);
         goto done;
     }
+    snaps = ms_backfill_new(cfg, p, &err);
+    if (snaps == NULL || !ms_backfill_start(snaps, &stop_requested, &err)) {
+        ms_log(MS_LOG_ERROR, "%s", err.msg);
+        rc = exit_code(&err);
+        goto done;
+    }
+    ms_control_set_snapshots(ctl, snaps);
     ms_control_attach(ctl, p, "binlog",
                       cfg->sync_mode == MS_SYNC_MODE_BINLOG
                           ? "SYNC_MODE=binlog"
@@ -451,6 +559,7 @@ static int daemon_run(const struct ms_config *cfg)
     }
 done:
     ms_http_destroy(http); /* no request may touch the pipeline once it goes */
+    ms_backfill_destroy(snaps);
     ms_pipeline_destroy(p);
     ms_control_destroy(ctl);
     return rc;
@@ -494,9 +603,10 @@ int main(int argc, char **argv)
         rc = binlog_dump(&cli, &cfg);
         break;
     case CMD_FULL:
+        rc = full_run(&cli, &cfg);
+        break;
     case CMD_VERIFY:
-        ms_log(MS_LOG_ERROR, "%s is not part of this build yet",
-               cli.cmd == CMD_FULL ? "--full (backfill)" : "verify");
+        ms_log(MS_LOG_ERROR, "%s is not part of this build yet", "verify");
         rc = EX_UNAVAILABLE;
         break;
     }

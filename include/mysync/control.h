@@ -56,6 +56,11 @@ void ms_control_attach(struct ms_control *c, struct ms_pipeline *p, const char *
 /* The HTTP control interface bound to c (c must outlive the server). */
 void ms_control_http(struct ms_control *c, struct ms_http_control *out);
 
+/* POST /sync/snapshot queues snapshots on b, and /sync/status shows them (b borrowed; NULL:
+ * none). */
+struct ms_backfill;
+void ms_control_set_snapshots(struct ms_control *c, struct ms_backfill *b);
+
 void ms_control_destroy(struct ms_control *c);
 
 #endif

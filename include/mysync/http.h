@@ -7,6 +7,7 @@
  *   GET  /sync/health      200 or 503 control->health
  *   GET  /metrics          200 control->metrics, then the process_* metrics
  *   POST /sync/trigger     202 control->trigger (?table=NAME)
+ *   POST /sync/snapshot    202 control->snapshot (?table=NAME, required)
  *   POST /sync/pause       200 control->pause
  *   POST /sync/resume      200 control->resume
  *   PUT  /sync/interval    200 control->set_interval ({"minutes": N} or {"seconds": N})
@@ -43,6 +44,8 @@ struct ms_http_control {
     /* table: NULL for every table. */
     bool (*trigger)(void *ctx, const char *table, bson_t *out, struct ms_error *err);
     bool (*set_interval)(void *ctx, int64_t seconds, bson_t *out, struct ms_error *err);
+    /* NULL: 404 for the route. */
+    bool (*snapshot)(void *ctx, const char *table, bson_t *out, struct ms_error *err);
 };
 
 #define MS_HTTP_MAX_BODY        4096 /* bytes of a request body */

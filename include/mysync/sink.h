@@ -210,6 +210,15 @@ struct ms_checkpoint {
 bool ms_sink_checkpoint_save(struct ms_sink *s, const char *pipeline,
                              const struct ms_checkpoint *cp, struct ms_error *err);
 
+/* Other state kept beside the checkpoints (snapshot and backfill progress, poll trackers): one
+ * document per id in the checkpoint collection, written as a whole (doc's fields, plus _id and
+ * updated_at) with the checkpoint's write concern. load appends the stored document to out
+ * (initialised by the caller); *found false when there is none. */
+bool ms_sink_state_save(struct ms_sink *s, const char *id, const bson_t *doc,
+                        struct ms_error *err);
+bool ms_sink_state_load(struct ms_sink *s, const char *id, bson_t *out, bool *found,
+                        struct ms_error *err);
+
 /* Reads the checkpoint of pipeline: *found = false (and cp zeroed) when there is none. */
 bool ms_sink_checkpoint_load(struct ms_sink *s, const char *pipeline, struct ms_checkpoint *cp,
                              bool *found, struct ms_error *err);

@@ -36,7 +36,7 @@ struct ms_http {
     int port;
 };
 
-enum handler { H_STATUS, H_HEALTH, H_METRICS, H_TRIGGER, H_PAUSE, H_RESUME, H_INTERVAL };
+enum handler { H_STATUS, H_HEALTH, H_METRICS, H_TRIGGER, H_PAUSE, H_RESUME, H_INTERVAL, H_SNAPSHOT };
 
 struct route {
     const char *path;
@@ -49,7 +49,7 @@ static const struct route routes[] = {
     {"/sync/status", "GET", "GET, HEAD", H_STATUS}, {"/sync/health", "GET", "GET, HEAD", H_HEALTH},
     {"/metrics", "GET", "GET, HEAD", H_METRICS},    {"/sync/trigger", "POST", "POST", H_TRIGGER},
     {"/sync/pause", "POST", "POST", H_PAUSE},       {"/sync/resume", "POST", "POST", H_RESUME},
-    {"/sync/interval", "PUT", "PUT", H_INTERVAL},
+    {"/sync/interval", "PUT", "PUT", H_INTERVAL},   {"/sync/snapshot", "POST", "POST", H_SNAPSHOT},
 };
 
 /* The body of a POST or PUT, collected across calls of the access handler. */
@@ -327,6 +327,20 @@ static enum MHD_Result serve_change(struct ms_http *h, struct MHD_Connection *c,
             table = NULL;
         }
         ok = h->ctl.trigger(h->ctl.ctx, table, &doc, &err);
+        code = MHD_HTTP_ACCEPTED;
+        break;
+    }
+    case H_SNAPSHOT: {
+        const char *table = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "table");
+        if (table != NULL && table[0] == '\0') {
+            table = NULL;
+        }
+        if (h->ctl.snapshot == NULL) {
+            ms_error_set(&err, MS_ERR_HTTP, 404, "no snapshots here");
+            ok = false;
+        } else {
+            ok = h->ctl.snapshot(h->ctl.ctx, table, &doc, &err);
+        }
         code = MHD_HTTP_ACCEPTED;
         break;
     }

@@ -2297,6 +2297,60 @@ done:
     return ok;
 }
 
+bool ms_sink_state_save(struct ms_sink *s, const char *id, const bson_t *doc,
+                        struct ms_error *err)
+{
+    struct cp_save a = {.pipeline = id};
+    struct call c;
+    bson_t full = BSON_INITIALIZER;
+    bson_iter_t it;
+    bool ok;
+
+    if (s == NULL || id == NULL || id[0] == '\0' || doc == NULL) {
+        ms_error_set(err, MS_ERR_SYSTEM, EINVAL, "state save: invalid arguments");
+        bson_destroy(&full);
+        return false;
+    }
+    bson_append_utf8(&full, "_id", 3, id, -1);
+    if (bson_iter_init(&it, doc)) {
+        while (bson_iter_next(&it)) {
+            if (strcmp(bson_iter_key(&it), "_id") != 0) {
+                bson_append_iter(&full, NULL, 0, &it);
+            }
+        }
+    }
+    bson_append_date_time(&full, "updated_at", -1, wall_ms());
+    a.doc = &full;
+    call_init(&c, s);
+    ok = with_retries(&c, "state save", s->checkpoints, cp_save_attempt, &a, err);
+    call_cleanup(&c);
+    bson_destroy(&full);
+    return ok;
+}
+
+bool ms_sink_state_load(struct ms_sink *s, const char *id, bson_t *out, bool *found,
+                        struct ms_error *err)
+{
+    struct cp_load a = {.pipeline = id};
+    struct call c;
+    bool ok;
+
+    *found = false;
+    if (s == NULL || id == NULL || id[0] == '\0' || out == NULL) {
+        ms_error_set(err, MS_ERR_SYSTEM, EINVAL, "state load: invalid arguments");
+        return false;
+    }
+    call_init(&c, s);
+    ok = with_retries(&c, "state load", s->checkpoints, cp_load_attempt, &a, err);
+    call_cleanup(&c);
+    if (ok && a.doc != NULL) {
+        *found = true;
+        bson_concat(out, a.doc);
+    }
+    bson_destroy(a.doc);
+    return ok;
+}
+
 /* ---- indexes --------------------------------------------------------------------------- */
 
 struct index_cmd {

@@ -29,6 +29,8 @@ struct tu_daemon {
     char env[24][256];
     size_t nenv;
     char config[256]; /* --config FILE when set (tu_daemon_config) */
+    char args[12][256]; /* more arguments (tu_daemon_args), e.g. --full --table t */
+    size_t nargs;
 };
 
 extern const struct tu_target tu_java, tu_ferret;
@@ -66,6 +68,8 @@ void tu_daemon_init(struct tu_daemon *d, const struct tu_target *t, const char *
 
 /* Runs the daemon with --config path (a YAML file; the environment still overrides it). */
 void tu_daemon_config(struct tu_daemon *d, const char *path);
+/* Command-line arguments after --config (NULL-terminated list); replaces earlier ones. */
+void tu_daemon_args(struct tu_daemon *d, ...);
 
 void tu_daemon_start(struct tu_daemon *d);
 

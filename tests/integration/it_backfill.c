@@ -1,0 +1,413 @@
+/* Backfill and snapshots against the rig's MariaDB and both MongoDB-wire servers:
+ * - mysync --full copies a table (100 000 rows on mongo-java-server) and a table with a
+ *   composite key with exact values (DECIMAL and DATETIME(6) as strings, UTF-8, NULLs);
+ * - --where copies only the matching rows;
+ * - a backfill SIGKILLed in the middle, run again, goes on from its stored progress and ends
+ *   with exactly one document per row;
+ * - a backfill running while the daemon streams concurrent inserts, updates, deletes and key
+ *   changes of the same table ends consistent (the watermark windows);
+ * - the daemon's initial snapshot: rows from before the first start are copied, changes made
+ *   meanwhile are streamed, the result equals the table; POST /sync/snapshot re-copies a table
+ *   beside the stream.
+ * Every comparison is of every row: the table's text (SQL) against the documents' fields. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <mongoc/mongoc.h>
+#include <mysql.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "tu_daemon.h"
+
+#define DB "itbf"
+
+/* items: every column compared as text; price and at kept exact as strings
+ * (SYNC_DECIMAL_AS=string, SYNC_DATETIME_MICROS=true). */
+#define ITEMS_QUERY(where)                                                                        \
+    "SELECT id, IFNULL(name,'NULL'), IFNULL(CAST(price AS CHAR),'NULL'), "                        \
+    "IFNULL(DATE_FORMAT(at,'%Y-%m-%d %H:%i:%s.%f'),'NULL'), IFNULL(qty,'NULL') FROM " DB          \
+    ".items " where " ORDER BY id"
+static const char *const item_fields[] = {"_id", "name", "price", "at", "qty"};
+
+/* pairs: a composite key; the document's _id is {a, b} */
+#define PAIRS_QUERY "SELECT CONCAT(a, '/', b, '|', v) FROM " DB ".pairs ORDER BY a, b"
+
+static size_t scale(size_t full, size_t ferret, const struct tu_target *t)
+{
+    return t->ferret ? ferret : full;
+}
+
+static void setup_db(MYSQL *m, size_t nitems, size_t npairs)
+{
+    tu_sql(m, "DROP DATABASE IF EXISTS " DB);
+    tu_sql(m, "CREATE DATABASE " DB);
+    tu_sql(m, "CREATE TABLE " DB ".items (id INT PRIMARY KEY, name VARCHAR(64), price "
+              "DECIMAL(20,6), at DATETIME(6), qty BIGINT)");
+    tu_sqlf(m,
+            "INSERT INTO " DB ".items SELECT seq, IF(seq %% 97 = 0, NULL, CONCAT('näme-', seq, "
+            "IF(seq %% 5 = 0, ' \xF0\x9F\x98\x80', ''))), seq / 7, '2024-01-01 00:00:00' + "
+            "INTERVAL seq * 1001 MICROSECOND + INTERVAL seq SECOND, IF(seq %% 11 = 0, NULL, "
+            "seq * 1000000007) FROM " DB ".seq_1_to_%zu",
+            nitems);
+    tu_sql(m, "CREATE TABLE " DB ".pairs (a INT, b VARCHAR(20), v INT, PRIMARY KEY (a, b))");
+    tu_sqlf(m,
+            "INSERT INTO " DB ".pairs SELECT seq %% 17, CONCAT('k', seq), seq FROM " DB
+            ".seq_1_to_%zu",
+            npairs);
+    /* the watermark table: mysync may create it and write it (README) */
+    tu_sql(m, "GRANT CREATE, INSERT, DELETE ON " DB ".mysync_signal TO 'mysync'@'127.0.0.1'");
+}
+
+static char *pairs_lines(mongoc_client_t *c, const char *db)
+{
+    mongoc_collection_t *col = mongoc_client_get_collection(c, db, "pairs");
+    bson_t q = BSON_INITIALIZER;
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(col, &q, NULL, NULL);
+    const bson_t *doc;
+    char **lines = NULL;
+    size_t n = 0;
+
+    while (mongoc_cursor_next(cur, &doc)) {
+        bson_iter_t it, id;
+        int32_t a = -1, v = -1;
+        const char *b = "?";
+        char line[128];
+        if (bson_iter_init_find(&it, doc, "_id") && BSON_ITER_HOLDS_DOCUMENT(&it) &&
+            bson_iter_recurse(&it, &id)) {
+            while (bson_iter_next(&id)) {
+                if (strcmp(bson_iter_key(&id), "a") == 0) {
+                    a = bson_iter_int32(&id);
+                } else if (strcmp(bson_iter_key(&id), "b") == 0) {
+                    b = bson_iter_utf8(&id, NULL);
+                }
+            }
+        }
+        if (bson_iter_init_find(&it, doc, "v")) {
+            v = bson_iter_int32(&it);
+        }
+        snprintf(line, sizeof(line), "%d/%s|%d", a, b, v);
+        lines = realloc(lines, (n + 1) * sizeof(char *));
+        lines[n++] = bson_strdup(line);
+    }
+    mongoc_cursor_destroy(cur);
+    mongoc_collection_destroy(col);
+    bson_destroy(&q);
+    return tu_join_sorted(lines, n); /* frees lines */
+}
+
+/* The SQL side of pairs, sorted as text like pairs_lines(). */
+static char *pairs_sql(MYSQL *m)
+{
+    char *raw = tu_query_lines(m, PAIRS_QUERY), **lines = NULL, *out, *save = NULL;
+    size_t n = 0;
+
+    for (char *l = strtok_r(raw, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
+        lines = realloc(lines, (n + 1) * sizeof(char *));
+        lines[n++] = bson_strdup(l);
+    }
+    out = tu_join_sorted(lines, n); /* frees lines */
+    free(raw);
+    return out;
+}
+
+static void backfill_env(struct tu_daemon *d, const struct tu_target *t, const char *mongo_db)
+{
+    tu_daemon_init(d, t, DB, mongo_db);
+    tu_daemon_env(d, "SYNC_DECIMAL_AS=string");
+    tu_daemon_env(d, "SYNC_DATETIME_MICROS=true");
+}
+
+static void assert_items_equal(struct tu_daemon *d, MYSQL *m, mongoc_client_t *c,
+                               const char *mongo_db, const char *query)
+{
+    char *want = tu_query_lines(m, query);
+    char *got = tu_mongo_lines(c, mongo_db, "items", item_fields, 5);
+
+    if (strcmp(want, got) != 0) {
+        size_t i = 0;
+        while (want[i] != '\0' && want[i] == got[i]) {
+            i++;
+        }
+        while (i > 0 && want[i - 1] != '\n') {
+            i--;
+        }
+        tu_daemon_fail(d, "documents differ from the rows");
+    }
+    free(want);
+    free(got);
+}
+
+/* mysync --full of two tables: exact values, exit 0, a summary line per table. */
+static void full_exact(const struct tu_target *t)
+{
+    MYSQL *m = tu_mysql_admin("MS_RIG_MARIADB_PORT");
+    mongoc_client_t *c = tu_mongo(t);
+    const char *mdb = "itbf_full";
+    struct tu_daemon d;
+    char *log = NULL;
+    int rc;
+
+    setup_db(m, scale(100000, 3000, t), scale(5000, 500, t));
+    tu_drop_db(c, mdb);
+    backfill_env(&d, t, mdb);
+    tu_daemon_args(&d, "--full", "--table", "items", "--table", DB ".pairs", "--chunk-size",
+                   "2000", NULL);
+    rc = tu_daemon_run_to_exit(&d, &log);
+    if (rc != 0 || strstr(log, "items: ") == NULL || strstr(log, "pairs: ") == NULL) {
+        tu_daemon_fail(&d, "mysync --full did not succeed");
+    }
+    assert_items_equal(&d, m, c, mdb, ITEMS_QUERY(""));
+    {
+        char *want = pairs_sql(m), *got = pairs_lines(c, mdb);
+        if (strcmp(want, got) != 0) {
+            tu_daemon_fail(&d, "pairs documents differ from the rows");
+        }
+        free(want);
+        free(got);
+    }
+    /* --where: only matching rows, into another database */
+    tu_drop_db(c, "itbf_where");
+    backfill_env(&d, t, "itbf_where");
+    tu_daemon_args(&d, "--full", "--table", "items", "--where", "qty IS NULL OR id > 2990",
+                   NULL);
+    free(log);
+    rc = tu_daemon_run_to_exit(&d, &log);
+    if (rc != 0) {
+        tu_daemon_fail(&d, "mysync --full --where did not succeed");
+    }
+    assert_items_equal(&d, m, c, "itbf_where", ITEMS_QUERY("WHERE qty IS NULL OR id > 2990"));
+    /* a table that is not there: EX_CONFIG, said clearly */
+    backfill_env(&d, t, mdb);
+    tu_daemon_args(&d, "--full", "--table", "no_such_table", NULL);
+    free(log);
+    rc = tu_daemon_run_to_exit(&d, &log);
+    if (rc != 78 || strstr(log, "no_such_table") == NULL) {
+        tu_daemon_fail(&d, "a missing table should exit 78 naming it");
+    }
+    free(log);
+    tu_daemon_cleanup(&d);
+    tu_drop_db(c, mdb);
+    tu_drop_db(c, "itbf_where");
+    mongoc_client_destroy(c);
+    mysql_close(m);
+}
+
+static int64_t count_docs(mongoc_client_t *c, const char *db, const char *coll)
+{
+    mongoc_collection_t *col = mongoc_client_get_collection(c, db, coll);
+    bson_t q = BSON_INITIALIZER;
+    int64_t n = mongoc_collection_count_documents(col, &q, NULL, NULL, NULL, NULL);
+
+    bson_destroy(&q);
+    mongoc_collection_destroy(col);
+    return n;
+}
+
+/* SIGKILL in the middle, then the same command again: it resumes and ends exact. */
+static void killed_resumes(const struct tu_target *t)
+{
+    MYSQL *m = tu_mysql_admin("MS_RIG_MARIADB_PORT");
+    mongoc_client_t *c = tu_mongo(t);
+    const char *mdb = "itbf_kill";
+    size_t n = scale(40000, 2000, t);
+    struct tu_daemon d;
+    char *log = NULL;
+    int64_t until, got = 0;
+    int rc;
+
+    setup_db(m, n, 10);
+    tu_drop_db(c, mdb);
+    backfill_env(&d, t, mdb);
+    tu_daemon_env(&d, "SYNC_BATCH_SIZE=200");
+    tu_daemon_args(&d, "--full", "--table", "items", "--chunk-size", t->ferret ? "100" : "1000",
+                   NULL);
+    tu_daemon_start(&d);
+    until = tu_now_ms() + 300000;
+    while ((got = count_docs(c, mdb, "items")) < (int64_t)n / 4 && tu_daemon_alive(&d)) {
+        if (tu_now_ms() > until) {
+            tu_daemon_fail(&d, "the backfill made no progress");
+        }
+        tu_sleep_ms(20);
+    }
+    if (!tu_daemon_alive(&d)) {
+        tu_daemon_fail(&d, "the backfill ended before it could be killed (table too small?)");
+    }
+    tu_daemon_signal(&d, SIGKILL);
+    got = count_docs(c, mdb, "items");
+    if (got >= (int64_t)n) {
+        tu_daemon_fail(&d, "killed too late: everything was written already");
+    }
+    rc = tu_daemon_run_to_exit(&d, &log);
+    if (rc != 0 || strstr(log + d.log_start, "resumed from stored progress") == NULL) {
+        tu_daemon_fail(&d, "the second run did not resume");
+    }
+    assert_int_equal(count_docs(c, mdb, "items"), (int64_t)n);
+    assert_items_equal(&d, m, c, mdb, ITEMS_QUERY(""));
+    free(log);
+    tu_daemon_cleanup(&d);
+    tu_drop_db(c, mdb);
+    mongoc_client_destroy(c);
+    mysql_close(m);
+}
+
+/* Concurrent writes on the table while it is backfilled and streamed. */
+struct writer {
+    size_t n;
+    volatile int stop;
+    unsigned long done;
+};
+
+static void *writer_main(void *arg)
+{
+    struct writer *w = arg;
+    MYSQL *m = tu_mysql_admin("MS_RIG_MARIADB_PORT");
+    unsigned seed = 7;
+
+    while (!w->stop) {
+        size_t id = 1 + (size_t)rand_r(&seed) % w->n;
+        int kind = rand_r(&seed) % 10;
+        if (kind < 6) {
+            tu_sqlf(m, "UPDATE " DB ".items SET name = CONCAT('upd-', %lu), price = price + 1, "
+                       "qty = IFNULL(qty, 0) + 1 WHERE id = %zu", w->done, id);
+        } else if (kind < 8) {
+            tu_sqlf(m, "DELETE FROM " DB ".items WHERE id = %zu", id);
+        } else if (kind < 9) {
+            tu_sqlf(m, "INSERT IGNORE INTO " DB ".items VALUES (%zu, 'new', 1.5, "
+                       "'2025-01-01 00:00:00.000001', 1)", id);
+        } else {
+            /* a key change */
+            tu_sqlf(m, "UPDATE IGNORE " DB ".items SET id = id + %zu WHERE id = %zu", w->n, id);
+        }
+        w->done++;
+    }
+    mysql_close(m);
+    return NULL;
+}
+
+static void beside_stream(const struct tu_target *t)
+{
+    MYSQL *m = tu_mysql_admin("MS_RIG_MARIADB_PORT");
+    mongoc_client_t *c = tu_mongo(t);
+    const char *mdb = "itbf_stream";
+    size_t n = scale(20000, 1500, t);
+    struct tu_daemon daemon, full;
+    struct writer w = {.n = n};
+    pthread_t wt;
+    char *log = NULL;
+    int rc;
+
+    setup_db(m, n, 10);
+    tu_drop_db(c, mdb);
+    /* the daemon streams items, without a snapshot of its own */
+    backfill_env(&daemon, t, mdb);
+    tu_daemon_env(&daemon, "SYNC_TABLES=items");
+    tu_daemon_env(&daemon, "SYNC_SNAPSHOT=never");
+    tu_daemon_start(&daemon);
+    tu_daemon_wait_ready(&daemon);
+    pthread_create(&wt, NULL, writer_main, &w);
+    tu_sleep_ms(300);
+    backfill_env(&full, t, mdb);
+    tu_daemon_args(&full, "--full", "--table", "items", "--chunk-size", t->ferret ? "200" : "1000",
+                   NULL);
+    rc = tu_daemon_run_to_exit(&full, &log);
+    w.stop = 1;
+    pthread_join(wt, NULL);
+    if (rc != 0 || strstr(log, "without watermarks") != NULL) {
+        tu_daemon_fail(&full, "the backfill beside the stream failed or had no watermarks");
+    }
+    free(log);
+    tu_daemon_cleanup(&full);
+    if (w.done < 50) {
+        tu_daemon_fail(&daemon, "too few concurrent writes to mean anything");
+    }
+    tu_wait_converged(&daemon, m, c, mdb, "items", ITEMS_QUERY(""), item_fields, 5);
+    tu_end_run(&daemon, c, m);
+}
+
+/* The daemon's initial snapshot with writes meanwhile, then POST /sync/snapshot. */
+static void initial_snapshot(const struct tu_target *t)
+{
+    MYSQL *m = tu_mysql_admin("MS_RIG_MARIADB_PORT");
+    mongoc_client_t *c = tu_mongo(t);
+    const char *mdb = "itbf_initial";
+    size_t n = scale(20000, 1500, t);
+    struct tu_daemon d;
+    struct writer w = {.n = n};
+    pthread_t wt;
+    char *log;
+
+    setup_db(m, n, 300);
+    tu_drop_db(c, mdb);
+    backfill_env(&d, t, mdb);
+    tu_daemon_env(&d, "SYNC_TABLES=items,pairs");
+    tu_daemon_env(&d, "SYNC_SNAPSHOT_CHUNK_SIZE=%s", t->ferret ? "200" : "2000");
+    pthread_create(&wt, NULL, writer_main, &w);
+    tu_daemon_start(&d);
+    tu_sleep_ms(1500);
+    w.stop = 1;
+    pthread_join(wt, NULL);
+    tu_wait_converged(&d, m, c, mdb, "items", ITEMS_QUERY(""), item_fields, 5);
+    {
+        char *want = pairs_sql(m), *got = pairs_lines(c, mdb);
+        if (strcmp(want, got) != 0) {
+            tu_daemon_fail(&d, "pairs differ after the initial snapshot");
+        }
+        free(want);
+        free(got);
+    }
+    log = tu_slurp(d.log, NULL);
+    if (log == NULL || strstr(log, "initial snapshot done") == NULL) {
+        free(log);
+        tu_daemon_fail(&d, "no initial snapshot reported");
+    }
+    free(log);
+    tu_end_run(&d, c, m);
+}
+
+#define CASES(t)                                                                                  \
+    static void full_exact_##t(void **s)                                                          \
+    {                                                                                             \
+        (void)s;                                                                                  \
+        full_exact(&tu_##t);                                                                      \
+    }                                                                                             \
+    static void killed_resumes_##t(void **s)                                                      \
+    {                                                                                             \
+        (void)s;                                                                                  \
+        killed_resumes(&tu_##t);                                                                  \
+    }                                                                                             \
+    static void beside_stream_##t(void **s)                                                       \
+    {                                                                                             \
+        (void)s;                                                                                  \
+        beside_stream(&tu_##t);                                                                   \
+    }                                                                                             \
+    static void initial_snapshot_##t(void **s)                                                    \
+    {                                                                                             \
+        (void)s;                                                                                  \
+        initial_snapshot(&tu_##t);                                                                \
+    }
+CASES(java)
+CASES(ferret)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(full_exact_java),       cmocka_unit_test(killed_resumes_java),
+        cmocka_unit_test(beside_stream_java),    cmocka_unit_test(initial_snapshot_java),
+        cmocka_unit_test(full_exact_ferret),     cmocka_unit_test(killed_resumes_ferret),
+        cmocka_unit_test(beside_stream_ferret),  cmocka_unit_test(initial_snapshot_ferret),
+    };
+
+    if (getenv("MS_TEST_FILTER") != NULL) {
+        cmocka_set_test_filter(getenv("MS_TEST_FILTER")); /* e.g. "*_java" */
+    }
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
