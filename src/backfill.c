@@ -29,6 +29,7 @@ struct ms_backfill {
     MYSQL *conn;          /* watermarks */
     MYSQL_STMT *wm;       /* INSERT INTO signal (kind, table_name, run, chunk) */
     bool watermarks;      /* the signal table is there and writable */
+    int fault_delay_ms;   /* test-only fault: pause at each chunk's first row (README) */
     char sig_db[200], sig_name[200];
 
     /* the daemon's worker */
@@ -178,6 +179,11 @@ struct ms_backfill *ms_backfill_new(const struct ms_config *cfg, struct ms_pipel
         return NULL;
     }
     watermarks_setup(b);
+    if (getenv("MYSYNC_FAULT_BACKFILL_DELAY_MS") != NULL) {
+        b->fault_delay_ms = atoi(getenv("MYSYNC_FAULT_BACKFILL_DELAY_MS"));
+        ms_log(MS_LOG_WARN, "fault injection: each backfill chunk waits %d ms before it is written",
+               b->fault_delay_ms);
+    }
     return b;
 }
 
@@ -286,6 +292,7 @@ struct chunk_ctx {
     struct ms_backfill *b;
     const char *db, *table;
     uint64_t rows, bad;
+    bool delayed;
     char position[120];
 };
 
@@ -302,6 +309,13 @@ static bool on_row(void *arg, const bson_t *row, struct ms_error *err)
         ms_log(MS_LOG_WARN, "%s.%s: a row cannot be read (%s): dead-lettered", c->db, c->table,
                why.msg);
         return ms_pipeline_push_bad_row(c->b->p, c->db, c->table, &why, c->position, err);
+    }
+    if (c->b->fault_delay_ms > 0 && !c->delayed) {
+        /* the chunk was read (one consistent read) and is written late: the widest race with
+         * a concurrent stream, for the tests of the watermark windows */
+        struct timespec ts = {c->b->fault_delay_ms / 1000, (c->b->fault_delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        c->delayed = true;
     }
     c->rows++;
     return ms_pipeline_push_row(c->b->p, c->db, c->table, row, c->position, err);
