@@ -1942,7 +1942,12 @@ static void value_text(const struct ms_config *cfg, const struct option *o, char
     }
     print_value(cfg, o, f);
     fclose(f);
-    snprintf(out, n, "%s", buf != NULL ? buf : "");
+    len = buf != NULL ? strlen(buf) : 0;
+    if (len >= 2 && buf[0] == '"' && buf[len - 1] == '"') {
+        snprintf(out, n, "%.*s", (int)(len - 2), buf + 1); /* a log field, not YAML */
+    } else {
+        snprintf(out, n, "%s", buf != NULL ? buf : "");
+    }
     free(buf);
 }
 

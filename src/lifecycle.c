@@ -241,7 +241,6 @@ static void *supervise(void *arg)
         t = now_ms();
         if (*lc->o.stop && !stopping) {
             stopping = true;
-            ms_log(MS_LOG_INFO, "stop requested: writing what was read, saving the checkpoint");
             ms_lifecycle_notify("STOPPING=1\nSTATUS=stopping: writing what was read and saving "
                                 "the checkpoint");
         }
