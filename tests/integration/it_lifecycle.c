@@ -446,6 +446,38 @@ static void sighup_with_a_bad_file_keeps_the_running_config(void **state)
     assert_no_secret_in_log();
 }
 
+/* The dashboard and the alerts use only metrics (and labels) this running daemon exports. */
+static void dashboards_and_alerts_use_live_metrics(void **state)
+{
+    char *body = NULL, *path, root[512];
+    struct tu_proc p;
+
+    (void)state;
+    assert_int_equal(http(port, "GET", "/metrics", NULL, &body), 200);
+    path = tu_write_temp(body);
+    snprintf(root, sizeof(root), "%s", getenv("MS_SOURCE_ROOT"));
+    const char *check[64];
+    char script[600];
+    snprintf(script, sizeof(script), "%s/tests/support/check_deploy.py", root);
+    check[0] = getenv("MS_PYTHON");
+    check[1] = script;
+    check[2] = "--root";
+    check[3] = root;
+    check[4] = "--exported";
+    check[5] = path;
+    check[6] = "--only";
+    check[7] = "metrics";
+    check[8] = NULL;
+    assert_true(tu_run(check, NULL, 60, &p));
+    if (p.status != 0) {
+        fail_msg("check_deploy.py on the live /metrics:\n%s%s", p.out, p.err);
+    }
+    tu_proc_cleanup(&p);
+    unlink(path);
+    free(path);
+    free(body);
+}
+
 static void sigterm_under_load_exits_0_within_the_bound(void **state)
 {
     char q[64];
@@ -478,6 +510,7 @@ int main(void)
         cmocka_unit_test(sighup_reloads_level_and_token),
         cmocka_unit_test(sighup_reports_restart_needed),
         cmocka_unit_test(sighup_with_a_bad_file_keeps_the_running_config),
+        cmocka_unit_test(dashboards_and_alerts_use_live_metrics),
         cmocka_unit_test(sigterm_under_load_exits_0_within_the_bound),
     };
     return cmocka_run_group_tests_name("lifecycle", tests, group_setup, group_teardown);
