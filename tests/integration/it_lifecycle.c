@@ -195,9 +195,12 @@ static char *daemon_log(void)
 
 static void daemon_fail(const char *what)
 {
+    static char text[32768]; /* fail_msg does not return: nothing may be left to free */
     char *log = tu_slurp(daemon_bg.log, NULL);
 
-    fail_msg("%s\n--- mysync log ---\n%s", what, log != NULL ? log : "(none)");
+    snprintf(text, sizeof(text), "%s", log != NULL ? log : "(none)");
+    free(log);
+    fail_msg("%s\n--- mysync log ---\n%s", what, text);
 }
 
 static size_t count(const char *hay, const char *needle)
