@@ -7,6 +7,7 @@
 #include "mysync/config.h"
 #include "mysync/control.h"
 #include "mysync/http.h"
+#include "mysync/lifecycle.h"
 #include "mysync/log.h"
 #include "mysync/mysql.h"
 #include "mysync/pipeline.h"
@@ -306,11 +307,18 @@ static int preflight(const struct ms_config *cfg, bool *binlog_ok)
 }
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested; /* SIGHUP: src/lifecycle.c reloads */
 
 static void on_signal(int sig)
 {
     (void)sig;
     stop_requested = 1;
+}
+
+static void on_sighup(int sig)
+{
+    (void)sig;
+    reload_requested = 1;
 }
 
 static int binlog_dump(const struct cli *cli, const struct ms_config *cfg)
@@ -502,21 +510,26 @@ static struct ms_http *http_start(const struct ms_config *cfg, struct ms_control
 }
 
 /* The daemon: binds the control plane, checks both servers, then replicates until
- * SIGTERM/SIGINT (flush, checkpoint, exit 0) or a fatal error. */
-static int daemon_run(const struct ms_config *cfg)
+ * SIGTERM/SIGINT (flush, checkpoint, exit 0) or a fatal error. SIGHUP reloads what can change
+ * live (src/lifecycle.c); under systemd it reports READY, STATUS, WATCHDOG and STOPPING. */
+static int daemon_run(const struct ms_config *cfg, const char *config_path)
 {
     struct ms_error err = {0};
     struct ms_pipeline *p = NULL;
     struct ms_control *ctl = ms_control_new();
     struct ms_http *http = NULL;
     struct ms_backfill *snaps = NULL;
+    struct ms_lifecycle *lc = NULL;
     bool binlog_ok;
     int rc;
 
-    /* a stop during start-up is honoured as soon as replication begins (nothing to flush) */
+    /* a stop during start-up is honoured as soon as replication begins (nothing to flush); a
+     * SIGHUP during start-up is applied once the supervisor runs */
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_sighup);
     signal(SIGPIPE, SIG_IGN);
+    ms_lifecycle_notify("STATUS=starting: checking MySQL and MongoDB");
     http = http_start(cfg, ctl, &err);
     if (http == NULL && err.domain != MS_ERR_NONE) {
         ms_log(MS_LOG_ERROR, "%s", err.msg);
@@ -553,11 +566,24 @@ static int daemon_run(const struct ms_config *cfg)
                       cfg->sync_mode == MS_SYNC_MODE_BINLOG
                           ? "SYNC_MODE=binlog"
                           : "SYNC_MODE=auto: the source's binlog is usable (ROW format)");
+    lc = ms_lifecycle_start(&(struct ms_lifecycle_opts){.config_path = config_path,
+                                                         .cfg = cfg,
+                                                         .pipeline = p,
+                                                         .http = http,
+                                                         .stop = &stop_requested,
+                                                         .reload = &reload_requested},
+                            &err);
+    if (lc == NULL) {
+        ms_log(MS_LOG_ERROR, "%s", err.msg);
+        rc = EX_SOFTWARE;
+        goto done;
+    }
     if (!ms_pipeline_run(p, &stop_requested, &err)) {
         ms_log(MS_LOG_ERROR, "replication stopped: %s", err.msg);
         rc = exit_code(&err);
     }
 done:
+    ms_lifecycle_stop(lc); /* before the pipeline and the HTTP server it borrows */
     ms_http_destroy(http); /* no request may touch the pipeline once it goes */
     ms_backfill_destroy(snaps);
     ms_pipeline_destroy(p);
@@ -597,7 +623,7 @@ int main(int argc, char **argv)
                cfg.sync_mode == MS_SYNC_MODE_BINLOG ? "binlog"
                : cfg.sync_mode == MS_SYNC_MODE_POLL ? "poll"
                                                     : "auto");
-        rc = daemon_run(&cfg);
+        rc = daemon_run(&cfg, cli.config);
         break;
     case CMD_BINLOG_DUMP:
         rc = binlog_dump(&cli, &cfg);

@@ -3,10 +3,11 @@
 # and without binlog, mongo-java-server, FerretDB), runs every suite, prints a summary and
 # exits non-zero on any failure. Servers are stopped on exit, whatever happens.
 #
-#   tests/run.sh              unit + integration suites
+#   tests/run.sh              unit + integration suites, then the deploy suite (static
+#                             checks of deploy/ and the man page; no servers)
 #   tests/run.sh --sanitize   also an ASan+UBSan build running every suite, and valgrind on
 #                             the unit suite (always on in CI, i.e. when CI=true)
-#   tests/run.sh --suite unit only one suite
+#   tests/run.sh --suite unit only one suite (unit, integration or deploy)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -14,7 +15,7 @@ cd "$ROOT"
 . tests/support/deps.sh
 
 SANITIZE=0
-SUITES=(unit integration)
+SUITES=(unit integration deploy)
 while [ $# -gt 0 ]; do
   case "$1" in
     --sanitize) SANITIZE=1; shift ;;
@@ -86,7 +87,7 @@ run_suite() { # run_suite BUILDDIR SUITE [meson test args...]
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 for s in "${SUITES[@]}"; do run_suite build "$s"; done
 if [ "$SANITIZE" = 1 ]; then
-  for s in "${SUITES[@]}"; do run_suite build-asan "$s"; done
+  for s in "${SUITES[@]}"; do [ "$s" = deploy ] || run_suite build-asan "$s"; done
   if [[ " ${SUITES[*]} " == *" unit "* ]]; then
     run_suite build unit --setup valgrind
   fi

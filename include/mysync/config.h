@@ -174,6 +174,20 @@ bool ms_config_parse_listen(const char *s, char *host, size_t hostsz, int *port)
 /* Copies uri to out with any password replaced by "***". */
 void ms_config_redact_uri(const char *uri, char *out, size_t outsz);
 
+/* One option whose effective value differs between two configurations (ms_config_diff). */
+struct ms_config_change {
+    const char *key;  /* "log.level"; "tables" for the tables: section */
+    bool reloadable;  /* the option table's flag: SIGHUP may apply it */
+    char from[256];   /* the values as --check-config prints them: secrets "***", URI */
+    char to[256];     /* passwords redacted, unset "null" */
+};
+
+/* Calls fn for every option whose value differs between a and b (in table order), then once
+ * with key "tables" when the tables: sections differ (entries, strategies, roles,
+ * collections). Secrets are compared, never shown. Returns the number of differences. */
+size_t ms_config_diff(const struct ms_config *a, const struct ms_config *b,
+                      void (*fn)(const struct ms_config_change *change, void *ud), void *ud);
+
 /* The option key closest to name (edit distance), or NULL when none is close. */
 const char *ms_config_suggest_key(const char *name);
 

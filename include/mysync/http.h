@@ -70,6 +70,10 @@ struct ms_http *ms_http_new(const struct ms_http_opts *opts, const struct ms_htt
 /* The port bound (the real one when the configuration said 0). */
 int ms_http_port(const struct ms_http *h);
 
+/* Replaces the bearer token (NULL or "": none) for the requests that follow; thread-safe
+ * (SIGHUP reload). The token is copied. */
+void ms_http_set_token(struct ms_http *h, const char *token);
+
 /* Stops serving: waits for the server thread; requests in progress are cut. Accepts NULL. */
 void ms_http_destroy(struct ms_http *h);
 

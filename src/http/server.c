@@ -15,6 +15,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -31,7 +32,8 @@
 struct ms_http {
     struct MHD_Daemon *daemon;
     struct ms_http_control ctl;
-    char *token; /* NULL: none */
+    pthread_mutex_t token_mu; /* guards token: SIGHUP may replace it while requests run */
+    char *token;              /* NULL: none */
     bool loopback;
     int port;
 };
@@ -402,6 +404,7 @@ static enum MHD_Result first_call(struct ms_http *h, struct MHD_Connection *c, c
     bool known;
     const struct route *r = find_route(url, method, &known);
     const char *len_hdr, *auth;
+    enum ms_http_auth decision;
     struct request *rq;
     char msg[200];
 
@@ -418,7 +421,10 @@ static enum MHD_Result first_call(struct ms_http *h, struct MHD_Connection *c, c
         return serve_get(h, c, r->h);
     }
     auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    switch (ms_http_authorize(h->token, h->loopback, auth)) {
+    pthread_mutex_lock(&h->token_mu);
+    decision = ms_http_authorize(h->token, h->loopback, auth);
+    pthread_mutex_unlock(&h->token_mu);
+    switch (decision) {
     case MS_HTTP_AUTH_OK:
         break;
     case MS_HTTP_AUTH_MISSING:
@@ -595,6 +601,7 @@ struct ms_http *ms_http_new(const struct ms_http_opts *opts, const struct ms_htt
         return NULL;
     }
     h->ctl = *control;
+    pthread_mutex_init(&h->token_mu, NULL);
     h->token = opts->token != NULL && opts->token[0] != '\0' ? strdup(opts->token) : NULL;
     h->loopback = ms_http_addr_is_loopback((struct sockaddr *)&bound);
     if (bound.ss_family == AF_INET6) {
@@ -648,5 +655,22 @@ void ms_http_destroy(struct ms_http *h)
         MHD_stop_daemon(h->daemon);
     }
     free(h->token);
+    pthread_mutex_destroy(&h->token_mu);
     free(h);
+}
+
+void ms_http_set_token(struct ms_http *h, const char *token)
+{
+    char *copy = token != NULL && token[0] != '\0' ? strdup(token) : NULL;
+    char *old;
+
+    pthread_mutex_lock(&h->token_mu);
+    old = h->token;
+    h->token = copy;
+    pthread_mutex_unlock(&h->token_mu);
+    free(old);
+    if (copy == NULL && !h->loopback) {
+        ms_log(MS_LOG_WARN, "no HTTP_TOKEN and a non-loopback listener: POST and PUT endpoints "
+                            "refuse every request");
+    }
 }

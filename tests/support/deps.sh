@@ -12,6 +12,9 @@ MS_APT_PACKAGES=(
   mariadb-server mariadb-client
   openjdk-17-jdk-headless maven     # mongo-java-server (test rig)
   valgrind
+  libsystemd-dev                    # sd_notify (meson feature 'systemd'): CI builds with it
+  scdoc groff-base man-db           # mysync(1): built by scdoc, checked by groff -ww and man -l
+  systemd prometheus python3-yaml   # deploy suite: systemd-analyze verify, promtool, YAML checks
 )
 
 ms_install_deps() {

@@ -427,6 +427,72 @@ static void readme_reference_current(void **state)
     free(ref);
 }
 
+/* ms_config_diff (SIGHUP reload): each case loads two environments and lists the differences
+ * as "key reloadable from->to" lines; secrets show as ***. */
+struct diff_case {
+    const char *a[4], *b[4];
+    const char *want;
+};
+
+static const struct diff_case diff_cases[] = {
+    {{NULL}, {NULL}, ""},
+    {{"LOG_LEVEL=info", NULL}, {"LOG_LEVEL=debug", NULL}, "log.level 1 info->debug\n"},
+    {{"HTTP_TOKEN=old-secret-1", NULL},
+     {"HTTP_TOKEN=new-secret-2", NULL},
+     "http.token 1 ***->***\n"},
+    {{NULL}, {"HTTP_TOKEN=new-secret-2", NULL}, "http.token 1 null->***\n"},
+    {{"SYNC_BATCH_SIZE=10", "SYNC_INTERVAL_SECONDS=5", NULL},
+     {"SYNC_BATCH_SIZE=20", "SYNC_INTERVAL_SECONDS=5", NULL},
+     "sync.batch_size 0 10->20\n"},
+    {{"SYNC_TABLES=d.a,d.b", NULL},
+     {"SYNC_TABLES=d.a", NULL},
+     "sync.tables 0 [\"d.a\", \"d.b\"]->[\"d.a\"]\n"},
+    {{"SYNC_RETRY_DELAY=5s", "SYNC_ENABLED=true", NULL},
+     {"SYNC_RETRY_DELAY=500ms", "SYNC_ENABLED=false", NULL},
+     "sync.enabled 1 true->false\nsync.retry_delay 1 5s->500ms\n"},
+    {{"MONGODB_URI=mongodb://u:pw-one@h1/", NULL},
+     {"MONGODB_URI=mongodb://u:pw-two@h2/", NULL},
+     "mongodb.uri 0 mongodb://u:***@h1/->mongodb://u:***@h2/\n"},
+    {{NULL}, {"SYNC_STRATEGY_ORDERS=orders", NULL}, "tables 0 0 entries->1 entries\n"},
+};
+
+static void collect_change(const struct ms_config_change *c, void *ud)
+{
+    char *out = ud;
+    size_t len = strlen(out);
+
+    snprintf(out + len, 2048 - len, "%s %d %s->%s\n", c->key, (int)c->reloadable, c->from, c->to);
+}
+
+static void diff_cases_run(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(diff_cases) / sizeof(diff_cases[0]); i++) {
+        const struct diff_case *c = &diff_cases[i];
+        struct ms_config a, b;
+        struct ms_error err = {0};
+        char got[2048] = "";
+        size_t n;
+
+        if (!ms_config_load(&a, NULL, c->a, &err) || !ms_config_load(&b, NULL, c->b, &err)) {
+            fail_msg("diff case %zu: %s", i, err.msg);
+        }
+        n = ms_config_diff(&a, &b, collect_change, got);
+        if (strcmp(got, c->want) != 0) {
+            fail_msg("diff case %zu:\n got: %s\nwant: %s", i, got, c->want);
+        }
+        size_t lines = 0;
+        for (const char *p = c->want; *p != '\0'; p++) {
+            lines += *p == '\n';
+        }
+        assert_int_equal(n, lines);
+        assert_null(strstr(got, "secret"));
+        assert_null(strstr(got, "pw-"));
+        ms_config_cleanup(&a);
+        ms_config_cleanup(&b);
+    }
+}
+
 int main(void)
 {
     struct CMUnitTest tests[sizeof(cases) / sizeof(cases[0]) + 8];
@@ -442,5 +508,6 @@ int main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(suggestions);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(readme_reference_current);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(example_config_complete);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(diff_cases_run);
     return _cmocka_run_group_tests("config", tests, n, NULL, NULL);
 }
