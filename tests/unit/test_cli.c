@@ -96,12 +96,19 @@ static const struct cli_case cases[] = {
      {NULL},
      {"cannot connect to MySQL"},
      "very-secret"},
-    {"not yet available commands say so",
+    {"backfill with unreachable mysql exits EX_UNAVAILABLE",
      {"--full", "--table", "products"},
+     {"MYSQL_PORT=1", "MYSQL_PASSWORD=very-secret-6"},
+     EX_UNAVAILABLE,
+     {NULL},
+     {"cannot connect to MySQL at 127.0.0.1:1"},
+     "very-secret"},
+    {"not yet available commands say so",
+     {"verify", "--table", "products"},
      {NULL},
      EX_UNAVAILABLE,
      {NULL},
-     {"--full (backfill) is not part of this build yet"}},
+     {"verify is not part of this build yet"}},
 };
 
 static void run_case(void **state)
