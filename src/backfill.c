@@ -232,8 +232,9 @@ static bool watermark(struct ms_backfill *b, const char *kind, const char *table
     par[3].buffer_type = MYSQL_TYPE_LONGLONG;
     par[3].buffer = &chunk;
     if (mysql_stmt_bind_param(b->wm, par) != 0 || mysql_stmt_execute(b->wm) != 0) {
-        ms_error_set(err, MS_ERR_MYSQL, mysql_stmt_errno(b->wm), "writing a watermark into %s.%s: %s",
-                     b->sig_db, b->sig_name, mysql_stmt_error(b->wm));
+        ms_error_set(err, MS_ERR_MYSQL, mysql_stmt_errno(b->wm),
+                     "writing a watermark into %s.%s: %s", b->sig_db, b->sig_name,
+                     mysql_stmt_error(b->wm));
         err->retryable = true;
         return false;
     }
@@ -313,7 +314,8 @@ static bool on_row(void *arg, const bson_t *row, struct ms_error *err)
     if (c->b->fault_delay_ms > 0 && !c->delayed) {
         /* the chunk was read (one consistent read) and is written late: the widest race with
          * a concurrent stream, for the tests of the watermark windows */
-        struct timespec ts = {c->b->fault_delay_ms / 1000, (c->b->fault_delay_ms % 1000) * 1000000L};
+        struct timespec ts = {c->b->fault_delay_ms / 1000,
+                              (c->b->fault_delay_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
         c->delayed = true;
     }
@@ -375,10 +377,9 @@ static void show_progress(const struct ms_backfill_opts *o, const char *table, u
         fflush(stderr);
     } else if (o->progress == MS_BACKFILL_LINES) {
         ms_log_kv(MS_LOG_INFO,
-                  ((struct ms_log_field[]){MS_LF_INT("rows", (int64_t)done),
-                                           MS_LF_INT("estimate", total),
-                                           MS_LF_INT("rows_per_s", (int64_t)rate),
-                                           MS_LF_STR("eta", eta)}),
+                  ((struct ms_log_field[]){
+                      MS_LF_INT("rows", (int64_t)done), MS_LF_INT("estimate", total),
+                      MS_LF_INT("rows_per_s", (int64_t)rate), MS_LF_STR("eta", eta)}),
                   "%s: %s rows of about %s (%.1f%%)", table, d, t, frac * 100);
     }
 }
@@ -579,8 +580,10 @@ bool ms_backfill_table(struct ms_backfill *b, const char *spec, const struct ms_
         ident(q[0], sizeof(q[0]), b->sig_db);
         ident(q[1], sizeof(q[1]), b->sig_name);
         mysql_real_escape_string(b->conn, erun, run, (unsigned long)strlen(run));
-        snprintf(sql, sizeof(sql), "DELETE FROM %s.%s WHERE run = '%s' OR created_at < NOW() - "
-                 "INTERVAL 1 DAY", q[0], q[1], erun);
+        snprintf(sql, sizeof(sql),
+                 "DELETE FROM %s.%s WHERE run = '%s' OR created_at < NOW() - "
+                 "INTERVAL 1 DAY",
+                 q[0], q[1], erun);
         if (mysql_query(b->conn, sql) != 0) {
             ms_log(MS_LOG_DEBUG, "tidying the signal table: %s", mysql_error(b->conn));
         }
@@ -598,9 +601,19 @@ done:
 
 /* ---- the daemon's worker ---- */
 
-static void record_last(struct ms_backfill *b, const char *table, const struct ms_backfill_result *r,
-                        bool ok, const struct ms_error *err)
+/* Logs how a snapshot of table ended and keeps it for the status. */
+static void record_last(struct ms_backfill *b, const char *table,
+                        const struct ms_backfill_result *r, bool ok, const struct ms_error *err)
 {
+    if (ok) {
+        ms_log_kv(MS_LOG_INFO,
+                  ((struct ms_log_field[]){MS_LF_INT("rows", (int64_t)r->rows_total),
+                                           MS_LF_INT("dead_lettered", (int64_t)r->dead),
+                                           MS_LF_INT("ms", (int64_t)(r->seconds * 1000))}),
+                  "%s: snapshot %s", table, r->skipped ? "was already done" : "done");
+    } else {
+        ms_log(MS_LOG_ERROR, "snapshot of %s: %s", table, err->msg);
+    }
     pthread_mutex_lock(&b->mu);
     bson_reinit(&b->last);
     BSON_APPEND_UTF8(&b->last, "table", table);
@@ -656,8 +669,8 @@ static void initial_snapshot(struct ms_backfill *b)
            reason);
     for (size_t i = 0; ok && i < ms_pipeline_table_count(b->p) && !b->stop; i++) {
         struct ms_pipeline_table pt;
-        struct ms_backfill_opts o = {.kind = "snapshot", .fresh = !resume,
-                                     .progress = MS_BACKFILL_LINES, .stop = &b->stop};
+        struct ms_backfill_opts o = {
+            .kind = "snapshot", .fresh = !resume, .progress = MS_BACKFILL_LINES, .stop = &b->stop};
         struct ms_backfill_result r;
         char spec[420];
 
@@ -667,13 +680,6 @@ static void initial_snapshot(struct ms_backfill *b)
         snprintf(spec, sizeof(spec), "%s.%s", pt.db, pt.name);
         ok = ms_backfill_table(b, spec, &o, &r, &err);
         record_last(b, spec, &r, ok, &err);
-        if (ok) {
-            ms_log_kv(MS_LOG_INFO,
-                      ((struct ms_log_field[]){MS_LF_INT("rows", (int64_t)r.rows_total),
-                                               MS_LF_INT("dead_lettered", (int64_t)r.dead),
-                                               MS_LF_INT("ms", (int64_t)(r.seconds * 1000))}),
-                      "%s: snapshot %s", spec, r.skipped ? "was already done" : "done");
-        }
     }
     if (ok && !b->stop) {
         bson_init(&state);
@@ -702,8 +708,8 @@ static void *worker_main(void *arg)
     initial_snapshot(b);
     for (;;) {
         char *spec;
-        struct ms_backfill_opts o = {.kind = "snapshot", .fresh = true,
-                                     .progress = MS_BACKFILL_LINES, .stop = &b->stop};
+        struct ms_backfill_opts o = {
+            .kind = "snapshot", .fresh = true, .progress = MS_BACKFILL_LINES, .stop = &b->stop};
         struct ms_backfill_result r;
         struct ms_error err = {0};
         bool ok;
@@ -723,15 +729,6 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&b->mu);
         ok = ms_backfill_table(b, spec, &o, &r, &err);
         record_last(b, spec, &r, ok, &err);
-        if (ok) {
-            ms_log_kv(MS_LOG_INFO,
-                      ((struct ms_log_field[]){MS_LF_INT("rows", (int64_t)r.rows_total),
-                                               MS_LF_INT("dead_lettered", (int64_t)r.dead),
-                                               MS_LF_INT("ms", (int64_t)(r.seconds * 1000))}),
-                      "%s: snapshot done", spec);
-        } else {
-            ms_log(MS_LOG_ERROR, "snapshot of %s: %s", spec, err.msg);
-        }
         free(spec);
     }
     return NULL;

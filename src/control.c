@@ -14,7 +14,7 @@
 #include "mysync/log.h"
 
 struct ms_control {
-    _Atomic(struct ms_pipeline *) p; /* NULL while starting */
+    _Atomic(struct ms_pipeline *) p;         /* NULL while starting */
     _Atomic(struct ms_backfill *) snapshots; /* POST /sync/snapshot; NULL: none */
     char mode[16];
     char mode_reason[160];

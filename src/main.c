@@ -74,46 +74,47 @@ static const struct option long_options[] = {
 
 static void usage(FILE *out)
 {
-    fputs("Usage:\n"
-          "  mysync [--config FILE]                 run the replication daemon\n"
-          "  mysync --full --table NAME [--table NAME ...] [--where SQL] [--chunk-size N]\n"
-          "                                         one-shot backfill of tables\n"
-          "  mysync binlog-dump --file PATH [--start POS]\n"
-          "  mysync binlog-dump --from-server [--start FILE:POS] [--no-follow]\n"
-          "                                         print decoded row changes as JSON lines\n"
-          "  mysync verify --table NAME [--sample N] compare source rows with documents\n"
-          "  mysync --check-config [--config FILE]  validate, print the effective configuration\n"
-          "                                         (secrets redacted) and exit\n"
-          "\n"
-          "Options:\n"
-          "  -c, --config FILE      YAML configuration file; environment variables override it\n"
-          "  -t, --table NAME       table (repeatable), `table` or `db.table`\n"
-          "      --where SQL        backfill only rows matching this condition\n"
-          "      --chunk-size N     backfill rows per chunk\n"
-          "      --file PATH        binlog file to read (binlog-dump)\n"
-          "      --start POS        start position: byte offset (--file) or FILE:POS\n"
-          "      --from-server      read the binlog from the configured server (binlog-dump)\n"
-          "      --no-follow        stop at the server's current end instead of following\n"
-          "      --sample N         verify N random rows only (verify)\n"
-          "      --config-reference print every configuration key as a Markdown table\n"
-          "  -h, --help             this text\n"
-          "  -V, --version          print the version\n"
-          "\n"
-          "Configuration: see config/mysync.example.yaml and README.md; every key also has an\n"
-          "environment variable (MYSQL_*, MONGODB_*, SYNC_*, HTTP_*, LOG_*).\n"
-          "\n"
-          "Exit codes (sysexits.h):\n"
-          "  0   success\n"
-          "  64  EX_USAGE        bad command line\n"
-          "  65  EX_DATAERR      data mismatch found (verify) or malformed input (binlog)\n"
-          "  66  EX_NOINPUT      an input file cannot be opened\n"
-          "  69  EX_UNAVAILABLE  a server is unreachable or refuses us, or the binlog position is\n"
-          "                      gone, or the command is not part of this build yet\n"
-          "  70  EX_SOFTWARE     internal error\n"
-          "  74  EX_IOERR        input/output error (files)\n"
-          "  75  EX_TEMPFAIL     stopped before MongoDB took the last batch (a restart replays it)\n"
-          "  78  EX_CONFIG       invalid configuration\n",
-          out);
+    fputs(
+        "Usage:\n"
+        "  mysync [--config FILE]                 run the replication daemon\n"
+        "  mysync --full --table NAME [--table NAME ...] [--where SQL] [--chunk-size N]\n"
+        "                                         one-shot backfill of tables\n"
+        "  mysync binlog-dump --file PATH [--start POS]\n"
+        "  mysync binlog-dump --from-server [--start FILE:POS] [--no-follow]\n"
+        "                                         print decoded row changes as JSON lines\n"
+        "  mysync verify --table NAME [--sample N] compare source rows with documents\n"
+        "  mysync --check-config [--config FILE]  validate, print the effective configuration\n"
+        "                                         (secrets redacted) and exit\n"
+        "\n"
+        "Options:\n"
+        "  -c, --config FILE      YAML configuration file; environment variables override it\n"
+        "  -t, --table NAME       table (repeatable), `table` or `db.table`\n"
+        "      --where SQL        backfill only rows matching this condition\n"
+        "      --chunk-size N     backfill rows per chunk\n"
+        "      --file PATH        binlog file to read (binlog-dump)\n"
+        "      --start POS        start position: byte offset (--file) or FILE:POS\n"
+        "      --from-server      read the binlog from the configured server (binlog-dump)\n"
+        "      --no-follow        stop at the server's current end instead of following\n"
+        "      --sample N         verify N random rows only (verify)\n"
+        "      --config-reference print every configuration key as a Markdown table\n"
+        "  -h, --help             this text\n"
+        "  -V, --version          print the version\n"
+        "\n"
+        "Configuration: see config/mysync.example.yaml and README.md; every key also has an\n"
+        "environment variable (MYSQL_*, MONGODB_*, SYNC_*, HTTP_*, LOG_*).\n"
+        "\n"
+        "Exit codes (sysexits.h):\n"
+        "  0   success\n"
+        "  64  EX_USAGE        bad command line\n"
+        "  65  EX_DATAERR      data mismatch found (verify) or malformed input (binlog)\n"
+        "  66  EX_NOINPUT      an input file cannot be opened\n"
+        "  69  EX_UNAVAILABLE  a server is unreachable or refuses us, or the binlog position is\n"
+        "                      gone, or the command is not part of this build yet\n"
+        "  70  EX_SOFTWARE     internal error\n"
+        "  74  EX_IOERR        input/output error (files)\n"
+        "  75  EX_TEMPFAIL     stopped before MongoDB took the last batch (a restart replays it)\n"
+        "  78  EX_CONFIG       invalid configuration\n",
+        out);
 }
 
 static bool parse_long(const char *s, long min, long *out)
@@ -413,8 +414,8 @@ static void *full_main(void *arg)
     struct full_job *j = arg;
     struct ms_backfill_opts o = {.where = j->cli->where,
                                  .chunk_size = j->cli->chunk_size,
-                                 .progress = isatty(STDERR_FILENO) ? MS_BACKFILL_BAR
-                                                                   : MS_BACKFILL_LINES,
+                                 .progress =
+                                     isatty(STDERR_FILENO) ? MS_BACKFILL_BAR : MS_BACKFILL_LINES,
                                  .kind = "backfill",
                                  .stop = &stop_requested};
 
@@ -432,9 +433,8 @@ static void *full_main(void *arg)
         snprintf(rate, sizeof(rate), "%.0f rows/s",
                  r.seconds > 0 ? (double)r.rows / r.seconds : 0.0);
         printf("%s: %s%llu rows in %.1f s (%s), %llu dead-lettered%s%s\n", j->cli->tables[i],
-               j->rc == EX_OK ? "" : "stopped after ", (unsigned long long)r.rows_total,
-               r.seconds, rate, (unsigned long long)r.dead,
-               r.resumed ? ", resumed from stored progress" : "",
+               j->rc == EX_OK ? "" : "stopped after ", (unsigned long long)r.rows_total, r.seconds,
+               rate, (unsigned long long)r.dead, r.resumed ? ", resumed from stored progress" : "",
                r.watermarks ? "" : ", without watermarks");
         fflush(stdout);
         if (r.dead > 0) {
@@ -452,9 +452,8 @@ static void *full_main(void *arg)
  * copied in key order, progress in MongoDB so that a second run goes on. */
 static int full_run(const struct cli *cli, const struct ms_config *cfg)
 {
-    struct ms_pipeline_opts po = {.backfill_only = true,
-                                  .tables = (const char *const *)cli->tables,
-                                  .ntables = cli->ntables};
+    struct ms_pipeline_opts po = {
+        .backfill_only = true, .tables = (const char *const *)cli->tables, .ntables = cli->ntables};
     struct ms_error err = {0};
     struct full_job j = {.cli = cli, .cfg = cfg};
     pthread_t t;
@@ -567,11 +566,11 @@ static int daemon_run(const struct ms_config *cfg, const char *config_path)
                           ? "SYNC_MODE=binlog"
                           : "SYNC_MODE=auto: the source's binlog is usable (ROW format)");
     lc = ms_lifecycle_start(&(struct ms_lifecycle_opts){.config_path = config_path,
-                                                         .cfg = cfg,
-                                                         .pipeline = p,
-                                                         .http = http,
-                                                         .stop = &stop_requested,
-                                                         .reload = &reload_requested},
+                                                        .cfg = cfg,
+                                                        .pipeline = p,
+                                                        .http = http,
+                                                        .stop = &stop_requested,
+                                                        .reload = &reload_requested},
                             &err);
     if (lc == NULL) {
         ms_log(MS_LOG_ERROR, "%s", err.msg);

@@ -171,7 +171,7 @@ struct ms_pipeline {
 
     /* Producers besides the binlog reader (snapshots, backfill: ms_pipeline_push_row). */
     struct ms_pipeline_opts opts;
-    pthread_mutex_t tmu; /* other threads' table lookups vs the reader's table_add */
+    pthread_mutex_t tmu;   /* other threads' table lookups vs the reader's table_add */
     atomic_bool stream_go; /* the reader may start (ms_pipeline_start_stream) */
     pthread_mutex_t mark_mu;
     pthread_cond_t mark_cv;
@@ -863,8 +863,7 @@ static bool ensure_indexes(struct ms_pipeline *p, struct ms_error *err)
     return true;
 }
 
-static bool setup_keys_and_check(struct ms_pipeline *p, MYSQL *c, struct ms_error *err,
-                                 bool all);
+static bool setup_keys_and_check(struct ms_pipeline *p, MYSQL *c, struct ms_error *err, bool all);
 
 static bool setup_tables(struct ms_pipeline *p, MYSQL *c, struct ms_error *err)
 {
@@ -1130,8 +1129,10 @@ struct ms_pipeline *ms_pipeline_new_opts(const struct ms_config *cfg,
                      p->start.file, (unsigned long long)p->start.pos,
                      first[0] != '\0' ? first : "none");
             p->snapshot_reason = p->snapshot_why;
-            ms_log(MS_LOG_WARN, "%s: sync.snapshot=when_needed takes a new snapshot, then streams "
-                                "from the current position", p->snapshot_why);
+            ms_log(MS_LOG_WARN,
+                   "%s: sync.snapshot=when_needed takes a new snapshot, then streams "
+                   "from the current position",
+                   p->snapshot_why);
             if (!current_position(c, &p->start, err) ||
                 !ms_sink_checkpoint_save(p->sink, cfg->sync_pipeline, &p->start, err)) {
                 goto fail;
@@ -1283,7 +1284,7 @@ struct rd {
     struct ms_checkpoint at; /* the last boundary queued: where a reconnect resumes */
     char gtid[512];          /* GTID of the transaction being read */
     uint64_t events, changes;
-    struct window *win;        /* open watermark windows */
+    struct window *win; /* open watermark windows */
     size_t nwin;
     struct ms_checkpoint hold; /* while a window is open, checkpoints stay here (before its
                                 * open watermark): a restart sees the window whole */
@@ -1579,8 +1580,8 @@ static bool on_watermark(struct rd *r, const bson_t *row, uint32_t ts)
     doc_str(row, "run", run, sizeof(run));
     split_qualified(tname, p->cfg->mysql_database, db, sizeof(db), name, sizeof(name));
     t = table_find(p, db, name);
-    if (t == NULL || (strcmp(kind, "snapshot-window-open") != 0 &&
-                      strcmp(kind, "snapshot-window-close") != 0)) {
+    if (t == NULL ||
+        (strcmp(kind, "snapshot-window-open") != 0 && strcmp(kind, "snapshot-window-close") != 0)) {
         return true; /* not a table of ours, or another signal */
     }
     for (i = 0; i < r->nwin; i++) {
@@ -2476,8 +2477,7 @@ bool ms_pipeline_run(struct ms_pipeline *p, volatile sig_atomic_t *stop, struct 
         return false;
     }
     if (!p->opts.backfill_only) {
-        ms_log(MS_LOG_INFO, "stopped at %s:%llu", p->stats.file,
-               (unsigned long long)p->stats.pos);
+        ms_log(MS_LOG_INFO, "stopped at %s:%llu", p->stats.file, (unsigned long long)p->stats.pos);
     }
     return true;
 }
@@ -2919,8 +2919,7 @@ static bool table_copy(struct ms_pipeline *p, const char *db, const char *table,
     }
     pthread_mutex_unlock(&p->tmu);
     if (t == NULL) {
-        ms_error_set(err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE, "%s.%s is not replicated", db,
-                     table);
+        ms_error_set(err, MS_ERR_CONFIG, MS_CONFIG_BAD_VALUE, "%s.%s is not replicated", db, table);
         return false;
     }
     return true;

@@ -2684,8 +2684,13 @@ void ms_scan_cursor(const struct ms_scan *sc, bson_t *out)
         case K_TIMESTAMP:
         case K_TIME: {
             bson_t f;
-            int64_t v[8] = {cv->tm.year,   cv->tm.month,       cv->tm.day,   cv->tm.hour,
-                            cv->tm.minute, cv->tm.second,      (int64_t)cv->tm.second_part,
+            int64_t v[8] = {cv->tm.year,
+                            cv->tm.month,
+                            cv->tm.day,
+                            cv->tm.hour,
+                            cv->tm.minute,
+                            cv->tm.second,
+                            (int64_t)cv->tm.second_part,
                             cv->tm.neg ? 1 : 0};
             bson_append_array_begin(&arr, key, -1, &f);
             for (int i = 0; i < 8; i++) {
@@ -2698,10 +2703,12 @@ void ms_scan_cursor(const struct ms_scan *sc, bson_t *out)
         }
         default:
             if (c->kind == K_DECIMAL || cv->extra >= 0) {
-                bson_append_utf8(&arr, key, -1, (const char *)(cv->bytes ? cv->bytes : (uint8_t *)""),
+                bson_append_utf8(&arr, key, -1,
+                                 (const char *)(cv->bytes ? cv->bytes : (uint8_t *)""),
                                  (int)cv->len);
             } else {
-                bson_append_binary(&arr, key, -1, BSON_SUBTYPE_BINARY, cv->bytes, (uint32_t)cv->len);
+                bson_append_binary(&arr, key, -1, BSON_SUBTYPE_BINARY, cv->bytes,
+                                   (uint32_t)cv->len);
             }
             break;
         }

@@ -38,20 +38,20 @@ struct ms_backfill_opts {
     /* "backfill" (mysync --full: a finished one starts over when run again) or "snapshot" (the
      * daemon's: a finished table is skipped until a new snapshot is started with fresh) */
     const char *kind;
-    bool fresh;                   /* ignore stored progress: start at the first row */
-    volatile sig_atomic_t *stop;  /* non-zero: stop after the current chunk (progress kept) */
+    bool fresh;                  /* ignore stored progress: start at the first row */
+    volatile sig_atomic_t *stop; /* non-zero: stop after the current chunk (progress kept) */
 };
 
 struct ms_backfill_result {
-    uint64_t rows;         /* rows read in this run */
-    uint64_t rows_total;   /* rows of the whole backfill (resumed runs included) */
-    uint64_t dead;         /* rows dead-lettered (unreadable or refused by the strategy) */
+    uint64_t rows;       /* rows read in this run */
+    uint64_t rows_total; /* rows of the whole backfill (resumed runs included) */
+    uint64_t dead;       /* rows dead-lettered (unreadable or refused by the strategy) */
     uint64_t chunks;
-    int64_t estimate;      /* the server's row estimate at the start, -1 unknown */
+    int64_t estimate; /* the server's row estimate at the start, -1 unknown */
     double seconds;
-    bool resumed;          /* went on from stored progress */
-    bool skipped;          /* already done (kind "snapshot") */
-    bool watermarks;       /* chunks were framed by watermarks */
+    bool resumed;    /* went on from stored progress */
+    bool skipped;    /* already done (kind "snapshot") */
+    bool watermarks; /* chunks were framed by watermarks */
 };
 
 struct ms_backfill;

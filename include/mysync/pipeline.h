@@ -34,15 +34,15 @@ const char *ms_pipeline_component_name(enum ms_pipeline_component c);
 
 /* Counters and state, for logs, /sync/status and /metrics (a consistent copy). */
 struct ms_pipeline_stats {
-    uint64_t events;         /* binlog events read */
-    uint64_t changes;        /* row changes of the configured tables */
-    uint64_t ops_applied;    /* MongoDB operations acknowledged (after coalescing) */
-    uint64_t batches;        /* bulk flushes */
-    uint64_t dead_lettered;  /* changes sent to the dead-letter collection */
-    uint64_t retries;        /* write retries after transient failures */
-    uint64_t reconnects;     /* reader reconnections */
-    uint64_t queue_depth;    /* items waiting between reader and sink */
-    char file[256];          /* last checkpoint */
+    uint64_t events;        /* binlog events read */
+    uint64_t changes;       /* row changes of the configured tables */
+    uint64_t ops_applied;   /* MongoDB operations acknowledged (after coalescing) */
+    uint64_t batches;       /* bulk flushes */
+    uint64_t dead_lettered; /* changes sent to the dead-letter collection */
+    uint64_t retries;       /* write retries after transient failures */
+    uint64_t reconnects;    /* reader reconnections */
+    uint64_t queue_depth;   /* items waiting between reader and sink */
+    char file[256];         /* last checkpoint */
     uint64_t pos;
     char gtid[512];
     int64_t checkpoint_event_ms; /* event time of the last checkpoint (ms since the epoch) */

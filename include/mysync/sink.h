@@ -34,9 +34,9 @@ bool ms_sink_ping(mongoc_client_pool_t *pool, struct ms_mongo_info *info, struct
 #define MS_SINK_MAX_DOC_SIZE (16 * 1024 * 1024)
 
 enum ms_write_kind {
-    MS_WRITE_UPSERT = 1, /* replaceOne({_id}, doc, {upsert: true}) */
-    MS_WRITE_DELETE = 2, /* deleteOne({_id}) */
-    MS_WRITE_SET = 3,    /* updateOne({_id}, {$set: doc}, {upsert: true}): some fields only */
+    MS_WRITE_UPSERT = 1,   /* replaceOne({_id}, doc, {upsert: true}) */
+    MS_WRITE_DELETE = 2,   /* deleteOne({_id}) */
+    MS_WRITE_SET = 3,      /* updateOne({_id}, {$set: doc}, {upsert: true}): some fields only */
     MS_WRITE_SET_MANY = 4, /* updateMany(filter, {$set: doc}), no upsert: a barrier (every write
                               before it in the call is applied first, every write after it
                               later); never coalesced. doc's names may be dotted paths
@@ -47,13 +47,13 @@ enum ms_write_kind {
 struct ms_write {
     enum ms_write_kind kind;
     const char *collection;
-    const bson_t *id;   /* exactly {"_id": <value>} (scalar, or a subdocument for composite keys);
-                         * SET_MANY: the filter (any non-empty query document) */
-    const bson_t *doc;  /* UPSERT: the full document with the same _id; SET: the fields to set,
-                         * without _id (a row image with some columns); SET_MANY: the non-empty
-                         * fields or paths to set, none of them _id or a path into it; ignored
-                         * for DELETE */
-    const char *source; /* for dead letters: "db.table" (may be NULL) */
+    const bson_t *id;     /* exactly {"_id": <value>} (scalar, or a subdocument for composite keys);
+                           * SET_MANY: the filter (any non-empty query document) */
+    const bson_t *doc;    /* UPSERT: the full document with the same _id; SET: the fields to set,
+                           * without _id (a row image with some columns); SET_MANY: the non-empty
+                           * fields or paths to set, none of them _id or a path into it; ignored
+                           * for DELETE */
+    const char *source;   /* for dead letters: "db.table" (may be NULL) */
     const char *position; /* for dead letters: "file:pos" or the GTID of the change (may be NULL) */
 };
 
@@ -214,8 +214,7 @@ bool ms_sink_checkpoint_save(struct ms_sink *s, const char *pipeline,
  * document per id in the checkpoint collection, written as a whole (doc's fields, plus _id and
  * updated_at) with the checkpoint's write concern. load appends the stored document to out
  * (initialised by the caller); *found false when there is none. */
-bool ms_sink_state_save(struct ms_sink *s, const char *id, const bson_t *doc,
-                        struct ms_error *err);
+bool ms_sink_state_save(struct ms_sink *s, const char *id, const bson_t *doc, struct ms_error *err);
 bool ms_sink_state_load(struct ms_sink *s, const char *id, bson_t *out, bool *found,
                         struct ms_error *err);
 

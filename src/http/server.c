@@ -38,7 +38,16 @@ struct ms_http {
     int port;
 };
 
-enum handler { H_STATUS, H_HEALTH, H_METRICS, H_TRIGGER, H_PAUSE, H_RESUME, H_INTERVAL, H_SNAPSHOT };
+enum handler {
+    H_STATUS,
+    H_HEALTH,
+    H_METRICS,
+    H_TRIGGER,
+    H_PAUSE,
+    H_RESUME,
+    H_INTERVAL,
+    H_SNAPSHOT
+};
 
 struct route {
     const char *path;

@@ -2297,8 +2297,7 @@ done:
     return ok;
 }
 
-bool ms_sink_state_save(struct ms_sink *s, const char *id, const bson_t *doc,
-                        struct ms_error *err)
+bool ms_sink_state_save(struct ms_sink *s, const char *id, const bson_t *doc, struct ms_error *err)
 {
     struct cp_save a = {.pipeline = id};
     struct call c;

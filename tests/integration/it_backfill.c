@@ -33,9 +33,9 @@
 
 /* items: every column compared as text; price and at kept exact as strings
  * (SYNC_DECIMAL_AS=string, SYNC_DATETIME_MICROS=true). */
-#define ITEMS_QUERY(where)                                                                        \
-    "SELECT id, IFNULL(name,'NULL'), IFNULL(CAST(price AS CHAR),'NULL'), "                        \
-    "IFNULL(DATE_FORMAT(at,'%Y-%m-%d %H:%i:%s.%f'),'NULL'), IFNULL(qty,'NULL') FROM " DB          \
+#define ITEMS_QUERY(where)                                                                         \
+    "SELECT id, IFNULL(name,'NULL'), IFNULL(CAST(price AS CHAR),'NULL'), "                         \
+    "IFNULL(DATE_FORMAT(at,'%Y-%m-%d %H:%i:%s.%f'),'NULL'), IFNULL(qty,'NULL') FROM " DB           \
     ".items " where " ORDER BY id"
 static const char *const item_fields[] = {"_id", "name", "price", "at", "qty"};
 
@@ -160,8 +160,8 @@ static void full_exact(const struct tu_target *t)
     setup_db(m, scale(100000, 3000, t), scale(5000, 500, t));
     tu_drop_db(c, mdb);
     backfill_env(&d, t, mdb);
-    tu_daemon_args(&d, "--full", "--table", "items", "--table", DB ".pairs", "--chunk-size",
-                   "2000", NULL);
+    tu_daemon_args(&d, "--full", "--table", "items", "--table", DB ".pairs", "--chunk-size", "2000",
+                   NULL);
     rc = tu_daemon_run_to_exit(&d, &log);
     if (rc != 0 || strstr(log, "items: ") == NULL || strstr(log, "pairs: ") == NULL) {
         tu_daemon_fail(&d, "mysync --full did not succeed");
@@ -178,8 +178,7 @@ static void full_exact(const struct tu_target *t)
     /* --where: only matching rows, into another database */
     tu_drop_db(c, "itbf_where");
     backfill_env(&d, t, "itbf_where");
-    tu_daemon_args(&d, "--full", "--table", "items", "--where", "qty IS NULL OR id > 2990",
-                   NULL);
+    tu_daemon_args(&d, "--full", "--table", "items", "--where", "qty IS NULL OR id > 2990", NULL);
     free(log);
     rc = tu_daemon_run_to_exit(&d, &log);
     if (rc != 0) {
@@ -278,13 +277,17 @@ static void *writer_main(void *arg)
         size_t id = 1 + (size_t)rand_r(&seed) % w->n;
         int kind = rand_r(&seed) % 10;
         if (kind < 6) {
-            tu_sqlf(m, "UPDATE " DB ".items SET name = CONCAT('upd-', %lu), price = price + 1, "
-                       "qty = IFNULL(qty, 0) + 1 WHERE id = %zu", w->done, id);
+            tu_sqlf(m,
+                    "UPDATE " DB ".items SET name = CONCAT('upd-', %lu), price = price + 1, "
+                    "qty = IFNULL(qty, 0) + 1 WHERE id = %zu",
+                    w->done, id);
         } else if (kind < 8) {
             tu_sqlf(m, "DELETE FROM " DB ".items WHERE id = %zu", id);
         } else if (kind < 9) {
-            tu_sqlf(m, "INSERT IGNORE INTO " DB ".items VALUES (%zu, 'new', 1.5, "
-                       "'2025-01-01 00:00:00.000001', 1)", id);
+            tu_sqlf(m,
+                    "INSERT IGNORE INTO " DB ".items VALUES (%zu, 'new', 1.5, "
+                    "'2025-01-01 00:00:00.000001', 1)",
+                    id);
         } else {
             /* a key change */
             tu_sqlf(m, "UPDATE IGNORE " DB ".items SET id = id + %zu WHERE id = %zu", w->n, id);
@@ -481,21 +484,21 @@ static void when_needed(const struct tu_target *t)
     tu_end_run(&d, c, m);
 }
 
-#define CASES(t)                                                                                  \
-    static void full_exact_##t(void **s)                                                          \
-    {                                                                                             \
-        (void)s;                                                                                  \
-        full_exact(&tu_##t);                                                                      \
-    }                                                                                             \
-    static void killed_resumes_##t(void **s)                                                      \
-    {                                                                                             \
-        (void)s;                                                                                  \
-        killed_resumes(&tu_##t);                                                                  \
-    }                                                                                             \
-    static void when_needed_##t(void **s)                                                         \
-    {                                                                                             \
-        (void)s;                                                                                  \
-        when_needed(&tu_##t);                                                                     \
+#define CASES(t)                                                                                   \
+    static void full_exact_##t(void **s)                                                           \
+    {                                                                                              \
+        (void)s;                                                                                   \
+        full_exact(&tu_##t);                                                                       \
+    }                                                                                              \
+    static void killed_resumes_##t(void **s)                                                       \
+    {                                                                                              \
+        (void)s;                                                                                   \
+        killed_resumes(&tu_##t);                                                                   \
+    }                                                                                              \
+    static void when_needed_##t(void **s)                                                          \
+    {                                                                                              \
+        (void)s;                                                                                   \
+        when_needed(&tu_##t);                                                                      \
     }
 CASES(java)
 CASES(ferret)
@@ -515,9 +518,12 @@ static void beside_stream_java(void **s)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(full_exact_java),       cmocka_unit_test(killed_resumes_java),
-        cmocka_unit_test(beside_stream_java),    cmocka_unit_test(initial_snapshot_java),
-        cmocka_unit_test(full_exact_ferret),     cmocka_unit_test(killed_resumes_ferret),
+        cmocka_unit_test(full_exact_java),
+        cmocka_unit_test(killed_resumes_java),
+        cmocka_unit_test(beside_stream_java),
+        cmocka_unit_test(initial_snapshot_java),
+        cmocka_unit_test(full_exact_ferret),
+        cmocka_unit_test(killed_resumes_ferret),
         /* neither beside_stream nor initial_snapshot on FerretDB v1: with a stream of
          * concurrent changes its SQLite backend stalls (socket timeouts after 5 min, measured;
          * two clients writing one collection) */
