@@ -575,17 +575,29 @@ bool ms_backfill_table(struct ms_backfill *b, const char *spec, const struct ms_
                       res->seconds > 0 ? (double)res->rows / res->seconds : 0, true);
     }
     if (b->watermarks) {
-        /* the daemon ignores deletes of the signal table: tidy up this run's rows */
-        char sql[1200], q[2][420], erun[80];
+        /* the daemon ignores deletes of the signal table: tidy up this run's rows (and those
+         * of runs killed a day ago or more) */
+        char sql[1200], q[2][420];
+        MYSQL_STMT *del = mysql_stmt_init(b->conn);
+        MYSQL_BIND par[1];
+        unsigned long len = (unsigned long)strlen(run);
+
         ident(q[0], sizeof(q[0]), b->sig_db);
         ident(q[1], sizeof(q[1]), b->sig_name);
-        mysql_real_escape_string(b->conn, erun, run, (unsigned long)strlen(run));
         snprintf(sql, sizeof(sql),
-                 "DELETE FROM %s.%s WHERE run = '%s' OR created_at < NOW() - "
-                 "INTERVAL 1 DAY",
-                 q[0], q[1], erun);
-        if (mysql_query(b->conn, sql) != 0) {
-            ms_log(MS_LOG_DEBUG, "tidying the signal table: %s", mysql_error(b->conn));
+                 "DELETE FROM %s.%s WHERE run = ? OR created_at < NOW() - INTERVAL 1 DAY", q[0],
+                 q[1]);
+        memset(par, 0, sizeof(par));
+        par[0].buffer_type = MYSQL_TYPE_STRING;
+        par[0].buffer = run;
+        par[0].length = &len;
+        if (del == NULL || mysql_stmt_prepare(del, sql, (unsigned long)strlen(sql)) != 0 ||
+            mysql_stmt_bind_param(del, par) != 0 || mysql_stmt_execute(del) != 0) {
+            ms_log(MS_LOG_DEBUG, "tidying the signal table: %s",
+                   del != NULL ? mysql_stmt_error(del) : "out of memory");
+        }
+        if (del != NULL) {
+            mysql_stmt_close(del);
         }
     }
 done:
