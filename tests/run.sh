@@ -85,6 +85,9 @@ run_suite() { # run_suite BUILDDIR SUITE [meson test args...]
 }
 
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# glibc writes its fatal messages (heap corruption, failed asserts) to the terminal unless
+# told otherwise: into the logs instead, so that an abort in a suite says why
+export LIBC_FATAL_STDERR_=1
 for s in "${SUITES[@]}"; do run_suite build "$s"; done
 if [ "$SANITIZE" = 1 ]; then
   for s in "${SUITES[@]}"; do [ "$s" = deploy ] || run_suite build-asan "$s"; done
