@@ -2,6 +2,7 @@
 #define MS_LOG_DOMAIN "backfill"
 
 #include "mysync/backfill.h"
+#include "mysync/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,22 +47,6 @@ struct ms_backfill {
     int64_t cur_estimate;
     bson_t last; /* the last finished snapshot, for the status */
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void split_spec(const char *spec, const char *defdb, char *db, size_t dbsz, char *name,
                        size_t namesz)
@@ -277,7 +262,7 @@ static void random_run(char *out, size_t outsz)
     int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
 
     if (fd < 0 || read(fd, r, sizeof(r)) != (ssize_t)sizeof(r)) {
-        uint64_t v = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32);
+        uint64_t v = (uint64_t)ms_clock_wall_ms() ^ ((uint64_t)getpid() << 32);
         memcpy(r, &v, sizeof(r));
     }
     if (fd >= 0) {
@@ -396,7 +381,7 @@ bool ms_backfill_table(struct ms_backfill *b, const char *spec, const struct ms_
     int64_t chunk = o->chunk_size > 0 ? o->chunk_size : b->cfg->sync_snapshot_chunk_size;
     bson_t stored = BSON_INITIALIZER, cursor = BSON_INITIALIZER;
     bool found = false, ok = false;
-    int64_t started = mono_ms(), last_show = 0, run_started_wall = wall_ms();
+    int64_t started = ms_clock_mono_ms(), last_show = 0, run_started_wall = ms_clock_wall_ms();
     uint64_t base_rows = 0, dead0;
     int failures = 0;
     struct ms_pipeline_stats st;
@@ -557,14 +542,14 @@ bool ms_backfill_table(struct ms_backfill *b, const char *spec, const struct ms_
             break;
         }
         if (o->progress != MS_BACKFILL_QUIET &&
-            mono_ms() - last_show >= (o->progress == MS_BACKFILL_BAR ? 200 : 5000)) {
-            double secs = (double)(mono_ms() - started) / 1000.0;
+            ms_clock_mono_ms() - last_show >= (o->progress == MS_BACKFILL_BAR ? 200 : 5000)) {
+            double secs = (double)(ms_clock_mono_ms() - started) / 1000.0;
             show_progress(o, qualified, base_rows + res->rows, res->estimate,
                           secs > 0 ? (double)res->rows / secs : 0, false);
-            last_show = mono_ms();
+            last_show = ms_clock_mono_ms();
         }
     }
-    res->seconds = (double)(mono_ms() - started) / 1000.0;
+    res->seconds = (double)(ms_clock_mono_ms() - started) / 1000.0;
     res->rows_total = base_rows + res->rows;
     ms_pipeline_get_stats(b->p, &st);
     if (st.dead_lettered > dead0 + res->dead) {
@@ -633,7 +618,7 @@ static void record_last(struct ms_backfill *b, const char *table,
     BSON_APPEND_INT64(&b->last, "rows", (int64_t)r->rows_total);
     BSON_APPEND_INT64(&b->last, "dead_lettered", (int64_t)r->dead);
     BSON_APPEND_DOUBLE(&b->last, "seconds", r->seconds);
-    BSON_APPEND_DATE_TIME(&b->last, "finished_at", wall_ms());
+    BSON_APPEND_DATE_TIME(&b->last, "finished_at", ms_clock_wall_ms());
     if (!ok) {
         BSON_APPEND_UTF8(&b->last, "error", err->msg);
     }
@@ -668,7 +653,7 @@ static void initial_snapshot(struct ms_backfill *b)
         bson_init(&state);
         BSON_APPEND_UTF8(&state, "state", "running");
         BSON_APPEND_UTF8(&state, "reason", reason);
-        BSON_APPEND_DATE_TIME(&state, "started_at", wall_ms());
+        BSON_APPEND_DATE_TIME(&state, "started_at", ms_clock_wall_ms());
         if (!ms_sink_state_save(b->sink, id, &state, &err)) {
             ms_log(MS_LOG_ERROR, "initial snapshot: %s", err.msg);
             bson_destroy(&state);
@@ -696,7 +681,7 @@ static void initial_snapshot(struct ms_backfill *b)
     if (ok && !b->stop) {
         bson_init(&state);
         BSON_APPEND_UTF8(&state, "state", "done");
-        BSON_APPEND_DATE_TIME(&state, "finished_at", wall_ms());
+        BSON_APPEND_DATE_TIME(&state, "finished_at", ms_clock_wall_ms());
         if (!ms_sink_state_save(b->sink, id, &state, &err)) {
             ms_log(MS_LOG_ERROR, "initial snapshot: %s", err.msg);
         }

@@ -5,6 +5,7 @@
 #define MS_LOG_DOMAIN "lifecycle"
 
 #include "mysync/lifecycle.h"
+#include "mysync/clock.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -52,22 +53,6 @@ void ms_lifecycle_notify(const char *state)
 #else
     (void)state;
 #endif
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- reload ------------------------------------------------------------------------------ */
@@ -192,7 +177,7 @@ bool ms_lifecycle_reload(struct ms_lifecycle *lc, struct ms_error *err)
 
 static void send_status(struct ms_lifecycle *lc, const char *prefix)
 {
-    struct ms_control_view v = {.ready = true, .now_ms = wall_ms()};
+    struct ms_control_view v = {.ready = true, .now_ms = ms_clock_wall_ms()};
     char msg[512];
 
     ms_pipeline_get_stats(lc->o.pipeline, &v.stats);
@@ -223,7 +208,7 @@ static void watchdog(struct ms_lifecycle *lc)
 static void *supervise(void *arg)
 {
     struct ms_lifecycle *lc = arg;
-    int64_t next_status = now_ms() + STATUS_EVERY, next_dog = now_ms();
+    int64_t next_status = ms_clock_mono_ms() + STATUS_EVERY, next_dog = ms_clock_mono_ms();
     bool stopping = false;
 
     pthread_mutex_lock(&lc->mu);
@@ -238,7 +223,7 @@ static void *supervise(void *arg)
             ms_log(MS_LOG_INFO, "SIGHUP: reloading the configuration");
             (void)ms_lifecycle_reload(lc, &err);
         }
-        t = now_ms();
+        t = ms_clock_mono_ms();
         if (*lc->o.stop && !stopping) {
             stopping = true;
             ms_lifecycle_notify("STOPPING=1\nSTATUS=stopping: writing what was read and saving "

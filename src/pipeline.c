@@ -14,6 +14,7 @@
 #define MS_LOG_DOMAIN "pipeline"
 
 #include "mysync/pipeline.h"
+#include "mysync/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -200,22 +201,6 @@ static void ctl_fill_stats(struct ms_pipeline *p, struct ms_pipeline_stats *out)
 static void ctl_start(struct ms_pipeline *p);
 static void ctl_stop(struct ms_pipeline *p);
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void set_fatal(struct ms_pipeline *p, const struct ms_error *err)
 {
     pthread_mutex_lock(&p->mu);
@@ -327,11 +312,11 @@ static struct item *queue_pop(struct queue *q, int64_t deadline_ms)
 {
     struct item *it;
     struct timespec ts;
-    int64_t until = deadline_ms >= 0 ? deadline_ms : mono_ms() + 200;
+    int64_t until = deadline_ms >= 0 ? deadline_ms : ms_clock_mono_ms() + 200;
 
     pthread_mutex_lock(&q->mu);
     while (q->head == NULL) {
-        int64_t left = until - mono_ms();
+        int64_t left = until - ms_clock_mono_ms();
         if (left <= 0) {
             pthread_mutex_unlock(&q->mu);
             return NULL;
@@ -1023,7 +1008,7 @@ static bool current_position(MYSQL *c, struct ms_checkpoint *cp, struct ms_error
     memset(cp, 0, sizeof(*cp));
     snprintf(cp->file, sizeof(cp->file), "%s", file);
     cp->pos = strtoull(pos, NULL, 10);
-    cp->event_time_ms = wall_ms();
+    cp->event_time_ms = ms_clock_wall_ms();
     return true;
 }
 
@@ -1188,7 +1173,7 @@ struct ms_pipeline *ms_pipeline_new_opts(const struct ms_config *cfg,
     p->stats.pos = p->start.pos;
     snprintf(p->stats.gtid, sizeof(p->stats.gtid), "%s", p->start.gtid);
     p->stats.checkpoint_event_ms = p->start.event_time_ms;
-    p->stats.checkpoint_wall_ms = wall_ms();
+    p->stats.checkpoint_wall_ms = ms_clock_wall_ms();
     pthread_mutex_unlock(&p->mu);
     return p;
 fail:
@@ -1918,7 +1903,7 @@ static void batch_add(struct batch *b, struct item *it)
         }
     }
     if (b->nitems == 0) {
-        b->first_ms = mono_ms();
+        b->first_ms = ms_clock_mono_ms();
     }
     b->items[b->nitems++] = it;
     b->nops += it->ops.n;
@@ -2221,7 +2206,7 @@ static bool flush(struct ms_pipeline *p, struct batch *b, struct ms_error *err)
         }
         b->capcres = b->capw;
     }
-    started_ms = mono_ms();
+    started_ms = ms_clock_mono_ms();
     if (!ms_sink_apply_per_collection(p->sink, b->w, b->nw, &res, b->cres, b->capcres, &ncres,
                                       err)) {
         ctl_flush(p, &res, NULL, 0, b->nw, started_ms, false);
@@ -2256,7 +2241,7 @@ static bool save_checkpoint(struct ms_pipeline *p, const struct ms_checkpoint *c
     p->stats.pos = cp->pos;
     snprintf(p->stats.gtid, sizeof(p->stats.gtid), "%s", cp->gtid);
     p->stats.checkpoint_event_ms = cp->event_time_ms;
-    p->stats.checkpoint_wall_ms = wall_ms();
+    p->stats.checkpoint_wall_ms = ms_clock_wall_ms();
     pthread_mutex_unlock(&p->mu);
     ctl_checkpoint_saved(p);
     ms_log_kv(
@@ -2288,7 +2273,7 @@ static void *sink_main(void *arg)
     struct batch b = {0};
     struct ms_checkpoint pending = {0}; /* newest boundary read, not yet saved */
     bool have_pending = false;
-    int64_t last_save = mono_ms();
+    int64_t last_save = ms_clock_mono_ms();
     struct ms_error err = {0};
     bool ok = true;
     struct item *held = NULL; /* taken from the queue just as a pause began */
@@ -2323,8 +2308,8 @@ static void *sink_main(void *arg)
         } else if (have_pending) {
             deadline = last_save + IDLE_CHECKPOINT_MS;
         }
-        if (deadline > mono_ms() + 200) {
-            deadline = mono_ms() + 200; /* a trigger or a pause is seen within 200 ms */
+        if (deadline > ms_clock_mono_ms() + 200) {
+            deadline = ms_clock_mono_ms() + 200; /* a trigger or a pause is seen within 200 ms */
         }
         it = held != NULL ? held : queue_pop(&p->q, deadline);
         held = NULL;
@@ -2373,7 +2358,8 @@ static void *sink_main(void *arg)
         trig = atomic_exchange(&p->trigger, false);
         done = atomic_load(&p->reader_done) && queue_depth(&p->q) == 0;
         if (b.nops >= (size_t)p->cfg->sync_batch_size ||
-            (b.nitems > 0 && (trig || done || mono_ms() >= b.first_ms + p->cfg->sync_flush_ms))) {
+            (b.nitems > 0 &&
+             (trig || done || ms_clock_mono_ms() >= b.first_ms + p->cfg->sync_flush_ms))) {
             if (!flush(p, &b, &err)) {
                 ok = false;
                 break;
@@ -2385,17 +2371,17 @@ static void *sink_main(void *arg)
                     break;
                 }
                 have_pending = false;
-                last_save = mono_ms();
+                last_save = ms_clock_mono_ms();
             }
         } else if (have_pending && b.nitems == 0 &&
-                   (trig || done || mono_ms() >= last_save + IDLE_CHECKPOINT_MS)) {
+                   (trig || done || ms_clock_mono_ms() >= last_save + IDLE_CHECKPOINT_MS)) {
             /* transactions of other tables moved the position */
             if (!save_checkpoint(p, &pending, &err)) {
                 ok = false;
                 break;
             }
             have_pending = false;
-            last_save = mono_ms();
+            last_save = ms_clock_mono_ms();
         }
         if (done && b.nitems == 0 && !have_pending) {
             break;
@@ -2441,7 +2427,7 @@ bool ms_pipeline_run(struct ms_pipeline *p, volatile sig_atomic_t *stop, struct 
         nanosleep(&ts, NULL);
         if (stop != NULL && *stop && stop_at < 0) {
             ms_log(MS_LOG_INFO, "stopping: writing what was read, then saving the checkpoint");
-            stop_at = mono_ms();
+            stop_at = ms_clock_mono_ms();
             atomic_store(&p->stopping, true);
             if (p->opts.backfill_only) {
                 atomic_store(&p->reader_done, true); /* no reader: the producers are done */
@@ -2450,7 +2436,7 @@ bool ms_pipeline_run(struct ms_pipeline *p, volatile sig_atomic_t *stop, struct 
             pthread_cond_broadcast(&p->q.not_full);
             pthread_mutex_unlock(&p->q.mu);
         }
-        if (stop_at >= 0 && !cancelled && mono_ms() - stop_at > SHUTDOWN_GRACE_MS) {
+        if (stop_at >= 0 && !cancelled && ms_clock_mono_ms() - stop_at > SHUTDOWN_GRACE_MS) {
             ms_log(MS_LOG_WARN,
                    "MongoDB did not take the last batch within %d s: giving up on "
                    "it (the checkpoint stays before it; a restart replays it)",
@@ -2461,7 +2447,8 @@ bool ms_pipeline_run(struct ms_pipeline *p, volatile sig_atomic_t *stop, struct 
         }
         done = atomic_load(&p->sink_done);
         if (atomic_load(&p->fatal) && stop_at < 0) {
-            stop_at = mono_ms(); /* the grace period also bounds the last flush after an error */
+            stop_at =
+                ms_clock_mono_ms(); /* the grace period also bounds the last flush after an error */
         }
     }
     if (!p->opts.backfill_only) {
@@ -2506,7 +2493,7 @@ static void ctl_init(struct ms_pipeline *p)
     atomic_init(&p->sink_idle, true);
     atomic_init(&p->pending_ops, 0);
     atomic_init(&p->interval_s, ms_config_interval_seconds(p->cfg));
-    atomic_init(&p->mongo_ok_ms, mono_ms());
+    atomic_init(&p->mongo_ok_ms, ms_clock_mono_ms());
     /* ms_pipeline_new reaches both servers before anything runs; a failure says otherwise */
     p->stats.mysql_up = true;
     p->stats.mongodb_up = true;
@@ -2658,7 +2645,7 @@ static void ctl_flush(struct ms_pipeline *p, const struct ms_sink_result *res,
                       const struct ms_sink_collection_result *per, size_t nper, size_t nwrites,
                       int64_t started_ms, bool ok)
 {
-    double secs = (double)(mono_ms() - started_ms) / 1000.0;
+    double secs = (double)(ms_clock_mono_ms() - started_ms) / 1000.0;
 
     pthread_mutex_lock(&p->mu);
     p->stats.write_attempts += 1 + res->retries;
@@ -2667,7 +2654,7 @@ static void ctl_flush(struct ms_pipeline *p, const struct ms_sink_result *res,
         ms_metrics_histogram_observe(&p->stats.batch_size, (double)nwrites);
         ms_metrics_histogram_observe(&p->stats.batch_seconds, secs);
         p->stats.last_batch_seconds = secs;
-        p->stats.last_success_ms = wall_ms();
+        p->stats.last_success_ms = ms_clock_wall_ms();
         p->stats.mongodb_up = true;
         for (size_t i = 0; i < nper; i++) {
             const struct ms_sink_collection_result *r = &per[i];
@@ -2680,7 +2667,7 @@ static void ctl_flush(struct ms_pipeline *p, const struct ms_sink_result *res,
     }
     pthread_mutex_unlock(&p->mu);
     if (ok) {
-        atomic_store(&p->mongo_ok_ms, mono_ms());
+        atomic_store(&p->mongo_ok_ms, ms_clock_mono_ms());
     }
 }
 
@@ -2691,7 +2678,7 @@ static void ctl_checkpoint_saved(struct ms_pipeline *p)
     p->stats.last_success_ms = p->stats.checkpoint_wall_ms;
     p->stats.mongodb_up = true;
     pthread_mutex_unlock(&p->mu);
-    atomic_store(&p->mongo_ok_ms, mono_ms());
+    atomic_store(&p->mongo_ok_ms, ms_clock_mono_ms());
 }
 
 static void ctl_sink_state(struct ms_pipeline *p, size_t nops, bool idle)
@@ -2714,7 +2701,7 @@ static void ctl_fill_stats(struct ms_pipeline *p, struct ms_pipeline_stats *out)
 static void *probe_main(void *arg)
 {
     struct ms_pipeline *p = arg;
-    int64_t next = mono_ms() + PROBE_MS;
+    int64_t next = ms_clock_mono_ms() + PROBE_MS;
 
     while (!atomic_load(&p->sink_done)) {
         struct timespec ts = {0, 100 * 1000000L};
@@ -2723,11 +2710,11 @@ static void *probe_main(void *arg)
         bool up;
 
         nanosleep(&ts, NULL);
-        if (mono_ms() < next) {
+        if (ms_clock_mono_ms() < next) {
             continue;
         }
-        next = mono_ms() + PROBE_MS;
-        if (mono_ms() - (int64_t)atomic_load(&p->mongo_ok_ms) < PROBE_MS) {
+        next = ms_clock_mono_ms() + PROBE_MS;
+        if (ms_clock_mono_ms() - (int64_t)atomic_load(&p->mongo_ok_ms) < PROBE_MS) {
             continue;
         }
         up = ms_sink_ping(p->pool, &info, &err);

@@ -6,6 +6,7 @@
 #define MS_LOG_DOMAIN "sink"
 
 #include "mysync/sink.h"
+#include "mysync/clock.h"
 #include "mysync/log.h"
 
 #include <errno.h>
@@ -103,22 +104,6 @@ enum outcome {
 typedef enum outcome (*attempt_fn)(struct call *c, void *arg, bson_error_t *berr);
 
 /* ---- small helpers --------------------------------------------------------------------- */
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint64_t splitmix64(uint64_t *state)
 {
@@ -376,7 +361,7 @@ static void call_init(struct call *c, struct ms_sink *s)
 {
     memset(c, 0, sizeof(*c));
     c->s = s;
-    c->rng = atomic_fetch_add(&s->seed, 0x9E3779B97F4A7C15ULL) ^ (uint64_t)mono_ms();
+    c->rng = atomic_fetch_add(&s->seed, 0x9E3779B97F4A7C15ULL) ^ (uint64_t)ms_clock_mono_ms();
     c->client = mongoc_client_pool_pop(s->pool);
 }
 
@@ -975,7 +960,7 @@ static void dead_letter_build(const struct letter *l, bool raw, bson_t *filter, 
     }
     bson_append_utf8(&e, "message", -1, l->msg != NULL ? l->msg : "", -1);
     bson_append_document_end(dl, &e);
-    bson_append_date_time(dl, "at", -1, wall_ms());
+    bson_append_date_time(dl, "at", -1, ms_clock_wall_ms());
     if (l->doc != NULL) {
         bson_append_int64(dl, "document_size", -1, l->doc->len);
         if ((int64_t)dl->len + l->doc->len + DEAD_LETTER_SLACK > MS_SINK_MAX_DOC_SIZE) {
@@ -1654,7 +1639,7 @@ struct ms_sink *ms_sink_new(mongoc_client_pool_t *pool, const char *database,
     s->checkpoints = strdup(o.checkpoint_collection);
     atomic_init(&s->cp_default_wc, false);
     atomic_init(&s->cancelled, false);
-    atomic_init(&s->seed, (uint64_t)wall_ms() ^ (uint64_t)(uintptr_t)s);
+    atomic_init(&s->seed, (uint64_t)ms_clock_wall_ms() ^ (uint64_t)(uintptr_t)s);
     pthread_mutex_init(&s->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1720,7 +1705,7 @@ static bool flush_group(struct call *c, struct group *g, struct ms_sink_result *
                         struct per_collection *per, struct ms_error *err)
 {
     struct counts k = {0};
-    int64_t t0 = mono_ms();
+    int64_t t0 = ms_clock_mono_ms();
     size_t nrej = 0;
 
     if (!run_items(c, g->collection, g->items, g->n, &k, err)) {
@@ -1745,7 +1730,8 @@ static bool flush_group(struct call *c, struct group *g, struct ms_sink_result *
               ((struct ms_log_field[]){
                   MS_LF_STR("collection", g->collection), MS_LF_INT("upserted", k.upserted),
                   MS_LF_INT("matched", k.matched), MS_LF_INT("deleted", k.deleted),
-                  MS_LF_INT("refused", (int64_t)nrej), MS_LF_INT("duration_ms", mono_ms() - t0)}),
+                  MS_LF_INT("refused", (int64_t)nrej),
+                  MS_LF_INT("duration_ms", ms_clock_mono_ms() - t0)}),
               "bulk flushed");
     return true;
 }
@@ -1783,7 +1769,7 @@ static bool retry_duplicates(struct call *c, const struct ms_write *w, size_t ba
     struct counts *per = NULL;
     struct step *steps = NULL;
     size_t nd = 0, nsteps = 0, fixed = 0;
-    int64_t t0 = mono_ms();
+    int64_t t0 = ms_clock_mono_ms();
     bool ok = false;
 
     for (size_t i = 0; i < p->nitems; i++) {
@@ -1880,7 +1866,7 @@ static bool retry_duplicates(struct call *c, const struct ms_write *w, size_t ba
     ms_log_kv(MS_LOG_INFO,
               ((struct ms_log_field[]){MS_LF_INT("applied", (int64_t)fixed),
                                        MS_LF_INT("refused_again", (int64_t)(nd - fixed)),
-                                       MS_LF_INT("duration_ms", mono_ms() - t0)}),
+                                       MS_LF_INT("duration_ms", ms_clock_mono_ms() - t0)}),
               "writes refused for a duplicate key tried again");
     ok = true;
 done:
@@ -1942,7 +1928,7 @@ static bool apply_set_many(struct call *c, const struct ms_write *w, struct ms_s
 {
     struct item it = {.kind = MS_WRITE_SET_MANY, .filter = w->id, .doc = w->doc, .w = w};
     struct counts k = {0};
-    int64_t t0 = mono_ms();
+    int64_t t0 = ms_clock_mono_ms();
     bool ok = false;
 
     check_set_many_fields(&it);
@@ -1965,7 +1951,7 @@ static bool apply_set_many(struct call *c, const struct ms_write *w, struct ms_s
               ((struct ms_log_field[]){
                   MS_LF_STR("collection", w->collection), MS_LF_INT("matched", k.matched),
                   MS_LF_INT("modified", k.modified), MS_LF_INT("refused", it.rejected ? 1 : 0),
-                  MS_LF_INT("duration_ms", mono_ms() - t0)}),
+                  MS_LF_INT("duration_ms", ms_clock_mono_ms() - t0)}),
               "set_many applied");
     ok = true;
 done:
@@ -2170,7 +2156,7 @@ bool ms_sink_checkpoint_save(struct ms_sink *s, const char *pipeline,
     bson_append_int64(&doc, "pos", -1, (int64_t)cp->pos);
     bson_append_utf8(&doc, "gtid", -1, cp->gtid, -1);
     bson_append_date_time(&doc, "event_time", -1, cp->event_time_ms);
-    bson_append_date_time(&doc, "updated_at", -1, wall_ms());
+    bson_append_date_time(&doc, "updated_at", -1, ms_clock_wall_ms());
     a.doc = &doc;
     call_init(&c, s);
     ok = with_retries(&c, "checkpoint save", s->checkpoints, cp_save_attempt, &a, err);
@@ -2318,7 +2304,7 @@ bool ms_sink_state_save(struct ms_sink *s, const char *id, const bson_t *doc, st
             }
         }
     }
-    bson_append_date_time(&full, "updated_at", -1, wall_ms());
+    bson_append_date_time(&full, "updated_at", -1, ms_clock_wall_ms());
     a.doc = &full;
     call_init(&c, s);
     ok = with_retries(&c, "state save", s->checkpoints, cp_save_attempt, &a, err);
