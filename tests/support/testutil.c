@@ -7,6 +7,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <execinfo.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -16,6 +17,31 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* A test program that aborts (glibc, libmongoc's BSON_ASSERT, a double free) says where: cmocka
+ * catches SIGSEGV and friends but not SIGABRT. */
+static void tu_on_abort(int sig)
+{
+    static const char msg[] = "\n*** SIGABRT in the test program; backtrace:\n";
+    void *frames[64];
+    int n = backtrace(frames, 64);
+
+    (void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
+    backtrace_symbols_fd(frames, n, STDERR_FILENO);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* cmocka prints a failure's reason on stderr and its verdict on stdout; meson keeps the two
+ * apart, so a reason was easy to lose in a CI excerpt. One line-buffered stream keeps each
+ * reason right under its "[ RUN ]" line. */
+__attribute__((constructor)) static void tu_init(void)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    dup2(STDOUT_FILENO, STDERR_FILENO);
+    setvbuf(stderr, NULL, _IONBF, 0);
+    signal(SIGABRT, tu_on_abort);
+}
 
 struct buf {
     char *p;
