@@ -68,11 +68,20 @@ struct ms_op *ms_ops_add(struct ms_ops *ops, enum ms_op_kind kind, const char *c
     struct ms_op *op;
 
     if (ops->n == ops->cap) {
+        /* not realloc: a bson_t that outgrew its inline buffer points into itself, so it
+         * moves only through bson_steal() */
         size_t cap = ops->cap > 0 ? ops->cap * 2 : 8;
-        struct ms_op *nv = realloc(ops->v, cap * sizeof(*nv));
+        struct ms_op *nv = malloc(cap * sizeof(*nv));
         if (nv == NULL) {
             return NULL;
         }
+        for (size_t i = 0; i < ops->n; i++) {
+            nv[i].kind = ops->v[i].kind;
+            memcpy(nv[i].collection, ops->v[i].collection, sizeof(nv[i].collection));
+            bson_steal(&nv[i].id, &ops->v[i].id);
+            bson_steal(&nv[i].doc, &ops->v[i].doc);
+        }
+        free(ops->v);
         ops->v = nv;
         ops->cap = cap;
     }

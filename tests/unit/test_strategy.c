@@ -219,6 +219,37 @@ static void run_case(void **state)
     }
 }
 
+/* ms_ops grows past its first capacity with documents larger than libbson's inline buffer:
+ * every document stays intact (a bson_t moved by realloc would point into freed memory). */
+static void ops_grow_keeps_documents(void **state)
+{
+    struct ms_ops ops;
+    char big[300];
+
+    (void)state;
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    ms_ops_init(&ops);
+    for (int i = 0; i < 100; i++) {
+        struct ms_op *op = ms_ops_add(&ops, MS_OP_REPLACE, "c");
+        assert_non_null(op);
+        BSON_APPEND_INT32(&op->id, "_id", i);
+        BSON_APPEND_INT32(&op->doc, "_id", i);
+        BSON_APPEND_UTF8(&op->doc, "big", big);
+    }
+    for (int i = 0; i < 100; i++) {
+        bson_iter_t it;
+        assert_true(bson_validate(&ops.v[i].doc, BSON_VALIDATE_NONE, NULL));
+        assert_true(bson_iter_init_find(&it, &ops.v[i].doc, "_id"));
+        assert_int_equal(bson_iter_int32(&it), i);
+        assert_true(bson_iter_init_find(&it, &ops.v[i].doc, "big"));
+        assert_string_equal(bson_iter_utf8(&it, NULL), big);
+        BSON_APPEND_UTF8(&ops.v[i].doc, "more", big); /* still growable in place */
+        assert_true(bson_iter_init_find(&it, &ops.v[i].doc, "more"));
+    }
+    ms_ops_cleanup(&ops);
+}
+
 static void registry_consistent(void **state)
 {
     struct ms_error err = {0};
@@ -232,12 +263,13 @@ static void registry_consistent(void **state)
 
 int main(void)
 {
-    struct CMUnitTest tests[sizeof(cases) / sizeof(cases[0]) + 1];
+    struct CMUnitTest tests[sizeof(cases) / sizeof(cases[0]) + 2];
     size_t n = 0;
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         tests[n++] = (struct CMUnitTest){cases[i].name, run_case, NULL, NULL, (void *)&cases[i]};
     }
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(registry_consistent);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(ops_grow_keeps_documents);
     return _cmocka_run_group_tests("strategy", tests, n, NULL, NULL);
 }
