@@ -402,10 +402,21 @@ const char *tu_rig(const char *key)
         const char *nl = strchr(line, '\n');
         size_t len = nl != NULL ? (size_t)(nl - line) : strlen(line);
         if (len > klen && strncmp(line, key, klen) == 0 && line[klen] == '=') {
-            char *v = strndup(line + klen + 1, len - klen - 1);
+            const char *val = line + klen + 1;
+            size_t vlen = len - klen - 1;
+            char *v;
+            /* each distinct value is kept once (callers hold the pointers): a test polling
+             * tu_rig() in a loop must not run out of slots (it_http aborted at 256 calls) */
+            for (size_t i = 0; i < nvalues; i++) {
+                if (strlen(values[i]) == vlen && memcmp(values[i], val, vlen) == 0) {
+                    return values[i];
+                }
+            }
             if (nvalues == sizeof(values) / sizeof(values[0])) {
+                fprintf(stderr, "rig: more than %zu distinct rig.env values\n", nvalues);
                 abort();
             }
+            v = strndup(val, vlen);
             values[nvalues++] = v;
             return v;
         }
