@@ -13,6 +13,7 @@
 #include "mysync/pipeline.h"
 #include "mysync/reader.h"
 #include "mysync/sink.h"
+#include "mysync/verify.h"
 #include "mysync_build.h"
 
 #include <errno.h>
@@ -39,6 +40,7 @@ struct cli {
     bool from_server;
     bool no_follow;
     long sample;
+    bool json;
 };
 
 enum {
@@ -52,6 +54,7 @@ enum {
     OPT_SAMPLE,
     OPT_CONFIG_REFERENCE,
     OPT_NO_FOLLOW,
+    OPT_JSON,
 };
 
 static const struct option long_options[] = {
@@ -66,6 +69,7 @@ static const struct option long_options[] = {
     {"from-server", no_argument, NULL, OPT_FROM_SERVER},
     {"no-follow", no_argument, NULL, OPT_NO_FOLLOW},
     {"sample", required_argument, NULL, OPT_SAMPLE},
+    {"json", no_argument, NULL, OPT_JSON},
     {"config-reference", no_argument, NULL, OPT_CONFIG_REFERENCE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -82,7 +86,8 @@ static void usage(FILE *out)
         "  mysync binlog-dump --file PATH [--start POS]\n"
         "  mysync binlog-dump --from-server [--start FILE:POS] [--no-follow]\n"
         "                                         print decoded row changes as JSON lines\n"
-        "  mysync verify --table NAME [--sample N] compare source rows with documents\n"
+        "  mysync verify --table NAME [--table NAME ...] [--sample N] [--chunk-size N] [--json]\n"
+        "                                         compare source rows with their documents\n"
         "  mysync --check-config [--config FILE]  validate, print the effective configuration\n"
         "                                         (secrets redacted) and exit\n"
         "\n"
@@ -90,12 +95,13 @@ static void usage(FILE *out)
         "  -c, --config FILE      YAML configuration file; environment variables override it\n"
         "  -t, --table NAME       table (repeatable), `table` or `db.table`\n"
         "      --where SQL        backfill only rows matching this condition\n"
-        "      --chunk-size N     backfill rows per chunk\n"
+        "      --chunk-size N     rows per chunk (--full, verify)\n"
         "      --file PATH        binlog file to read (binlog-dump)\n"
         "      --start POS        start position: byte offset (--file) or FILE:POS\n"
         "      --from-server      read the binlog from the configured server (binlog-dump)\n"
         "      --no-follow        stop at the server's current end instead of following\n"
-        "      --sample N         verify N random rows only (verify)\n"
+        "      --sample N         verify about N random rows only (verify)\n"
+        "      --json             the verify report as one JSON document per table\n"
         "      --config-reference print every configuration key as a Markdown table\n"
         "  -h, --help             this text\n"
         "  -V, --version          print the version\n"
@@ -178,6 +184,9 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
                 return EX_USAGE;
             }
             break;
+        case OPT_JSON:
+            cli->json = true;
+            break;
         case OPT_CONFIG_REFERENCE:
             ms_config_print_reference(stdout);
             exit(EX_OK);
@@ -222,8 +231,12 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
         fputs("mysync: --table goes with --full or verify\n", stderr);
         return EX_USAGE;
     }
-    if ((cli->where != NULL || cli->chunk_size != 0) && cli->cmd != CMD_FULL) {
-        fputs("mysync: --where and --chunk-size go with --full\n", stderr);
+    if (cli->where != NULL && cli->cmd != CMD_FULL) {
+        fputs("mysync: --where goes with --full\n", stderr);
+        return EX_USAGE;
+    }
+    if (cli->chunk_size != 0 && cli->cmd != CMD_FULL && cli->cmd != CMD_VERIFY) {
+        fputs("mysync: --chunk-size goes with --full or verify\n", stderr);
         return EX_USAGE;
     }
     if ((cli->file != NULL || cli->from_server || cli->start != NULL || cli->no_follow) &&
@@ -232,8 +245,8 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
               stderr);
         return EX_USAGE;
     }
-    if (cli->sample != 0 && cli->cmd != CMD_VERIFY) {
-        fputs("mysync: --sample goes with verify\n", stderr);
+    if ((cli->sample != 0 || cli->json) && cli->cmd != CMD_VERIFY) {
+        fputs("mysync: --sample and --json go with verify\n", stderr);
         return EX_USAGE;
     }
     if ((cli->cmd == CMD_FULL || cli->cmd == CMD_VERIFY) && cli->ntables == 0) {
@@ -492,6 +505,38 @@ static int full_run(const struct cli *cli, const struct ms_config *cfg)
     return rc;
 }
 
+/* mysync verify: each table compared, its report on stdout; 65 when any differs. */
+static int verify_run(const struct cli *cli, const struct ms_config *cfg)
+{
+    int rc = EX_OK;
+
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    for (size_t i = 0; i < cli->ntables; i++) {
+        struct ms_verify_opts o = {.table = cli->tables[i],
+                                   .sample = cli->sample,
+                                   .chunk_size = cli->chunk_size,
+                                   .stop = &stop_requested};
+        struct ms_verify_result r;
+        struct ms_error err = {0};
+
+        if (!ms_verify_table(cfg, &o, &r, &err)) {
+            ms_log(MS_LOG_ERROR, "verify %s: %s", cli->tables[i], err.msg);
+            ms_verify_result_cleanup(&r);
+            return err.domain == MS_ERR_SYSTEM && err.code == ECANCELED ? EX_TEMPFAIL
+                                                                        : exit_code(&err);
+        }
+        ms_verify_print(&r, cli->json, stdout);
+        fflush(stdout);
+        if (r.missing + r.different + r.extra > 0) {
+            rc = EX_DATAERR;
+        }
+        ms_verify_result_cleanup(&r);
+    }
+    return rc;
+}
+
 /* The control plane on http.listen (NULL when it is off); it answers "starting" until the
  * pipeline is attached. */
 static struct ms_http *http_start(const struct ms_config *cfg, struct ms_control *ctl,
@@ -631,8 +676,7 @@ int main(int argc, char **argv)
         rc = full_run(&cli, &cfg);
         break;
     case CMD_VERIFY:
-        ms_log(MS_LOG_ERROR, "%s is not part of this build yet", "verify");
-        rc = EX_UNAVAILABLE;
+        rc = verify_run(&cli, &cfg);
         break;
     }
     ms_config_cleanup(&cfg);

@@ -1165,7 +1165,7 @@ struct ms_pipeline *ms_pipeline_new_opts(const struct ms_config *cfg,
     for (size_t i = 0; i < p->ntables; i++) {
         route_table(p, &p->tables[i]);
     }
-    if (!ensure_indexes(p, err)) {
+    if (!p->opts.read_only && !ensure_indexes(p, err)) {
         goto fail;
     }
     pthread_mutex_lock(&p->mu);
@@ -2937,6 +2937,67 @@ bool ms_pipeline_push_row(struct ms_pipeline *p, const char *db, const char *tab
         return false;
     }
     return true;
+}
+
+bool ms_pipeline_expected_ops(struct ms_pipeline *p, const char *db, const char *table,
+                              const bson_t *row, struct ms_ops *out, struct ms_error *err)
+{
+    struct ms_lookup lk = {.rows = lookup_rows, .u = p};
+    struct table t;
+    struct ms_change chg = {0};
+    struct ms_ops tmp;
+    bool ok;
+
+    if (!table_copy(p, db, table, &t, err)) {
+        return false;
+    }
+    chg.op = MS_CHANGE_INSERT;
+    chg.db = t.db;
+    chg.table = t.name;
+    chg.after = row;
+    chg.after_complete = true;
+    chg.pk = (const char *const *)(t.nkey > 0 ? t.key : t.pkcols);
+    chg.npk = t.nkey > 0 ? t.nkey : t.npkcols;
+    chg.position = "verify";
+    chg.tcfg = t.tcfg;
+    chg.role = t.role;
+    ms_ops_init(&tmp);
+    ok = strategy_map(&t, &chg, &tmp, err);
+    for (size_t i = 0; ok && i < tmp.n; i++) {
+        struct ms_ops res;
+        if (tmp.v[i].kind == MS_OP_REREAD) {
+            ms_error_set(err, MS_ERR_STRATEGY, 1,
+                         "%s.%s: the %s strategy asked to read a whole row again", db, table,
+                         t.strategy->name);
+            ok = false;
+        } else if (tmp.v[i].kind == MS_OP_RESOLVE) {
+            if (t.strategy->resolve == NULL) {
+                ms_error_set(err, MS_ERR_STRATEGY, 1, "%s.%s: the %s strategy cannot resolve", db,
+                             table, t.strategy->name);
+                ok = false;
+                break;
+            }
+            ms_ops_init(&res);
+            ok = t.strategy->resolve(t.sctx, &tmp.v[i], &lk, &res, err);
+            if (ok) {
+                take_ops(out, &res);
+            }
+            ms_ops_cleanup(&res);
+        } else { /* in the order the sink would write them */
+            struct ms_op *o = ms_ops_add(out, tmp.v[i].kind, tmp.v[i].collection);
+            if (o == NULL) {
+                abort();
+            }
+            bson_destroy(&o->id);
+            bson_destroy(&o->doc);
+            bson_steal(&o->id, &tmp.v[i].id);
+            bson_steal(&o->doc, &tmp.v[i].doc);
+            bson_init(&tmp.v[i].id);
+            bson_init(&tmp.v[i].doc);
+        }
+    }
+    ms_ops_cleanup(&tmp);
+    return ok;
 }
 
 bool ms_pipeline_push_bad_row(struct ms_pipeline *p, const char *db, const char *table,

@@ -15,6 +15,7 @@
 #include "mysync/error.h"
 #include "mysync/metrics.h"
 #include "mysync/rows.h"
+#include "mysync/strategy.h"
 #include <bson/bson.h>
 
 struct ms_pipeline;
@@ -99,6 +100,9 @@ struct ms_pipeline_opts {
     size_t ntables;
     /* Streaming: the reader waits for ms_pipeline_start_stream() (a snapshot first). */
     bool defer_stream;
+    /* backfill_only, for reading (mysync verify): creates no index; ms_pipeline_run is not
+     * called. */
+    bool read_only;
 };
 
 /* Checks both servers and the configured tables (each must exist and have a primary key or a
@@ -152,6 +156,15 @@ bool ms_pipeline_find_table(struct ms_pipeline *p, const char *spec, struct ms_p
  * queue is full; false when the pipeline failed (err says why). */
 bool ms_pipeline_push_row(struct ms_pipeline *p, const char *db, const char *table,
                           const bson_t *row, const char *position, struct ms_error *err);
+
+/* What the table's strategy makes of a whole row (as a snapshot would queue it) without
+ * writing anything: validation, map, and the resolves it asks for, with lookups into the
+ * source as it is now. out (initialised by the caller) gets the operations to write (REPLACE,
+ * SET, SET_MANY, DELETE). A row the strategy refuses: false with MS_ERR_STRATEGY (it would be
+ * dead-lettered); a lookup that failed: false with its error (retryable for a lost
+ * connection). For mysync verify: only while the pipeline is not running. */
+bool ms_pipeline_expected_ops(struct ms_pipeline *p, const char *db, const char *table,
+                              const bson_t *row, struct ms_ops *out, struct ms_error *err);
 
 /* Queues a row that could not be read (why) for the dead letters. */
 bool ms_pipeline_push_bad_row(struct ms_pipeline *p, const char *db, const char *table,

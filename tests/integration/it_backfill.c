@@ -154,6 +154,118 @@ static void assert_items_equal(struct tu_daemon *d, MYSQL *m, mongoc_client_t *c
     free(got);
 }
 
+static void expect_report(const bson_t *rep, const char *log, const char *table, const char *field,
+                          int64_t want)
+{
+    int64_t got = tu_report_int(rep, table, field);
+
+    if (got != want) {
+        fail_msg("verify %s: %s = %lld, want %lld\n--- verify output ---\n%s", table, field,
+                 (long long)got, (long long)want, log);
+    }
+}
+
+/* mysync verify after a backfill: everything matches, chunk by chunk; then damage done behind
+ * mysync's back on either side is found and named, and a sample compares only part. */
+static void verify_finds_damage(MYSQL *m, mongoc_client_t *c, struct tu_daemon *d, const char *mdb,
+                                int64_t nitems, int64_t npairs)
+{
+    mongoc_collection_t *items = mongoc_client_get_collection(c, mdb, "items");
+    mongoc_collection_t *pairs = mongoc_client_get_collection(c, mdb, "pairs");
+    bson_t rep, *q, *u;
+    char *log;
+    int rc;
+
+    rc = tu_verify(d,
+                   (const char *const[]){"--table", "items", "--table", DB ".pairs", "--chunk-size",
+                                         "700", NULL},
+                   &rep, &log);
+    if (rc != 0) {
+        fail_msg("verify after --full: exit %d\n%s", rc, log);
+    }
+    expect_report(&rep, log, DB ".items", "source_rows", nitems);
+    expect_report(&rep, log, DB ".items", "documents", nitems);
+    expect_report(&rep, log, DB ".items", "compared", nitems);
+    expect_report(&rep, log, DB ".items", "chunks", (nitems + 699) / 700);
+    expect_report(&rep, log, DB ".items", "chunks_differ", 0);
+    expect_report(&rep, log, DB ".pairs", "compared", npairs);
+    expect_report(&rep, log, DB ".pairs", "missing", 0);
+    bson_destroy(&rep);
+    free(log);
+
+    /* MongoDB: a field changed (5), one removed (8), a document deleted (7), one that no row
+     * maps to; a composite-key document deleted. MariaDB: a row changed without a daemon
+     * streaming it (9). */
+    q = BCON_NEW("_id", BCON_INT32(5));
+    u = BCON_NEW("$set", "{", "name", BCON_UTF8("tampered"), "}");
+    assert_true(mongoc_collection_update_one(items, q, u, NULL, NULL, NULL));
+    bson_destroy(q);
+    bson_destroy(u);
+    q = BCON_NEW("_id", BCON_INT32(8));
+    u = BCON_NEW("$unset", "{", "price", BCON_UTF8(""), "}");
+    assert_true(mongoc_collection_update_one(items, q, u, NULL, NULL, NULL));
+    bson_destroy(q);
+    bson_destroy(u);
+    q = BCON_NEW("_id", BCON_INT32(7));
+    assert_true(mongoc_collection_delete_one(items, q, NULL, NULL, NULL));
+    bson_destroy(q);
+    q = BCON_NEW("_id", BCON_INT32(2000000000), "name", BCON_UTF8("ghost"));
+    assert_true(mongoc_collection_insert_one(items, q, NULL, NULL, NULL));
+    bson_destroy(q);
+    q = BCON_NEW("_id", "{", "a", BCON_INT32(1), "b", BCON_UTF8("k1"), "}");
+    assert_true(mongoc_collection_delete_one(pairs, q, NULL, NULL, NULL));
+    bson_destroy(q);
+    tu_sql(m, "UPDATE " DB ".items SET qty = -1 WHERE id = 9");
+
+    rc = tu_verify(d, (const char *const[]){"--table", "items", "--table", DB ".pairs", NULL}, &rep,
+                   &log);
+    if (rc != 65) {
+        fail_msg("verify after damage: exit %d, want 65\n%s", rc, log);
+    }
+    expect_report(&rep, log, DB ".items", "missing", 1);
+    expect_report(&rep, log, DB ".items", "different", 3);
+    expect_report(&rep, log, DB ".items", "extra", 1);
+    expect_report(&rep, log, DB ".items", "documents", nitems);
+    expect_report(&rep, log, DB ".pairs", "missing", 1);
+    expect_report(&rep, log, DB ".pairs", "different", 0);
+    expect_report(&rep, log, DB ".pairs", "extra", 0);
+    for (const char *const *want =
+             (const char *const[]){
+                 "\"missing\" : [ { \"collection\" : \"items\", \"_id\" : 7 } ]",
+                 "\"extra\" : [ { \"collection\" : \"items\", \"_id\" : 2000000000 } ]",
+                 "\"field\" : \"name\", \"source\"", "\"document\" : \"\\\"tampered\\\"\"",
+                 "\"field\" : \"price\"", "\"document\" : \"(absent)\"",
+                 "\"field\" : \"qty\", \"source\" : \"-1\"",
+                 "\"_id\" : { \"a\" : 1, \"b\" : \"k1\" }", NULL};
+         *want != NULL; want++) {
+        if (strstr(log, *want) == NULL) {
+            fail_msg("the verify report lacks %s\n%s", *want, log);
+        }
+    }
+    bson_destroy(&rep);
+    free(log);
+
+    /* a sample: part of the rows compared, no scan for extra documents */
+    rc = tu_verify(d, (const char *const[]){"--table", "items", "--sample", "100", NULL}, &rep,
+                   &log);
+    if (rc != 0 && rc != 65) {
+        fail_msg("verify --sample: exit %d\n%s", rc, log);
+    }
+    expect_report(&rep, log, DB ".items", "sampled", 1);
+    expect_report(&rep, log, DB ".items", "rows_read", nitems);
+    if (tu_report_int(&rep, DB ".items", "compared") >= nitems / 2 ||
+        tu_report_int(&rep, DB ".items", "compared") < 1) {
+        fail_msg("verify --sample 100 compared a wrong number of rows\n%s", log);
+    }
+    expect_report(&rep, log, DB ".items", "extra", 0);
+    bson_destroy(&rep);
+    free(log);
+
+    tu_sql(m, "UPDATE " DB ".items SET qty = 9 * 1000000007 WHERE id = 9");
+    mongoc_collection_destroy(items);
+    mongoc_collection_destroy(pairs);
+}
+
 /* mysync --full of two tables: exact values, exit 0, a summary line per table. */
 static void full_exact(const struct tu_target *t)
 {
@@ -182,6 +294,8 @@ static void full_exact(const struct tu_target *t)
         free(want);
         free(got);
     }
+    verify_finds_damage(m, c, &d, mdb, (int64_t)scale(100000, 3000, t),
+                        (int64_t)scale(5000, 500, t));
     /* --where: only matching rows, into another database */
     tu_drop_db(c, "itbf_where");
     backfill_env(&d, t, "itbf_where");

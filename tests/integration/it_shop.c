@@ -346,6 +346,98 @@ static int64_t count_dead(mongoc_client_t *c, const char *source)
     return n;
 }
 
+/* A report's count, failing with the verify output when it is not want. */
+static void expect_count(struct tu_daemon *d, const bson_t *rep, const char *log, const char *table,
+                         const char *field, int64_t want)
+{
+    int64_t got = tu_report_int(rep, table, field);
+
+    if (got != want) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "verify %s: %s = %lld, want %lld", table, field, (long long)got,
+                 (long long)want);
+        fail_msg("%s\n--- verify output ---\n%s", msg, log);
+    }
+    (void)d;
+}
+
+/* mysync verify computes, from the rows as they are now, the documents the strategies write;
+ * after the stream they must be the documents in MongoDB. Then damage is found and named. */
+static void verify_agrees(struct tu_daemon *d, mongoc_client_t *c)
+{
+    static const char *const tables[] = {"products", "orders", "customers", "inventory", NULL};
+    static const char *const args[] = {"--table",   "products", "--table",   "orders", "--table",
+                                       "customers", "--table",  "inventory", NULL};
+    bson_t rep, *filter = bson_new(), *upd;
+    char *log = NULL;
+    int rc = tu_verify(d, args, &rep, &log);
+    mongoc_collection_t *orders = mongoc_client_get_collection(c, DB, "orders");
+    mongoc_collection_t *products = mongoc_client_get_collection(c, DB, "products");
+    const bson_t *doc;
+    mongoc_cursor_t *cur;
+    bson_iter_t it;
+    bson_t oid = BSON_INITIALIZER, pid = BSON_INITIALIZER;
+
+    if (rc != 0) {
+        fail_msg("verify after the stream: exit %d\n%s", rc, log);
+    }
+    for (size_t i = 0; tables[i] != NULL; i++) {
+        char name[64];
+        snprintf(name, sizeof(name), DB ".%s", tables[i]);
+        expect_count(d, &rep, log, name, "missing", 0);
+        expect_count(d, &rep, log, name, "different", 0);
+        expect_count(d, &rep, log, name, "extra", 0);
+        if (tu_report_int(&rep, name, "compared") < 1) {
+            fail_msg("verify compared no %s row\n%s", tables[i], log);
+        }
+    }
+    bson_destroy(&rep);
+    free(log);
+
+    /* order_items are part of the orders documents: refused, naming the table to verify */
+    rc = tu_verify(d, (const char *const[]){"--table", "order_items", NULL}, &rep, &log);
+    if (rc != 78 || strstr(log, "orders") == NULL) {
+        fail_msg("verify order_items: exit %d, want 78 naming orders\n%s", rc, log);
+    }
+    bson_destroy(&rep);
+    free(log);
+
+    /* an order's status changed and a product deleted behind mysync's back */
+    cur = mongoc_collection_find_with_opts(orders, filter, NULL, NULL);
+    assert_true(mongoc_cursor_next(cur, &doc));
+    assert_true(bson_iter_init_find(&it, doc, "_id"));
+    bson_append_iter(&oid, "_id", 3, &it);
+    mongoc_cursor_destroy(cur);
+    upd = BCON_NEW("$set", "{", "status", BCON_UTF8("tampered"), "}");
+    assert_true(mongoc_collection_update_one(orders, &oid, upd, NULL, NULL, NULL));
+    cur = mongoc_collection_find_with_opts(products, filter, NULL, NULL);
+    assert_true(mongoc_cursor_next(cur, &doc));
+    assert_true(bson_iter_init_find(&it, doc, "_id"));
+    bson_append_iter(&pid, "_id", 3, &it);
+    mongoc_cursor_destroy(cur);
+    assert_true(mongoc_collection_delete_one(products, &pid, NULL, NULL, NULL));
+    rc = tu_verify(d, (const char *const[]){"--table", "orders", "--table", "products", NULL}, &rep,
+                   &log);
+    if (rc != 65) {
+        fail_msg("verify after damage: exit %d, want 65\n%s", rc, log);
+    }
+    expect_count(d, &rep, log, DB ".orders", "different", 1);
+    expect_count(d, &rep, log, DB ".orders", "missing", 0);
+    expect_count(d, &rep, log, DB ".products", "missing", 1);
+    expect_count(d, &rep, log, DB ".products", "different", 0);
+    if (strstr(log, "\"field\" : \"status\"") == NULL || strstr(log, "tampered") == NULL) {
+        fail_msg("the report does not name the status field\n%s", log);
+    }
+    bson_destroy(&rep);
+    free(log);
+    bson_destroy(&oid);
+    bson_destroy(&pid);
+    bson_destroy(upd);
+    bson_destroy(filter);
+    mongoc_collection_destroy(orders);
+    mongoc_collection_destroy(products);
+}
+
 static void shop_traffic(const struct tu_target *t)
 {
     MYSQL *m = tu_mysql_admin(NULL);
@@ -423,6 +515,7 @@ static void shop_traffic(const struct tu_target *t)
         }
     }
     check_all(&d, c);
+    verify_agrees(&d, c);
 
     tu_end_run(&d, c, m);
     unlink(cfgpath);

@@ -354,6 +354,58 @@ int tu_daemon_run_to_exit(struct tu_daemon *d, char **log)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+int tu_verify(const struct tu_daemon *d, const char *const *args, bson_t *reports, char **log)
+{
+    struct tu_daemon v = *d;
+    int rc, fd;
+
+    bson_init(reports);
+    v.pid = -1;
+    snprintf(v.log, sizeof(v.log), "/tmp/it-verify-XXXXXX");
+    fd = mkstemp(v.log);
+    assert_true(fd >= 0);
+    close(fd);
+    tu_daemon_env(&v, "LOG_LEVEL=warn");
+    v.nargs = 0;
+    snprintf(v.args[v.nargs++], sizeof(v.args[0]), "verify");
+    for (size_t i = 0; args[i] != NULL && v.nargs + 2 < 12; i++) {
+        snprintf(v.args[v.nargs++], sizeof(v.args[0]), "%s", args[i]);
+    }
+    snprintf(v.args[v.nargs++], sizeof(v.args[0]), "--json");
+    rc = tu_daemon_run_to_exit(&v, log);
+    unlink(v.log);
+    for (char *line = *log; line != NULL && *line != '\0';) {
+        char *nl = strchr(line, '\n');
+        size_t len = nl != NULL ? (size_t)(nl - line) : strlen(line);
+        if (len > 0 && line[0] == '{') {
+            bson_error_t err;
+            bson_t *doc = bson_new_from_json((const uint8_t *)line, (ssize_t)len, &err);
+            bson_iter_t it;
+            if (doc == NULL) {
+                fail_msg("verify printed a line that is not JSON (%s):\n%.*s", err.message,
+                         (int)len, line);
+            }
+            if (bson_iter_init_find(&it, doc, "table") && BSON_ITER_HOLDS_UTF8(&it)) {
+                BSON_APPEND_DOCUMENT(reports, bson_iter_utf8(&it, NULL), doc);
+            }
+            bson_destroy(doc);
+        }
+        line = nl != NULL ? nl + 1 : NULL;
+    }
+    return rc;
+}
+
+int64_t tu_report_int(const bson_t *reports, const char *table, const char *field)
+{
+    bson_iter_t it, sub;
+
+    if (!bson_iter_init_find(&it, reports, table) || !BSON_ITER_HOLDS_DOCUMENT(&it) ||
+        !bson_iter_recurse(&it, &sub) || !bson_iter_find(&sub, field)) {
+        return -1;
+    }
+    return bson_iter_as_int64(&sub);
+}
+
 bool tu_daemon_alive(struct tu_daemon *d)
 {
     int status;

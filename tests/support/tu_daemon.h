@@ -89,6 +89,16 @@ void tu_daemon_cleanup(struct tu_daemon *d);
  * position), so changes made afterwards are in its stream. */
 void tu_daemon_wait_ready(struct tu_daemon *d);
 
+/* Runs `mysync verify <args> --json` (args NULL-terminated: "--table", "t", ...) with d's
+ * environment and config (d
+ * itself may be running: a copy is used, with a log of its own). reports (initialised here) gets
+ * {"db.t": report, ...} from the JSON lines; *log (malloc'ed) the whole output. Returns the
+ * exit code. */
+int tu_verify(const struct tu_daemon *d, const char *const *args, bson_t *reports, char **log);
+
+/* A verify report's count field (-1 when absent). */
+int64_t tu_report_int(const bson_t *reports, const char *table, const char *field);
+
 /* Rows of a MariaDB query, each row as "c1|c2|..." ("NULL" for NULL), sorted, one per line. */
 char *tu_query_lines(MYSQL *m, const char *q);
 

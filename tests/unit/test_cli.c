@@ -103,12 +103,17 @@ static const struct cli_case cases[] = {
      {NULL},
      {"cannot connect to MySQL at 127.0.0.1:1"},
      "very-secret"},
-    {"not yet available commands say so",
-     {"verify", "--table", "products"},
-     {NULL},
+    {"verify with MySQL unreachable: 69, no secret",
+     {"verify", "--table", "products", "--json"},
+     {"MYSQL_PORT=1", "MYSQL_PASSWORD=very-secret-7"},
      EX_UNAVAILABLE,
      {NULL},
-     {"verify is not part of this build yet"}},
+     {"cannot connect to MySQL at 127.0.0.1:1"},
+     "very-secret"},
+    {"--json goes with verify", {"--full", "--table", "t", "--json"}, {NULL}, EX_USAGE, {NULL},
+     {"--sample and --json go with verify"}},
+    {"--where does not go with verify", {"verify", "--table", "t", "--where", "id > 1"}, {NULL},
+     EX_USAGE, {NULL}, {"--where goes with --full"}},
 };
 
 static void run_case(void **state)
