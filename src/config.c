@@ -130,6 +130,22 @@ static const struct option options[] = {
      "5000", 1, 1000000, NULL, false,
      "Rows per snapshot/backfill chunk: one keyset query, one watermark window, one progress "
      "save (`--chunk-size` overrides)."},
+    {"sync.change_column", "SYNC_CHANGE_COLUMN", OPT_STR, OFF(sync_change_column), "updated_at", 0,
+     0, NULL, false,
+     "Poll mode: the column that changes with every write of a row (a DATETIME/TIMESTAMP, or "
+     "an increasing integer); `tables.<t>.change_column` per table. Index it with the key."},
+    {"sync.soft_delete_column", "SYNC_SOFT_DELETE_COLUMN", OPT_STR, OFF(sync_soft_delete_column),
+     "deleted_at", 0, 0, NULL, false,
+     "Poll mode: a row whose column of this name is not NULL is deleted from MongoDB (tables "
+     "without the column: none); `tables.<t>.soft_delete_column` per table, empty: none."},
+    {"sync.poll_lookback", "SYNC_POLL_LOOKBACK", OPT_DURATION, OFF(sync_poll_lookback_ms), "60s",
+     0, 86400000, NULL, true,
+     "Poll mode: each run re-reads rows whose change column is this much older than the newest "
+     "one the previous run started from (writes that committed late); re-reads are harmless."},
+    {"sync.reconcile_interval", "SYNC_RECONCILE_INTERVAL", OPT_DURATION,
+     OFF(sync_reconcile_interval_ms), "1h", 0, 604800000LL, NULL, true,
+     "Poll mode: how often a run also compares keys to delete the documents of rows deleted "
+     "for good (hard deletes); 0: never."},
     {"sync.signal_table", "SYNC_SIGNAL_TABLE", OPT_STR, OFF(sync_signal_table), "mysync_signal", 0,
      0, NULL, false,
      "Table (in `mysql.database`, or `db.table`) for snapshot watermarks, created by mysync when "
@@ -1027,6 +1043,8 @@ static void table_cfg_clear(struct ms_table_cfg *t)
     free(t->strategy);
     free(t->role);
     free(t->collection);
+    free(t->change_column);
+    free(t->soft_delete_column);
     kvlist_clear(&t->columns);
     strlist_clear(&t->include);
     strlist_clear(&t->exclude);
@@ -1068,6 +1086,8 @@ static const struct {
     {"strategy", TK_STR, NULL},
     {"role", TK_STR, NULL},
     {"collection", TK_STR, NULL},
+    {"change_column", TK_STR, NULL},
+    {"soft_delete_column", TK_STR, NULL},
     {"columns", TK_MAP, NULL},
     {"include", TK_LIST, NULL},
     {"exclude", TK_LIST, NULL},
@@ -1171,9 +1191,11 @@ static bool parse_table_entry(struct walk *w, const char *name, yaml_node_t *map
                                                     : &t->time_as) = e;
                 break;
             }
-            slot = strcmp(key, "strategy") == 0 ? &t->strategy
-                   : strcmp(key, "role") == 0   ? &t->role
-                                                : &t->collection;
+            slot = strcmp(key, "strategy") == 0        ? &t->strategy
+                   : strcmp(key, "role") == 0          ? &t->role
+                   : strcmp(key, "change_column") == 0 ? &t->change_column
+                   : strcmp(key, "soft_delete_column") == 0 ? &t->soft_delete_column
+                                                             : &t->collection;
             set_str(slot, sv);
             break;
         }
@@ -1824,6 +1846,8 @@ void ms_config_print(const struct ms_config *cfg, FILE *out)
             {"strategy", t->strategy},
             {"role", t->role},
             {"collection", t->collection},
+            {"change_column", t->change_column},
+            {"soft_delete_column", t->soft_delete_column},
             {"date_as", t->date_as >= 0 ? date_as[t->date_as] : NULL},
             {"datetime_as", t->datetime_as >= 0 ? datetime_as[t->datetime_as] : NULL},
             {"time_as", t->time_as >= 0 ? time_as[t->time_as] : NULL}};

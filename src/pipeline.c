@@ -2939,6 +2939,32 @@ bool ms_pipeline_push_row(struct ms_pipeline *p, const char *db, const char *tab
     return true;
 }
 
+bool ms_pipeline_push_delete(struct ms_pipeline *p, const char *db, const char *table,
+                             const bson_t *before, const char *position, struct ms_error *err)
+{
+    struct table t;
+    struct ms_change chg = {0};
+
+    if (!table_copy(p, db, table, &t, err)) {
+        return false;
+    }
+    chg.op = MS_CHANGE_DELETE;
+    chg.db = t.db;
+    chg.table = t.name;
+    chg.before = before;
+    chg.pk = (const char *const *)(t.nkey > 0 ? t.key : t.pkcols);
+    chg.npk = t.nkey > 0 ? t.nkey : t.npkcols;
+    chg.position = position != NULL ? position : "poll";
+    chg.tcfg = t.tcfg;
+    chg.role = t.role;
+    t.warned = true;
+    if (!queue_change(p, NULL, &t, &chg)) {
+        *err = p->fatal_err;
+        return false;
+    }
+    return true;
+}
+
 bool ms_pipeline_expected_ops(struct ms_pipeline *p, const char *db, const char *table,
                               const bson_t *row, struct ms_ops *out, struct ms_error *err)
 {

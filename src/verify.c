@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mysync/bsonutil.h"
 #include "mysync/clock.h"
 #include "mysync/log.h"
 #include "mysync/mysql.h"
@@ -21,110 +22,6 @@
 #define DEFAULT_REPORT 20
 #define PROGRESS_MS    5000
 #define VALUE_SHOWN    160 /* characters of a value in a report */
-
-/* ---- documents as values: keys sorted at every level, so field order does not count ---- */
-
-struct kv {
-    const char *key;
-    bson_iter_t it;
-};
-
-static int kv_cmp(const void *a, const void *b)
-{
-    return strcmp(((const struct kv *)a)->key, ((const struct kv *)b)->key);
-}
-
-static void canon_into(bson_t *out, const bson_t *in, bool array);
-
-static void canon_value(bson_t *out, const char *key, const bson_iter_t *it)
-{
-    if (BSON_ITER_HOLDS_DOCUMENT(it) || BSON_ITER_HOLDS_ARRAY(it)) {
-        bool array = BSON_ITER_HOLDS_ARRAY(it);
-        const uint8_t *data;
-        uint32_t len;
-        bson_t in, sub;
-        if (array) {
-            bson_iter_array(it, &len, &data);
-        } else {
-            bson_iter_document(it, &len, &data);
-        }
-        if (!bson_init_static(&in, data, len)) {
-            bson_append_iter(out, key, -1, it);
-            return;
-        }
-        if (array) {
-            bson_append_array_begin(out, key, -1, &sub);
-        } else {
-            bson_append_document_begin(out, key, -1, &sub);
-        }
-        canon_into(&sub, &in, array);
-        if (array) {
-            bson_append_array_end(out, &sub);
-        } else {
-            bson_append_document_end(out, &sub);
-        }
-        return;
-    }
-    bson_append_iter(out, key, -1, it);
-}
-
-static void canon_into(bson_t *out, const bson_t *in, bool array)
-{
-    struct kv *v = NULL;
-    size_t n = 0, cap = 0;
-    bson_iter_t it;
-
-    if (!bson_iter_init(&it, in)) {
-        return;
-    }
-    while (bson_iter_next(&it)) {
-        if (n == cap) {
-            cap = cap != 0 ? cap * 2 : 16;
-            v = realloc(v, cap * sizeof(*v));
-            if (v == NULL) {
-                abort();
-            }
-        }
-        v[n].key = bson_iter_key(&it);
-        v[n].it = it;
-        n++;
-    }
-    if (!array) {
-        qsort(v, n, sizeof(*v), kv_cmp);
-    }
-    for (size_t i = 0; i < n; i++) {
-        canon_value(out, v[i].key, &v[i].it);
-    }
-    free(v);
-}
-
-static bson_t *canon(const bson_t *in)
-{
-    bson_t *out = bson_new();
-
-    canon_into(out, in, false);
-    return out;
-}
-
-/* FNV-1a, 64 bits: a fingerprint to compare, not a defence against anyone */
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
-#define FNV_BASIS 0xcbf29ce484222325ULL
-
-static uint64_t key_hash(const char *coll, const bson_t *cid)
-{
-    uint64_t h = fnv(FNV_BASIS, coll, strlen(coll) + 1);
-    return fnv(h, bson_get_data(cid), cid->len);
-}
 
 /* ---- expected documents ------------------------------------------------------------------ */
 
@@ -170,7 +67,7 @@ static bool id_of(const bson_t *idq, bson_iter_t *out)
 /* The entry of (coll, id) among e[from..], created empty if none. */
 static struct entry *entry_get(struct entries *e, size_t from, const char *coll, const bson_t *idq)
 {
-    bson_t *cid = canon(idq);
+    bson_t *cid = ms_bson_canonical(idq);
     struct entry *x;
 
     for (size_t i = e->n; i > from; i--) {
@@ -509,8 +406,8 @@ static int found_cmp(const void *a, const void *b)
 
 static uint64_t doc_hash(const bson_t *cid, const bson_t *cdoc)
 {
-    uint64_t a = fnv(FNV_BASIS, bson_get_data(cid), cid->len);
-    uint64_t b = fnv(FNV_BASIS, bson_get_data(cdoc), cdoc->len);
+    uint64_t a = ms_fnv64(MS_FNV_BASIS, bson_get_data(cid), cid->len);
+    uint64_t b = ms_fnv64(MS_FNV_BASIS, bson_get_data(cdoc), cdoc->len);
     return a ^ (b * 0x9e3779b97f4a7c15ULL);
 }
 
@@ -578,8 +475,8 @@ static bool compare_collection(struct run *r, size_t lo, size_t hi, bool *differ
             }
         }
         bson_append_iter(&idq, "_id", 3, &id);
-        f[nf].cid = canon(&idq);
-        f[nf].doc = canon(doc);
+        f[nf].cid = ms_bson_canonical(&idq);
+        f[nf].doc = ms_bson_canonical(doc);
         hgot += doc_hash(f[nf].cid, f[nf].doc);
         nf++;
         bson_destroy(&idq);
@@ -655,9 +552,9 @@ static bool compare_chunk(struct run *r, struct ms_error *err)
                     abort();
                 }
             }
-            r->keys[r->nkeys++] = key_hash(r->exp.v[i].coll, r->exp.v[i].cid);
+            r->keys[r->nkeys++] = ms_bson_id_hash(r->exp.v[i].coll, r->exp.v[i].cid);
         }
-        bson_t *c = canon(r->exp.v[i].doc);
+        bson_t *c = ms_bson_canonical(r->exp.v[i].doc);
         bson_destroy(r->exp.v[i].doc);
         r->exp.v[i].doc = c;
     }
@@ -794,8 +691,8 @@ static bool find_extra(struct run *r, struct ms_error *err)
                 continue;
             }
             bson_append_iter(&idq, "_id", 3, &id);
-            cid = canon(&idq);
-            h = key_hash(r->colls[ci], cid);
+            cid = ms_bson_canonical(&idq);
+            h = ms_bson_id_hash(r->colls[ci], cid);
             if (bsearch(&h, r->keys, r->nkeys, sizeof(*r->keys), u64_cmp) == NULL) {
                 r->res->extra++;
                 report_key(&r->extra, &r->nextra, r->max_report, r->colls[ci], &idq, NULL);

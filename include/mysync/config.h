@@ -62,6 +62,8 @@ struct ms_table_cfg {
     char *role;       /* which of the strategy's source tables this is ("order_items");
                          NULL = the table's own name */
     char *collection; /* target collection; NULL = the strategy's (generic: the table name) */
+    char *change_column;      /* poll mode; NULL = sync.change_column */
+    char *soft_delete_column; /* poll mode; NULL = sync.soft_delete_column, "" = none */
     struct ms_kvlist columns;    /* entity strategies: logical column -> actual column name */
     struct ms_strlist include;   /* generic: only these columns (key columns always kept) */
     struct ms_strlist exclude;   /* generic: all but these columns */
@@ -112,6 +114,10 @@ struct ms_config {
     int sync_snapshot;              /* enum ms_snapshot_mode */
     int64_t sync_snapshot_chunk_size;
     char *sync_signal_table; /* "" or NULL: no watermarks */
+    char *sync_change_column;
+    char *sync_soft_delete_column;
+    int64_t sync_poll_lookback_ms;
+    int64_t sync_reconcile_interval_ms;
     char *collection_products;
     char *collection_orders;
     char *collection_customers;

@@ -157,6 +157,12 @@ bool ms_pipeline_find_table(struct ms_pipeline *p, const char *spec, struct ms_p
 bool ms_pipeline_push_row(struct ms_pipeline *p, const char *db, const char *table,
                           const bson_t *row, const char *position, struct ms_error *err);
 
+/* Queues the delete of a row (polling: a soft-deleted row, or one reconciliation found gone):
+ * before holds at least the key columns (a whole row for entity strategies, whose deletes
+ * read more than the key). As ms_pipeline_push_row otherwise. */
+bool ms_pipeline_push_delete(struct ms_pipeline *p, const char *db, const char *table,
+                             const bson_t *before, const char *position, struct ms_error *err);
+
 /* What the table's strategy makes of a whole row (as a snapshot would queue it) without
  * writing anything: validation, map, and the resolves it asks for, with lookups into the
  * source as it is now. out (initialised by the caller) gets the operations to write (REPLACE,
