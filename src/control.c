@@ -2,6 +2,7 @@
 #define MS_LOG_DOMAIN "control"
 
 #include "mysync/control.h"
+#include "mysync/poller.h"
 
 #include "mysync/backfill.h"
 
@@ -16,6 +17,8 @@
 struct ms_control {
     _Atomic(struct ms_pipeline *) p;         /* NULL while starting */
     _Atomic(struct ms_backfill *) snapshots; /* POST /sync/snapshot; NULL: none */
+    struct ms_scheduler *sched;              /* poll mode (set before p is published) */
+    struct ms_poller *poller;
     char mode[16];
     char mode_reason[160];
 };
@@ -75,6 +78,9 @@ static const char *state_of(const struct ms_control_view *v)
     if (v->stats.fatal) {
         return "failed";
     }
+    if (v->has_schedule && v->schedule.paused_by_error) {
+        return "failed";
+    }
     return v->stats.paused ? "paused" : "running";
 }
 
@@ -88,8 +94,17 @@ void ms_control_status(const struct ms_control_view *v, bson_t *out)
     BSON_APPEND_BOOL(out, "paused", s->paused);
     BSON_APPEND_UTF8(out, "mode", v->mode != NULL ? v->mode : "");
     BSON_APPEND_UTF8(out, "mode_reason", v->mode_reason != NULL ? v->mode_reason : "");
-    append_time(out, "last_sync", s->last_checkpoint_ms);
-    BSON_APPEND_NULL(out, "next_sync"); /* binlog mode is continuous */
+    if (v->has_schedule) {
+        append_time(out, "last_sync", v->schedule.last_ok_ms);
+        if (v->schedule.paused) {
+            BSON_APPEND_NULL(out, "next_sync");
+        } else {
+            append_time(out, "next_sync", v->schedule.next_ms);
+        }
+    } else {
+        append_time(out, "last_sync", s->last_checkpoint_ms);
+        BSON_APPEND_NULL(out, "next_sync"); /* binlog mode is continuous */
+    }
     if (s->interval_seconds % 60 == 0) {
         BSON_APPEND_INT64(out, "sync_interval_minutes", s->interval_seconds / 60);
     } else {
@@ -154,12 +169,13 @@ static uint64_t error_count(const struct ms_pipeline_stats *s)
 bool ms_control_health(const struct ms_control_view *v, bson_t *out)
 {
     const struct ms_pipeline_stats *s = &v->stats;
-    bool healthy = v->ready && !s->fatal && s->mysql_up && s->mongodb_up;
+    bool healthy = v->ready && !s->fatal && s->mysql_up && s->mongodb_up &&
+                   !(v->has_schedule && v->schedule.paused_by_error);
     const char *last;
 
     if (!v->ready) {
         last = "starting";
-    } else if (s->fatal) {
+    } else if (s->fatal || (v->has_schedule && v->schedule.paused_by_error)) {
         last = "failed";
     } else if (!s->mysql_up || !s->mongodb_up) {
         last = "retrying";
@@ -174,6 +190,10 @@ bool ms_control_health(const struct ms_control_view *v, bson_t *out)
     append_u64(out, "pending_operations", s->queue_depth + s->pending_ops);
     append_u64(out, "error_count", error_count(s));
     BSON_APPEND_BOOL(out, "paused", s->paused);
+    if (v->has_schedule && (v->schedule.paused_by_error || v->schedule.failed_streak > 0 ||
+                            v->schedule.attempt > 0)) {
+        BSON_APPEND_UTF8(out, "last_error", v->schedule.last_error.msg);
+    }
     return healthy;
 }
 
@@ -182,6 +202,25 @@ void ms_control_metrics(const struct ms_control_view *v, struct ms_metrics *m)
     const struct ms_pipeline_stats *s = &v->stats;
     static const char *const results[] = {"upserted", "matched", "deleted", "dead_lettered"};
 
+    if (v->has_schedule) {
+        const struct ms_scheduler_status *st = &v->schedule;
+        ms_metrics_family(m, "mysync_poll_runs_total", "counter",
+                          "Polling runs (poll mode), by result: ok, failed (gave up), retry.");
+        ms_metrics_u64(m, "mysync_poll_runs_total", (const char *[]){"result", "ok", NULL},
+                       st->runs_ok);
+        ms_metrics_u64(m, "mysync_poll_runs_total", (const char *[]){"result", "failed", NULL},
+                       st->runs_failed);
+        ms_metrics_u64(m, "mysync_poll_runs_total", (const char *[]){"result", "retry", NULL},
+                       st->retries);
+        ms_metrics_family(m, "mysync_poll_failing", "gauge",
+                          "1 while polling runs fail (retrying, or paused by repeated failures).");
+        ms_metrics_u64(m, "mysync_poll_failing", NULL,
+                       st->paused_by_error || st->failed_streak > 0 || st->attempt > 0);
+        ms_metrics_family(m, "mysync_poll_next_run_timestamp_seconds", "gauge",
+                          "When the next polling run is due (Unix time).");
+        ms_metrics_u64(m, "mysync_poll_next_run_timestamp_seconds", NULL,
+                       st->next_ms > 0 ? (uint64_t)(st->next_ms / 1000) : 0);
+    }
     ms_metrics_family(m, "mysync_events_total", "counter",
                       "Row changes read from the binlog, by table (db.table) and operation.");
     for (size_t i = 0; i < v->ntables; i++) {
@@ -288,6 +327,15 @@ static struct ms_pipeline *view_take(struct ms_control *c, struct ms_control_vie
     v->mode = c->mode; /* written before p was published */
     v->mode_reason = c->mode_reason;
     ms_pipeline_get_stats(p, &v->stats);
+    if (c->sched != NULL) {
+        v->has_schedule = true;
+        ms_scheduler_status(c->sched, &v->schedule);
+        v->stats.paused = v->stats.paused || v->schedule.paused;
+        /* no binlog connection: the source is down while runs fail on it */
+        v->stats.mysql_up = !((v->schedule.failed_streak > 0 || v->schedule.attempt > 0) &&
+                              v->schedule.last_error.domain == MS_ERR_MYSQL);
+        v->stats.interval_seconds = v->schedule.interval_s;
+    }
     struct ms_pipeline_table_stats *t;
     struct ms_pipeline_collection_stats *col;
     v->ntables = ms_pipeline_get_tables(p, &t);
@@ -312,6 +360,30 @@ static void on_status(void *ctx, bson_t *out)
 
     view_take(ctx, &v);
     ms_control_status(&v, out);
+    if (v.ready && v.has_schedule) {
+        const struct ms_scheduler_status *st = &v.schedule;
+        bson_t sub;
+        BSON_APPEND_DOCUMENT_BEGIN(out, "poll", &sub);
+        BSON_APPEND_BOOL(&sub, "running", st->running);
+        BSON_APPEND_BOOL(&sub, "paused_by_error", st->paused_by_error);
+        append_u64(&sub, "runs", st->runs);
+        append_u64(&sub, "runs_ok", st->runs_ok);
+        append_u64(&sub, "runs_failed", st->runs_failed);
+        append_u64(&sub, "retries", st->retries);
+        BSON_APPEND_INT64(&sub, "failed_streak", st->failed_streak);
+        append_time(&sub, "last_start", st->last_start_ms);
+        append_time(&sub, "last_end", st->last_end_ms);
+        if (st->last_error.domain != MS_ERR_NONE) {
+            BSON_APPEND_UTF8(&sub, "last_error", st->last_error.msg);
+            append_time(&sub, "last_error_at", st->last_error_ms);
+        } else {
+            BSON_APPEND_NULL(&sub, "last_error");
+        }
+        if (c->poller != NULL) {
+            ms_poller_status(c->poller, &sub);
+        }
+        bson_append_document_end(out, &sub);
+    }
     view_cleanup(&v);
     if (b != NULL) {
         bson_t sub;
@@ -362,8 +434,14 @@ static bool set_paused(struct ms_control *c, bool pause, bson_t *out, struct ms_
     }
     if (pause) {
         ms_pipeline_pause(p);
+        if (c->sched != NULL) {
+            ms_scheduler_pause(c->sched);
+        }
     } else {
         ms_pipeline_resume(p);
+        if (c->sched != NULL) {
+            ms_scheduler_resume(c->sched);
+        }
     }
     paused = ms_pipeline_is_paused(p);
     BSON_APPEND_BOOL(out, "paused", paused);
@@ -400,7 +478,14 @@ static bool on_trigger(void *ctx, const char *table, bson_t *out, struct ms_erro
     }
     BSON_APPEND_BOOL(out, "accepted", true);
     BSON_APPEND_UTF8(out, "mode", c->mode);
-    BSON_APPEND_UTF8(out, "action", "flush the pending batch and save the checkpoint");
+    if (c->sched != NULL) {
+        bool now = ms_scheduler_trigger(c->sched);
+        BSON_APPEND_UTF8(out, "action", now ? "poll every table now"
+                                            : "poll every table again right after the run "
+                                              "under way");
+    } else {
+        BSON_APPEND_UTF8(out, "action", "flush the pending batch and save the checkpoint");
+    }
     if (table != NULL) {
         BSON_APPEND_UTF8(out, "table", table);
     } else {
@@ -445,6 +530,12 @@ static bool on_set_interval(void *ctx, int64_t seconds, bson_t *out, struct ms_e
     if (p == NULL) {
         return false;
     }
+    if (((struct ms_control *)ctx)->sched != NULL &&
+        !ms_scheduler_set_interval(((struct ms_control *)ctx)->sched, seconds, err)) {
+        err->domain = MS_ERR_HTTP;
+        err->code = 400;
+        return false;
+    }
     ms_pipeline_set_interval(p, seconds);
     BSON_APPEND_INT64(out, "sync_interval_seconds", seconds);
     if (seconds % 60 == 0) {
@@ -487,6 +578,12 @@ void ms_control_http(struct ms_control *c, struct ms_http_control *out)
         .snapshot = on_snapshot,
         .set_interval = on_set_interval,
     };
+}
+
+void ms_control_set_poll(struct ms_control *c, struct ms_scheduler *s, struct ms_poller *pl)
+{
+    c->sched = s;
+    c->poller = pl;
 }
 
 void ms_control_set_snapshots(struct ms_control *c, struct ms_backfill *b)

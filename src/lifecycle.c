@@ -146,6 +146,9 @@ bool ms_lifecycle_reload(struct ms_lifecycle *lc, struct ms_error *err)
     }
     if (r.interval) {
         ms_pipeline_set_interval(lc->o.pipeline, ms_config_interval_seconds(next));
+        if (lc->o.scheduler != NULL) {
+            ms_scheduler_set_interval(lc->o.scheduler, ms_config_interval_seconds(next), NULL);
+        }
     }
     if (r.enabled) {
         if (next->sync_enabled) {

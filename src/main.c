@@ -11,6 +11,7 @@
 #include "mysync/log.h"
 #include "mysync/mysql.h"
 #include "mysync/pipeline.h"
+#include "mysync/poller.h"
 #include "mysync/reader.h"
 #include "mysync/sink.h"
 #include "mysync/verify.h"
@@ -261,7 +262,7 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 }
 
 /* Connects to both servers and reports what it finds; the daemon's first step. */
-static int preflight(const struct ms_config *cfg, bool *binlog_ok)
+static int preflight(const struct ms_config *cfg, bool *binlog_ok, char *why, size_t whysz)
 {
     struct ms_error err = {0};
     struct ms_mysql_info mi;
@@ -282,6 +283,11 @@ static int preflight(const struct ms_config *cfg, bool *binlog_ok)
         return EX_UNAVAILABLE;
     }
     *binlog_ok = cfg->sync_mode != MS_SYNC_MODE_POLL;
+    snprintf(why, whysz, "%s",
+             cfg->sync_mode == MS_SYNC_MODE_POLL ? "SYNC_MODE=poll"
+             : cfg->sync_mode == MS_SYNC_MODE_BINLOG
+                 ? "SYNC_MODE=binlog"
+                 : "SYNC_MODE=auto: the source's binlog is usable (ROW format)");
     if (cfg->sync_mode != MS_SYNC_MODE_POLL && !ms_reader_preflight(conn, &err)) {
         *binlog_ok = false;
         if (cfg->sync_mode == MS_SYNC_MODE_BINLOG) {
@@ -291,6 +297,8 @@ static int preflight(const struct ms_config *cfg, bool *binlog_ok)
         }
         ms_log(MS_LOG_WARN, "binlog replication is not possible (%s): SYNC_MODE=auto will poll",
                err.msg);
+        snprintf(why, whysz, "SYNC_MODE=auto: binlog replication is not possible (%s)",
+                 err.msg);
     }
     mysql_close(conn);
     ms_log_kv(MS_LOG_INFO,
@@ -537,6 +545,92 @@ static int verify_run(const struct cli *cli, const struct ms_config *cfg)
     return rc;
 }
 
+struct poll_job {
+    struct ms_scheduler *sched;
+    struct ms_poller *pl;
+};
+
+static void *poll_main(void *arg)
+{
+    struct poll_job *j = arg;
+
+    ms_scheduler_run(j->sched, ms_poller_run, j->pl, &stop_requested);
+    return NULL;
+}
+
+/* Poll mode: a pipeline without binlog fed by the poller, on the scheduler's runs. */
+static int poll_run(const struct ms_config *cfg, const char *config_path, struct ms_control *ctl,
+                    struct ms_http **http, const char *why)
+{
+    struct ms_pipeline_opts po = {.backfill_only = true};
+    struct ms_error err = {0};
+    struct ms_pipeline *p = NULL;
+    struct ms_lifecycle *lc = NULL;
+    struct poll_job j = {0};
+    pthread_t t;
+    bool started = false;
+    int rc = EX_OK;
+
+    p = ms_pipeline_new_opts(cfg, &po, &err);
+    if (p == NULL || (j.pl = ms_poller_new(cfg, p, &stop_requested, &err)) == NULL) {
+        ms_log(MS_LOG_ERROR, "%s", err.msg);
+        rc = exit_code(&err);
+        goto done;
+    }
+    j.sched = ms_scheduler_new(
+        &(struct ms_scheduler_opts){.interval_s = ms_config_interval_seconds(cfg),
+                                    .jitter = 0.10,
+                                    .max_retries = cfg->sync_max_retries,
+                                    .retry_delay_ms = cfg->sync_retry_delay_ms,
+                                    .start_paused = !cfg->sync_enabled},
+        &err);
+    if (j.sched == NULL) {
+        ms_log(MS_LOG_ERROR, "%s", err.msg);
+        rc = EX_CONFIG;
+        goto done;
+    }
+    ms_scheduler_trigger(j.sched); /* the first run at once */
+    ms_control_set_poll(ctl, j.sched, j.pl);
+    ms_control_attach(ctl, p, "poll", why);
+    ms_log(MS_LOG_INFO, "polling every %lld s (%s)", (long long)ms_config_interval_seconds(cfg),
+           why);
+    lc = ms_lifecycle_start(&(struct ms_lifecycle_opts){.config_path = config_path,
+                                                        .cfg = cfg,
+                                                        .pipeline = p,
+                                                        .scheduler = j.sched,
+                                                        .http = *http,
+                                                        .stop = &stop_requested,
+                                                        .reload = &reload_requested},
+                            &err);
+    if (lc == NULL) {
+        ms_log(MS_LOG_ERROR, "%s", err.msg);
+        rc = EX_SOFTWARE;
+        goto done;
+    }
+    if (pthread_create(&t, NULL, poll_main, &j) != 0) {
+        ms_log(MS_LOG_ERROR, "cannot start the polling thread");
+        rc = EX_OSERR;
+        goto done;
+    }
+    started = true;
+    if (!ms_pipeline_run(p, &stop_requested, &err)) {
+        ms_log(MS_LOG_ERROR, "replication stopped: %s", err.msg);
+        rc = exit_code(&err);
+        stop_requested = 1;
+    }
+done:
+    if (started) {
+        pthread_join(t, NULL);
+    }
+    ms_lifecycle_stop(lc);
+    ms_http_destroy(*http); /* no request may touch the scheduler, poller or pipeline now */
+    *http = NULL;
+    ms_poller_destroy(j.pl);
+    ms_scheduler_destroy(j.sched);
+    ms_pipeline_destroy(p);
+    return rc;
+}
+
 /* The control plane on http.listen (NULL when it is off); it answers "starting" until the
  * pipeline is attached. */
 static struct ms_http *http_start(const struct ms_config *cfg, struct ms_control *ctl,
@@ -565,6 +659,7 @@ static int daemon_run(const struct ms_config *cfg, const char *config_path)
     struct ms_backfill *snaps = NULL;
     struct ms_lifecycle *lc = NULL;
     bool binlog_ok;
+    char why[400];
     int rc;
 
     /* a stop during start-up is honoured as soon as replication begins (nothing to flush); a
@@ -580,14 +675,12 @@ static int daemon_run(const struct ms_config *cfg, const char *config_path)
         rc = EX_UNAVAILABLE;
         goto done;
     }
-    rc = preflight(cfg, &binlog_ok);
+    rc = preflight(cfg, &binlog_ok, why, sizeof(why));
     if (rc != EX_OK) {
         goto done;
     }
     if (!binlog_ok) {
-        ms_log(MS_LOG_ERROR, "SYNC_MODE=%s: timestamp polling is not part of this build yet",
-               cfg->sync_mode == MS_SYNC_MODE_POLL ? "poll" : "auto");
-        rc = EX_UNAVAILABLE;
+        rc = poll_run(cfg, config_path, ctl, &http, why);
         goto done;
     }
     {
@@ -606,10 +699,7 @@ static int daemon_run(const struct ms_config *cfg, const char *config_path)
         goto done;
     }
     ms_control_set_snapshots(ctl, snaps);
-    ms_control_attach(ctl, p, "binlog",
-                      cfg->sync_mode == MS_SYNC_MODE_BINLOG
-                          ? "SYNC_MODE=binlog"
-                          : "SYNC_MODE=auto: the source's binlog is usable (ROW format)");
+    ms_control_attach(ctl, p, "binlog", why);
     lc = ms_lifecycle_start(&(struct ms_lifecycle_opts){.config_path = config_path,
                                                         .cfg = cfg,
                                                         .pipeline = p,

@@ -16,6 +16,7 @@
 #include "mysync/http.h"
 #include "mysync/metrics.h"
 #include "mysync/pipeline.h"
+#include "mysync/scheduler.h"
 
 /* What the renderers read: one consistent snapshot. */
 struct ms_control_view {
@@ -28,6 +29,9 @@ struct ms_control_view {
     size_t ntables;
     const struct ms_pipeline_collection_stats *collections;
     size_t ncollections;
+    /* poll mode: the scheduler's state (next_sync, runs, a failing or self-paused schedule) */
+    bool has_schedule;
+    struct ms_scheduler_status schedule;
 };
 
 double ms_control_lag_seconds(const struct ms_control_view *v);
@@ -60,6 +64,12 @@ void ms_control_http(struct ms_control *c, struct ms_http_control *out);
  * none). */
 struct ms_backfill;
 void ms_control_set_snapshots(struct ms_control *c, struct ms_backfill *b);
+
+/* Poll mode: pause, resume, trigger and the interval drive the scheduler s too, and
+ * /sync/status shows it and the poller's tables (both borrowed; set before the pipeline is
+ * attached). */
+struct ms_poller;
+void ms_control_set_poll(struct ms_control *c, struct ms_scheduler *s, struct ms_poller *pl);
 
 void ms_control_destroy(struct ms_control *c);
 

@@ -23,6 +23,7 @@
 #include "mysync/error.h"
 #include "mysync/http.h"
 #include "mysync/pipeline.h"
+#include "mysync/scheduler.h"
 
 /* True when this build sends systemd notifications (libsystemd). */
 bool ms_lifecycle_has_systemd(void);
@@ -35,6 +36,7 @@ struct ms_lifecycle_opts {
     const char *config_path;       /* --config FILE, or NULL (environment only) */
     const struct ms_config *cfg;   /* the configuration the daemon runs with (borrowed) */
     struct ms_pipeline *pipeline;  /* borrowed */
+    struct ms_scheduler *scheduler; /* poll mode: a reloaded interval reaches it (borrowed) */
     struct ms_http *http;          /* borrowed; NULL when http.listen is off */
     volatile sig_atomic_t *stop;   /* set by SIGTERM/SIGINT (read only) */
     volatile sig_atomic_t *reload; /* set by SIGHUP; cleared by the supervisor */
