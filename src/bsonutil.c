@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 struct kv {
     const char *key;
     bson_iter_t it;

@@ -190,8 +190,8 @@ bool ms_control_health(const struct ms_control_view *v, bson_t *out)
     append_u64(out, "pending_operations", s->queue_depth + s->pending_ops);
     append_u64(out, "error_count", error_count(s));
     BSON_APPEND_BOOL(out, "paused", s->paused);
-    if (v->has_schedule && (v->schedule.paused_by_error || v->schedule.failed_streak > 0 ||
-                            v->schedule.attempt > 0)) {
+    if (v->has_schedule &&
+        (v->schedule.paused_by_error || v->schedule.failed_streak > 0 || v->schedule.attempt > 0)) {
         BSON_APPEND_UTF8(out, "last_error", v->schedule.last_error.msg);
     }
     return healthy;
@@ -480,9 +480,10 @@ static bool on_trigger(void *ctx, const char *table, bson_t *out, struct ms_erro
     BSON_APPEND_UTF8(out, "mode", c->mode);
     if (c->sched != NULL) {
         bool now = ms_scheduler_trigger(c->sched);
-        BSON_APPEND_UTF8(out, "action", now ? "poll every table now"
-                                            : "poll every table again right after the run "
-                                              "under way");
+        BSON_APPEND_UTF8(out, "action",
+                         now ? "poll every table now"
+                             : "poll every table again right after the run "
+                               "under way");
     } else {
         BSON_APPEND_UTF8(out, "action", "flush the pending batch and save the checkpoint");
     }

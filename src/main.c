@@ -297,8 +297,7 @@ static int preflight(const struct ms_config *cfg, bool *binlog_ok, char *why, si
         }
         ms_log(MS_LOG_WARN, "binlog replication is not possible (%s): SYNC_MODE=auto will poll",
                err.msg);
-        snprintf(why, whysz, "SYNC_MODE=auto: binlog replication is not possible (%s)",
-                 err.msg);
+        snprintf(why, whysz, "SYNC_MODE=auto: binlog replication is not possible (%s)", err.msg);
     }
     mysql_close(conn);
     ms_log_kv(MS_LOG_INFO,
@@ -577,13 +576,13 @@ static int poll_run(const struct ms_config *cfg, const char *config_path, struct
         rc = exit_code(&err);
         goto done;
     }
-    j.sched = ms_scheduler_new(
-        &(struct ms_scheduler_opts){.interval_s = ms_config_interval_seconds(cfg),
-                                    .jitter = 0.10,
-                                    .max_retries = cfg->sync_max_retries,
-                                    .retry_delay_ms = cfg->sync_retry_delay_ms,
-                                    .start_paused = !cfg->sync_enabled},
-        &err);
+    j.sched =
+        ms_scheduler_new(&(struct ms_scheduler_opts){.interval_s = ms_config_interval_seconds(cfg),
+                                                     .jitter = 0.10,
+                                                     .max_retries = cfg->sync_max_retries,
+                                                     .retry_delay_ms = cfg->sync_retry_delay_ms,
+                                                     .start_paused = !cfg->sync_enabled},
+                         &err);
     if (j.sched == NULL) {
         ms_log(MS_LOG_ERROR, "%s", err.msg);
         rc = EX_CONFIG;

@@ -24,7 +24,7 @@ struct ptable {
     const struct ms_value_opts *vo;
     bool primary;
     char change[200];
-    bool temporal; /* DATE/DATETIME/TIMESTAMP: the look-back applies */
+    bool temporal;  /* DATE/DATETIME/TIMESTAMP: the look-back applies */
     char soft[200]; /* "" none */
     struct ms_source *src;
     /* for the status, under the poller's mu */
@@ -182,8 +182,8 @@ struct ms_poller *ms_poller_new(const struct ms_config *cfg, struct ms_pipeline 
         t->nkey = pt.nkey;
         t->vo = pt.vo;
         t->primary = pt.primary;
-        change = tc != NULL && tc->change_column != NULL ? tc->change_column
-                                                         : cfg->sync_change_column;
+        change =
+            tc != NULL && tc->change_column != NULL ? tc->change_column : cfg->sync_change_column;
         soft = tc != NULL && tc->soft_delete_column != NULL ? tc->soft_delete_column
                                                             : cfg->sync_soft_delete_column;
         if (change == NULL || change[0] == '\0') {
@@ -228,8 +228,7 @@ struct ms_poller *ms_poller_new(const struct ms_config *cfg, struct ms_pipeline 
         }
         ms_log(MS_LOG_INFO, "poll %s: changes by %s (%s)%s%s", t->spec, t->change,
                t->temporal ? "look-back applies" : "compared as is",
-               t->soft[0] != '\0' ? ", soft deletes by " : "",
-               t->soft[0] != '\0' ? t->soft : "");
+               t->soft[0] != '\0' ? ", soft deletes by " : "", t->soft[0] != '\0' ? t->soft : "");
         pl->nt++;
     }
     return pl;
@@ -261,13 +260,14 @@ static void doc_str(const bson_t *d, const char *k, char *out, size_t outsz)
 static bool tracker_load(struct ms_poller *pl, const struct ptable *t, struct tracker *tr,
                          struct ms_error *err)
 {
-    bson_t doc;
+    bson_t doc = BSON_INITIALIZER;
     bool found = false;
     bson_iter_t it;
 
     memset(tr, 0, sizeof(*tr));
     bson_init(&tr->cursor);
     if (!ms_sink_state_load(pl->sink, t->id, &doc, &found, err)) {
+        bson_destroy(&doc);
         return false;
     }
     if (found) {
@@ -393,8 +393,8 @@ static bool poll_table(struct ms_poller *pl, struct ptable *t, struct ms_error *
     const char *order[65];
     char where[700] = "", lowq[200];
     struct ms_scan *sc = NULL;
-    int64_t chunk = pl->cfg->sync_snapshot_chunk_size > 0 ? pl->cfg->sync_snapshot_chunk_size
-                                                          : 5000;
+    int64_t chunk =
+        pl->cfg->sync_snapshot_chunk_size > 0 ? pl->cfg->sync_snapshot_chunk_size : 5000;
     bool ok = false, resumed;
     uint64_t rdel = 0;
 
@@ -498,13 +498,13 @@ done:
     snprintf(t->from, sizeof(t->from), "%s", tr.low);
     pthread_mutex_unlock(&pl->mu);
     if (ok) {
-        ms_log_kv(MS_LOG_INFO,
-                  ((struct ms_log_field[]){MS_LF_INT("rows", (int64_t)c.rows),
-                                           MS_LF_INT("soft_deleted", (int64_t)c.deleted),
-                                           MS_LF_INT("reconciled_deleted", (int64_t)rdel),
-                                           MS_LF_STR("from", tr.low[0] != '\0' ? tr.low
-                                                                              : "the start")}),
-                  "poll %s: done", t->spec);
+        ms_log_kv(
+            MS_LOG_INFO,
+            ((struct ms_log_field[]){MS_LF_INT("rows", (int64_t)c.rows),
+                                     MS_LF_INT("soft_deleted", (int64_t)c.deleted),
+                                     MS_LF_INT("reconciled_deleted", (int64_t)rdel),
+                                     MS_LF_STR("from", tr.low[0] != '\0' ? tr.low : "the start")}),
+            "poll %s: done", t->spec);
     }
     ms_scan_destroy(sc);
     bson_destroy(&tr.cursor);
@@ -613,8 +613,10 @@ static bool reconcile(struct ms_poller *pl, struct ptable *t, uint64_t *deleted,
     ms_scan_destroy(sc);
     sc = NULL;
     if (!k.have_first) {
-        ms_log(MS_LOG_INFO, "poll %s: no rows; reconciliation skipped (its collection is "
-               "named by the strategy's writes)", t->spec);
+        ms_log(MS_LOG_INFO,
+               "poll %s: no rows; reconciliation skipped (its collection is "
+               "named by the strategy's writes)",
+               t->spec);
         ok = true;
         goto done;
     }
@@ -653,8 +655,7 @@ static bool reconcile(struct ms_poller *pl, struct ptable *t, uint64_t *deleted,
         }
         /* not among the keys read: is the row there now (inserted since)? */
         bson_init(&row);
-        if (!ms_source_read_row(t->src, t->db, t->name, t->key, t->nkey, &idq, &row, &found,
-                                err)) {
+        if (!ms_source_read_row(t->src, t->db, t->name, t->key, t->nkey, &idq, &row, &found, err)) {
             bson_destroy(&row);
             bson_destroy(&idq);
             bson_destroy(&before);
