@@ -155,3 +155,18 @@ bool ms_mysql_probe(MYSQL *conn, struct ms_mysql_info *info, struct ms_error *er
     mysql_free_result(res);
     return true;
 }
+
+void ms_mysql_quote_ident(char *out, size_t outsz, const char *name)
+{
+    size_t w = 0;
+
+    out[w++] = '`';
+    for (; *name != '\0' && w + 3 < outsz; name++) {
+        if (*name == '`') {
+            out[w++] = '`';
+        }
+        out[w++] = *name;
+    }
+    out[w++] = '`';
+    out[w] = '\0';
+}

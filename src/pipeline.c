@@ -2912,6 +2912,24 @@ static bool table_copy(struct ms_pipeline *p, const char *db, const char *table,
     return true;
 }
 
+/* A producer's change of t: a whole row (after) or a delete (before). */
+static void producer_change(const struct table *t, enum ms_change_op op, const bson_t *before,
+                            const bson_t *after, const char *position, struct ms_change *chg)
+{
+    memset(chg, 0, sizeof(*chg));
+    chg->op = op;
+    chg->db = t->db;
+    chg->table = t->name;
+    chg->before = before;
+    chg->after = after;
+    chg->after_complete = after != NULL;
+    chg->pk = (const char *const *)(t->nkey > 0 ? t->key : t->pkcols);
+    chg->npk = t->nkey > 0 ? t->nkey : t->npkcols;
+    chg->position = position;
+    chg->tcfg = t->tcfg;
+    chg->role = t->role;
+}
+
 bool ms_pipeline_push_row(struct ms_pipeline *p, const char *db, const char *table,
                           const bson_t *row, const char *position, struct ms_error *err)
 {
@@ -2921,16 +2939,8 @@ bool ms_pipeline_push_row(struct ms_pipeline *p, const char *db, const char *tab
     if (!table_copy(p, db, table, &t, err)) {
         return false;
     }
-    chg.op = MS_CHANGE_INSERT;
-    chg.db = t.db;
-    chg.table = t.name;
-    chg.after = row;
-    chg.after_complete = true;
-    chg.pk = (const char *const *)(t.nkey > 0 ? t.key : t.pkcols);
-    chg.npk = t.nkey > 0 ? t.nkey : t.npkcols;
-    chg.position = position != NULL ? position : "snapshot";
-    chg.tcfg = t.tcfg;
-    chg.role = t.role;
+    producer_change(&t, MS_CHANGE_INSERT, NULL, row, position != NULL ? position : "snapshot",
+                    &chg);
     t.warned = true; /* a producer reports refused rows itself */
     if (!queue_change(p, NULL, &t, &chg)) {
         *err = p->fatal_err;
@@ -2948,15 +2958,7 @@ bool ms_pipeline_push_delete(struct ms_pipeline *p, const char *db, const char *
     if (!table_copy(p, db, table, &t, err)) {
         return false;
     }
-    chg.op = MS_CHANGE_DELETE;
-    chg.db = t.db;
-    chg.table = t.name;
-    chg.before = before;
-    chg.pk = (const char *const *)(t.nkey > 0 ? t.key : t.pkcols);
-    chg.npk = t.nkey > 0 ? t.nkey : t.npkcols;
-    chg.position = position != NULL ? position : "poll";
-    chg.tcfg = t.tcfg;
-    chg.role = t.role;
+    producer_change(&t, MS_CHANGE_DELETE, before, NULL, position != NULL ? position : "poll", &chg);
     t.warned = true;
     if (!queue_change(p, NULL, &t, &chg)) {
         *err = p->fatal_err;
@@ -2977,16 +2979,7 @@ bool ms_pipeline_expected_ops(struct ms_pipeline *p, const char *db, const char 
     if (!table_copy(p, db, table, &t, err)) {
         return false;
     }
-    chg.op = MS_CHANGE_INSERT;
-    chg.db = t.db;
-    chg.table = t.name;
-    chg.after = row;
-    chg.after_complete = true;
-    chg.pk = (const char *const *)(t.nkey > 0 ? t.key : t.pkcols);
-    chg.npk = t.nkey > 0 ? t.nkey : t.npkcols;
-    chg.position = "verify";
-    chg.tcfg = t.tcfg;
-    chg.role = t.role;
+    producer_change(&t, MS_CHANGE_INSERT, NULL, row, "verify", &chg);
     ms_ops_init(&tmp);
     ok = strategy_map(&t, &chg, &tmp, err);
     for (size_t i = 0; ok && i < tmp.n; i++) {

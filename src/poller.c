@@ -104,21 +104,6 @@ done:
     return ok;
 }
 
-static void quote_ident(char *out, size_t outsz, const char *s)
-{
-    size_t w = 0;
-
-    out[w++] = '`';
-    for (; *s != '\0' && w + 3 < outsz; s++) {
-        if (*s == '`') {
-            out[w++] = '`';
-        }
-        out[w++] = *s;
-    }
-    out[w++] = '`';
-    out[w] = '\0';
-}
-
 void ms_poller_destroy(struct ms_poller *pl)
 {
     if (pl == NULL) {
@@ -325,9 +310,9 @@ static bool newest(struct ms_poller *pl, const struct ptable *t, char *out, size
     if (!connect_source(pl, err)) {
         return false;
     }
-    quote_ident(qd, sizeof(qd), t->db);
-    quote_ident(qt, sizeof(qt), t->name);
-    quote_ident(qc, sizeof(qc), t->change);
+    ms_mysql_quote_ident(qd, sizeof(qd), t->db);
+    ms_mysql_quote_ident(qt, sizeof(qt), t->name);
+    ms_mysql_quote_ident(qc, sizeof(qc), t->change);
     snprintf(sql, sizeof(sql), "SELECT CAST(MAX(%s) AS CHAR) FROM %s.%s", qc, qd, qt);
     if (mysql_query(pl->conn, sql) != 0 || (res = mysql_store_result(pl->conn)) == NULL) {
         ms_mysql_error(pl->conn, "reading the newest change", err);
@@ -428,7 +413,7 @@ static bool poll_table(struct ms_poller *pl, struct ptable *t, struct ms_error *
         }
         n = mysql_real_escape_string(pl->conn, lowq, tr.low, (unsigned long)strlen(tr.low));
         lowq[n] = '\0';
-        quote_ident(qc, sizeof(qc), t->change);
+        ms_mysql_quote_ident(qc, sizeof(qc), t->change);
         if (t->temporal) {
             snprintf(where, sizeof(where), "%s >= '%s' - INTERVAL %lld MICROSECOND", qc, lowq,
                      (long long)pl->cfg->sync_poll_lookback_ms * 1000);

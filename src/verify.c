@@ -612,24 +612,6 @@ static bool on_row(void *arg, const bson_t *row, struct ms_error *err)
     return true;
 }
 
-static void quote_ident(char *out, size_t outsz, const char *s)
-{
-    size_t w = 0;
-
-    if (outsz < 3) {
-        return;
-    }
-    out[w++] = '`';
-    for (; *s != '\0' && w + 3 < outsz; s++) {
-        if (*s == '`') {
-            out[w++] = '`';
-        }
-        out[w++] = *s;
-    }
-    out[w++] = '`';
-    out[w] = '\0';
-}
-
 static bool count_rows(const struct ms_config *cfg, const char *db, const char *table, uint64_t *n,
                        struct ms_error *err)
 {
@@ -642,8 +624,8 @@ static bool count_rows(const struct ms_config *cfg, const char *db, const char *
     if (c == NULL) {
         return false;
     }
-    quote_ident(qd, sizeof(qd), db);
-    quote_ident(qt, sizeof(qt), table);
+    ms_mysql_quote_ident(qd, sizeof(qd), db);
+    ms_mysql_quote_ident(qt, sizeof(qt), table);
     snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s.%s", qd, qt);
     if (mysql_query(c, sql) != 0 || (res = mysql_store_result(c)) == NULL) {
         ms_mysql_error(c, "counting rows", err);

@@ -5,6 +5,7 @@
 
 #include <mysql.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "mysync/config.h"
@@ -33,6 +34,9 @@ MYSQL *ms_mysql_connect_timeout(const struct ms_config *cfg, unsigned int read_t
 
 /* Reads version and binlog settings into *info. */
 bool ms_mysql_probe(MYSQL *conn, struct ms_mysql_info *info, struct ms_error *err);
+
+/* An identifier quoted for SQL (`name`, backticks doubled), cut to fit outsz (>= 3). */
+void ms_mysql_quote_ident(char *out, size_t outsz, const char *name);
 
 /* Sets err from the connection's last error, prefixed with what was being done. */
 void ms_mysql_error(MYSQL *conn, const char *doing, struct ms_error *err);
