@@ -116,7 +116,7 @@ static void usage(FILE *out)
         "  65  EX_DATAERR      data mismatch found (verify) or malformed input (binlog)\n"
         "  66  EX_NOINPUT      an input file cannot be opened\n"
         "  69  EX_UNAVAILABLE  a server is unreachable or refuses us, or the binlog position is\n"
-        "                      gone, or the command is not part of this build yet\n"
+        "                      gone\n"
         "  70  EX_SOFTWARE     internal error\n"
         "  74  EX_IOERR        input/output error (files)\n"
         "  75  EX_TEMPFAIL     stopped before MongoDB took the last batch (a restart replays it)\n"
