@@ -544,6 +544,28 @@ static int verify_run(const struct cli *cli, const struct ms_config *cfg)
     return rc;
 }
 
+/* The lifecycle supervisor (SIGHUP reload, sd_notify) of either mode; NULL after logging why. */
+static struct ms_lifecycle *lifecycle_start(const struct ms_config *cfg, const char *config_path,
+                                            struct ms_pipeline *p, struct ms_scheduler *sched,
+                                            struct ms_http *http)
+{
+    struct ms_error err = {0};
+    struct ms_lifecycle *lc =
+        ms_lifecycle_start(&(struct ms_lifecycle_opts){.config_path = config_path,
+                                                       .cfg = cfg,
+                                                       .pipeline = p,
+                                                       .scheduler = sched,
+                                                       .http = http,
+                                                       .stop = &stop_requested,
+                                                       .reload = &reload_requested},
+                           &err);
+
+    if (lc == NULL) {
+        ms_log(MS_LOG_ERROR, "%s", err.msg);
+    }
+    return lc;
+}
+
 struct poll_job {
     struct ms_scheduler *sched;
     struct ms_poller *pl;
@@ -593,16 +615,8 @@ static int poll_run(const struct ms_config *cfg, const char *config_path, struct
     ms_control_attach(ctl, p, "poll", why);
     ms_log(MS_LOG_INFO, "polling every %lld s (%s)", (long long)ms_config_interval_seconds(cfg),
            why);
-    lc = ms_lifecycle_start(&(struct ms_lifecycle_opts){.config_path = config_path,
-                                                        .cfg = cfg,
-                                                        .pipeline = p,
-                                                        .scheduler = j.sched,
-                                                        .http = *http,
-                                                        .stop = &stop_requested,
-                                                        .reload = &reload_requested},
-                            &err);
+    lc = lifecycle_start(cfg, config_path, p, j.sched, *http);
     if (lc == NULL) {
-        ms_log(MS_LOG_ERROR, "%s", err.msg);
         rc = EX_SOFTWARE;
         goto done;
     }
@@ -699,15 +713,8 @@ static int daemon_run(const struct ms_config *cfg, const char *config_path)
     }
     ms_control_set_snapshots(ctl, snaps);
     ms_control_attach(ctl, p, "binlog", why);
-    lc = ms_lifecycle_start(&(struct ms_lifecycle_opts){.config_path = config_path,
-                                                        .cfg = cfg,
-                                                        .pipeline = p,
-                                                        .http = http,
-                                                        .stop = &stop_requested,
-                                                        .reload = &reload_requested},
-                            &err);
+    lc = lifecycle_start(cfg, config_path, p, NULL, http);
     if (lc == NULL) {
-        ms_log(MS_LOG_ERROR, "%s", err.msg);
         rc = EX_SOFTWARE;
         goto done;
     }
