@@ -212,9 +212,11 @@ static void verify_finds_damage(MYSQL *m, mongoc_client_t *c, struct tu_daemon *
     q = BCON_NEW("_id", BCON_INT32(2000000000), "name", BCON_UTF8("ghost"));
     assert_true(mongoc_collection_insert_one(items, q, NULL, NULL, NULL));
     bson_destroy(q);
-    q = BCON_NEW("_id", "{", "a", BCON_INT32(1), "b", BCON_UTF8("k1"), "}");
-    assert_true(mongoc_collection_delete_one(pairs, q, NULL, NULL, NULL));
-    bson_destroy(q);
+    /* The composite-key row is damaged on the MariaDB side: a row the documents lack. Deleting
+     * a document by a document _id is not dependable on mongo-java-server 1.47, whose hash
+     * index on _id loses about a fifth of the documents it upserted (it then answers "No
+     * document with key"). */
+    tu_sql(m, "INSERT INTO " DB ".pairs VALUES (1, 'k-new', 7)");
     tu_sql(m, "UPDATE " DB ".items SET qty = -1 WHERE id = 9");
 
     rc = tu_verify(d, (const char *const[]){"--table", "items", "--table", DB ".pairs", NULL}, &rep,
@@ -236,7 +238,7 @@ static void verify_finds_damage(MYSQL *m, mongoc_client_t *c, struct tu_daemon *
                  "\"field\" : \"name\", \"source\"", "\"document\" : \"\\\"tampered\\\"\"",
                  "\"field\" : \"price\"", "\"document\" : \"(absent)\"",
                  "\"field\" : \"qty\", \"source\" : \"-1\"",
-                 "\"_id\" : { \"a\" : 1, \"b\" : \"k1\" }", NULL};
+                 "\"_id\" : { \"a\" : 1, \"b\" : \"k-new\" }", NULL};
          *want != NULL; want++) {
         if (strstr(log, *want) == NULL) {
             fail_msg("the verify report lacks %s\n%s", *want, log);
@@ -262,6 +264,7 @@ static void verify_finds_damage(MYSQL *m, mongoc_client_t *c, struct tu_daemon *
     free(log);
 
     tu_sql(m, "UPDATE " DB ".items SET qty = 9 * 1000000007 WHERE id = 9");
+    tu_sql(m, "DELETE FROM " DB ".pairs WHERE a = 1 AND b = 'k-new'");
     mongoc_collection_destroy(items);
     mongoc_collection_destroy(pairs);
 }
@@ -655,5 +658,5 @@ int main(void)
     if (getenv("MS_TEST_FILTER") != NULL) {
         cmocka_set_test_filter(getenv("MS_TEST_FILTER")); /* e.g. "*_java" */
     }
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -337,5 +337,5 @@ int main(void)
         cmocka_unit_test(no_metadata_completed_from_information_schema),
         cmocka_unit_test(follow_survives_mariadb_restart),
     };
-    return cmocka_run_group_tests_name("binlog", tests, NULL, NULL);
+    return tu_finish(cmocka_run_group_tests_name("binlog", tests, NULL, NULL));
 }

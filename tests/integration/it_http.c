@@ -1090,5 +1090,5 @@ int main(void)
         cmocka_unit_test(unhealthy_while_a_server_is_down),
         cmocka_unit_test(sigterm_exits_clean),
     };
-    return cmocka_run_group_tests_name("http", tests, group_setup, group_teardown);
+    return tu_finish(cmocka_run_group_tests_name("http", tests, group_setup, group_teardown));
 }

@@ -516,5 +516,5 @@ int main(void)
         cmocka_unit_test(dashboards_and_alerts_use_live_metrics),
         cmocka_unit_test(sigterm_under_load_exits_0_within_the_bound),
     };
-    return cmocka_run_group_tests_name("lifecycle", tests, group_setup, group_teardown);
+    return tu_finish(cmocka_run_group_tests_name("lifecycle", tests, group_setup, group_teardown));
 }

@@ -823,5 +823,5 @@ int main(void)
     tu_rig("MS_RIG_MARIADB_PORT"); /* start the rig before the first test */
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     mongoc_cleanup();
-    return rc;
+    return tu_finish(rc);
 }

@@ -156,5 +156,5 @@ int main(void)
     tu_rig("MS_RIG_MARIADB_NOBINLOG_PORT");
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     mongoc_cleanup();
-    return rc;
+    return tu_finish(rc);
 }

@@ -372,5 +372,5 @@ int main(void)
         cmocka_unit_test(mysync_preflight_wrong_password),
         cmocka_unit_test(mysync_preflight_binlog_off),
     };
-    return cmocka_run_group_tests_name("rig", tests, NULL, NULL);
+    return tu_finish(cmocka_run_group_tests_name("rig", tests, NULL, NULL));
 }

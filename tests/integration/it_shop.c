@@ -541,5 +541,5 @@ int main(void)
         cmocka_unit_test(shop_traffic_exact_documents),
         cmocka_unit_test(shop_traffic_on_ferretdb),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

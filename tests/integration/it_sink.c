@@ -2003,5 +2003,5 @@ int main(void)
                                          (void *)&servers[0]};
     }
     rc = _cmocka_run_group_tests("sink", tests, n, NULL, NULL);
-    return rc;
+    return tu_finish(rc);
 }

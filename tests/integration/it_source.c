@@ -1178,5 +1178,5 @@ int main(void)
         cmocka_unit_test(read_rows_after_ddl),
     };
 
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return tu_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

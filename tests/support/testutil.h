@@ -23,6 +23,11 @@ void tu_proc_cleanup(struct tu_proc *p);
 
 /* Monotonic milliseconds (for waits and durations), and a sleep of ms milliseconds. */
 int64_t tu_now_ms(void);
+
+/* A test program's exit: the number of failed tests. After a failure it ends with _exit, which
+ * skips LeakSanitizer's report of what the failed test's longjmp left allocated, so the failure
+ * stays at the end of the log where meson's excerpt shows it. */
+int tu_finish(int failures);
 void tu_sleep_ms(int ms);
 
 /* A program running in the background (a daemon), its stdout and stderr in a temp log file. */
