@@ -10,6 +10,14 @@
  *       polls (every POLL_MS, default 250) until DB.COLL holds the document {_id: N} and N
  *       documents in all; prints the wall-clock time (CLOCK_REALTIME, seconds since the
  *       epoch) when it first did. Exit 1 on timeout.
+ *   bench_loader latency URI DB COLL FIRST COUNT TIMEOUT_S CSV [POLL_MS]
+ *       commit-to-visible latency of the documents {_id: FIRST} .. {_id: FIRST + COUNT - 1}
+ *       (inserted by bench_workload with its `marker` column: CLOCK_REALTIME in microseconds at
+ *       the transaction's start): polls {_id: {$in: [the next unseen ids]}} (at most 1024)
+ *       every POLL_MS (default 2) and records, per document, the time it was first seen minus
+ *       its marker, into CSV ("id,latency_us"). Prints "n=N p50_ms= p95_ms= p99_ms= max_ms=
+ *       mean_ms= polls= poll_ms=" (poll_ms: the mean duration of one poll, the measurement's
+ *       resolution together with POLL_MS). Exit 1 if not all were seen within TIMEOUT_S.
  *   bench_loader count URI DB COLL           the exact number of documents
  *   bench_loader checkpoint URI DB FILE POS  the daemon's checkpoint document: resume at FILE:POS
  *   bench_loader drop URI DB                 drops the database
@@ -194,6 +202,144 @@ static int cmd_wait(mongoc_client_t *c, char **a)
         }
         nanosleep(&pause, NULL);
     }
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int cmd_latency(mongoc_client_t *c, char **a)
+{
+    enum { WINDOW = 256 }; /* ~20 µs per id on mongo-java-server: a 1024-id poll took 24 ms */
+    int64_t first, count, timeout_s, poll_ms = 2, next, seen_n = 0, polls = 0;
+    mongoc_collection_t *cl;
+    int64_t *lat, *sorted;
+    double deadline, in_poll = 0, sum = 0;
+    struct timespec pause;
+    FILE *csv;
+    int rc = 0;
+
+    if (!parse_i64(a[2], 0, INT64_MAX / 2, &first) || !parse_i64(a[3], 1, 100000000, &count) ||
+        !parse_i64(a[4], 1, 86400, &timeout_s) ||
+        (a[6] != NULL && !parse_i64(a[6], 0, 10000, &poll_ms))) {
+        return 64;
+    }
+    csv = fopen(a[5], "w");
+    if (csv == NULL) {
+        fprintf(stderr, "bench_loader: %s: %s\n", a[5], strerror(errno));
+        return 1;
+    }
+    lat = malloc((size_t)count * sizeof(*lat));
+    sorted = malloc((size_t)count * sizeof(*sorted));
+    for (int64_t i = 0; i < count; i++) {
+        lat[i] = -1;
+    }
+    pause.tv_sec = poll_ms / 1000;
+    pause.tv_nsec = (long)(poll_ms % 1000) * 1000000L;
+    cl = mongoc_client_get_collection(c, a[0], a[1]);
+    deadline = now_s(CLOCK_MONOTONIC) + (double)timeout_s;
+    next = 0;
+    while (next < count) {
+        bson_t filter = BSON_INITIALIZER, in, *opts;
+        mongoc_cursor_t *cur;
+        const bson_t *doc;
+        bson_error_t err;
+        int64_t got = 0, asked = 0;
+        double t0 = now_s(CLOCK_MONOTONIC);
+        char key[24];
+
+        if (t0 > deadline) {
+            fprintf(stderr, "bench_loader: latency: after %lld s, %lld of %lld documents seen\n",
+                    (long long)timeout_s, (long long)seen_n, (long long)count);
+            rc = 1;
+            break;
+        }
+        BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &in);
+        {
+            bson_t arr;
+            BSON_APPEND_ARRAY_BEGIN(&in, "$in", &arr);
+            for (int64_t i = next; i < count && i < next + WINDOW; i++) {
+                if (lat[i] < 0) {
+                    snprintf(key, sizeof(key), "%lld", (long long)asked++);
+                    bson_append_int64(&arr, key, -1, first + i);
+                }
+            }
+            bson_append_array_end(&in, &arr);
+        }
+        bson_append_document_end(&filter, &in);
+        opts = BCON_NEW("projection", "{", "marker", BCON_INT32(1), "}");
+        cur = mongoc_collection_find_with_opts(cl, &filter, opts, NULL);
+        while (mongoc_cursor_next(cur, &doc)) {
+            bson_iter_t it;
+            int64_t id, marker, at = now_us();
+            if (!bson_iter_init_find(&it, doc, "_id") || !BSON_ITER_HOLDS_NUMBER(&it)) {
+                continue;
+            }
+            id = bson_iter_as_int64(&it) - first;
+            if (id < 0 || id >= count || lat[id] >= 0 || !bson_iter_init_find(&it, doc, "marker") ||
+                !BSON_ITER_HOLDS_NUMBER(&it)) {
+                continue;
+            }
+            marker = bson_iter_as_int64(&it);
+            lat[id] = at > marker ? at - marker : 0;
+            got++;
+        }
+        if (mongoc_cursor_error(cur, &err)) {
+            fprintf(stderr, "bench_loader: latency: %s (retrying)\n", err.message);
+        }
+        mongoc_cursor_destroy(cur);
+        bson_destroy(opts);
+        bson_destroy(&filter);
+        in_poll += now_s(CLOCK_MONOTONIC) - t0;
+        polls++;
+        seen_n += got;
+        while (next < count && lat[next] >= 0) {
+            next++;
+        }
+        if (got == 0 && poll_ms > 0) {
+            nanosleep(&pause, NULL);
+        }
+    }
+    mongoc_collection_destroy(cl);
+    fprintf(csv, "id,latency_us\n");
+    for (int64_t i = 0; i < count; i++) {
+        if (lat[i] >= 0) {
+            fprintf(csv, "%lld,%lld\n", (long long)(first + i), (long long)lat[i]);
+        }
+    }
+    fclose(csv);
+    {
+        int64_t n = 0;
+        for (int64_t i = 0; i < count; i++) {
+            if (lat[i] >= 0) {
+                sorted[n++] = lat[i];
+                sum += (double)lat[i];
+            }
+        }
+        qsort(sorted, (size_t)n, sizeof(*sorted), cmp_i64);
+        if (n > 0) {
+#define PCT(p) ((double)sorted[(int64_t)((double)(n - 1) * (p) + 0.5)] / 1000.0)
+            printf("n=%lld p50_ms=%.2f p95_ms=%.2f p99_ms=%.2f max_ms=%.2f mean_ms=%.2f "
+                   "polls=%lld poll_ms=%.2f\n",
+                   (long long)n, PCT(0.50), PCT(0.95), PCT(0.99), PCT(1.0), sum / (double)n / 1000,
+                   (long long)polls, polls ? in_poll * 1000 / (double)polls : 0.0);
+#undef PCT
+        }
+    }
+    free(lat);
+    free(sorted);
+    return rc;
 }
 
 static int cmd_count(mongoc_client_t *c, char **a)
@@ -423,8 +569,10 @@ static const struct {
     int nargs, optargs;                       /* after the URI: required, optional */
     int (*run)(mongoc_client_t *c, char **a); /* a: the arguments after the URI */
 } commands[] = {
-    {"load", 5, 0, cmd_load},   {"export", 3, 0, cmd_export},         {"wait", 4, 1, cmd_wait},
-    {"count", 2, 0, cmd_count}, {"checkpoint", 3, 0, cmd_checkpoint}, {"drop", 1, 0, cmd_drop},
+    {"load", 5, 0, cmd_load},       {"export", 3, 0, cmd_export},
+    {"wait", 4, 1, cmd_wait},       {"count", 2, 0, cmd_count},
+    {"latency", 6, 1, cmd_latency}, {"checkpoint", 3, 0, cmd_checkpoint},
+    {"drop", 1, 0, cmd_drop},
 };
 
 int main(int argc, char **argv)
@@ -450,6 +598,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "usage: bench_loader load URI DB COLL FILE BATCH insert|upsert\n"
                     "       bench_loader export URI DB COLL FILE\n"
                     "       bench_loader wait URI DB COLL N TIMEOUT_S [POLL_MS]\n"
+                    "       bench_loader latency URI DB COLL FIRST COUNT TIMEOUT_S CSV [POLL_MS]\n"
                     "       bench_loader count URI DB COLL\n"
                     "       bench_loader checkpoint URI DB FILE POS\n"
                     "       bench_loader drop URI DB\n");
