@@ -16,11 +16,12 @@
  *       the transaction's start): polls {_id: {$in: [the next unseen ids]}} (at most 1024)
  *       every POLL_MS (default 2) and records, per document, the time it was first seen minus
  *       its marker, into CSV ("id,latency_us"). Prints "n=N p50_ms= p95_ms= p99_ms= max_ms=
- *       mean_ms= polls= poll_ms=" (poll_ms: the mean duration of one poll, the measurement's
- *       resolution together with POLL_MS). Exit 1 if not all were seen within TIMEOUT_S.
- *   bench_loader count URI DB COLL           the exact number of documents
- *   bench_loader checkpoint URI DB FILE POS  the daemon's checkpoint document: resume at FILE:POS
- *   bench_loader drop URI DB                 drops the database
+ *       mean_ms= applied_per_s= polls= poll_ms=" (applied_per_s: documents per second from the
+ *       first marker to the last document seen; poll_ms: the mean duration of one poll, the
+ *       measurement's resolution together with POLL_MS). Exit 1 if not all were seen within
+ * TIMEOUT_S. bench_loader count URI DB COLL           the exact number of documents bench_loader
+ * checkpoint URI DB FILE POS  the daemon's checkpoint document: resume at FILE:POS bench_loader
+ * drop URI DB                 drops the database
  *
  * Exit 0 on success, 1 on a MongoDB error, 64 on a bad command line. */
 #include <bson/bson.h>
@@ -223,6 +224,7 @@ static int cmd_latency(mongoc_client_t *c, char **a)
 {
     enum { WINDOW = 256 }; /* ~20 µs per id on mongo-java-server: a 1024-id poll took 24 ms */
     int64_t first, count, timeout_s, poll_ms = 2, next, seen_n = 0, polls = 0;
+    int64_t first_marker = INT64_MAX, last_seen = 0;
     mongoc_collection_t *cl;
     int64_t *lat, *sorted;
     double deadline, in_poll = 0, sum = 0;
@@ -293,6 +295,8 @@ static int cmd_latency(mongoc_client_t *c, char **a)
             }
             marker = bson_iter_as_int64(&it);
             lat[id] = at > marker ? at - marker : 0;
+            first_marker = marker < first_marker ? marker : first_marker;
+            last_seen = at > last_seen ? at : last_seen;
             got++;
         }
         if (mongoc_cursor_error(cur, &err)) {
@@ -331,8 +335,10 @@ static int cmd_latency(mongoc_client_t *c, char **a)
         if (n > 0) {
 #define PCT(p) ((double)sorted[(int64_t)((double)(n - 1) * (p) + 0.5)] / 1000.0)
             printf("n=%lld p50_ms=%.2f p95_ms=%.2f p99_ms=%.2f max_ms=%.2f mean_ms=%.2f "
-                   "polls=%lld poll_ms=%.2f\n",
+                   "applied_per_s=%.0f polls=%lld poll_ms=%.2f\n",
                    (long long)n, PCT(0.50), PCT(0.95), PCT(0.99), PCT(1.0), sum / (double)n / 1000,
+                   last_seen > first_marker ? (double)n * 1e6 / (double)(last_seen - first_marker)
+                                            : 0.0,
                    (long long)polls, polls ? in_poll * 1000 / (double)polls : 0.0);
 #undef PCT
         }

@@ -5,12 +5,16 @@
 # Prints a table of best-of-R wall times, rows/s and the ratio (absolute times are noisy on
 # shared machines; the ratio is the figure).
 #   bench/decode.sh [--rows N] [--runs R] [--keep FILE] [--binlog FILE] [--build DIR]
+#                   [--workload "bench_workload options"]
+# --workload: the binlog is written by bench_workload (bench/bench_workload.c) with these
+# options (e.g. "--tables 4 --mix 60:30:10 --txn 1-1000 --width 200 --seed 42"; --changes is
+# N) instead of the fixed SQL below.
 # --keep FILE copies the generated binlog to FILE; --binlog FILE times an existing binlog
 # (e.g. one kept before) without starting the rig; --build DIR: the build with mysync
 # (default build).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ROWS=1000000 RUNS=3 KEEP="" BINLOG="" BUILD=build
+ROWS=1000000 RUNS=3 KEEP="" BINLOG="" BUILD=build WORKLOAD=""
 usage() { echo "usage: $0 [--rows N] [--runs R] [--keep FILE] [--binlog FILE] [--build DIR]" >&2; exit 64; }
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -19,11 +23,13 @@ while [ $# -gt 0 ]; do
     --keep) KEEP=$2; shift 2 ;;
     --binlog) BINLOG=$2; shift 2 ;;
     --build) BUILD=$2; shift 2 ;;
+    --workload) WORKLOAD=$2; shift 2 ;;
     *) usage ;;
   esac
 done
 cd "$ROOT"
-[ -x "$BUILD/mysync" ] || { meson setup "$BUILD" >/dev/null && ninja -C "$BUILD" >/dev/null; }
+[ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" -Dbuildtype=debugoptimized > /dev/null
+ninja -C "$BUILD" mysync bench_decode bench_workload > /dev/null
 
 best() { # best wall time in seconds of RUNS runs of "$@" > /dev/null
   local b="" t s e
@@ -46,6 +52,9 @@ report() { # FILE: times both decoders on it
     name=${row%%:*}; t=${row##*:}
     awk -v n="$name" -v t="$t" -v c="$CHANGES" 'BEGIN{printf "%-44s %10.3f %14.0f %10.0f\n", n, t, c / t, t * 1e9 / c}'
   done
+  # in process, rows to BSON (what the daemon does before mapping), one thread
+  "$BUILD/bench_decode" "$F" "$RUNS" | awk '{for (i = 1; i < NF; i++) if ($i == "best") t = $(i + 1)}
+    END {if (t > 0) printf "%-44s %10.3f %14.0f %10.0f\n", "bench_decode (in process, rows to BSON)", t, c / t, t * 1e9 / c}' c="$CHANGES"
   awk -v a="$T_MB" -v b="$T_MS" 'BEGIN{printf "%-44s %10.2fx   (target >= 5x)\n", "ratio mysync / mariadb-binlog (rows/s)", a / b}'
 }
 
@@ -58,10 +67,15 @@ trap 'bash tests/support/rig.sh stop --dir "$RIG"' EXIT
 . "$RIG/rig.env"
 sql() { mariadb --no-defaults -h127.0.0.1 -P"$MS_RIG_MARIADB_PORT" -urig -prig-admin "$@"; }
 
-echo "== generating $ROWS row changes (60% insert, 30% update, 10% delete)" >&2
+echo "== generating $ROWS row changes (60% insert, 30% update, 10% delete${WORKLOAD:+: bench_workload $WORKLOAD})" >&2
 sql -e "SET GLOBAL max_binlog_size = 1073741824"
 sql -e "FLUSH BINARY LOGS"
 FILE=$(sql -N -e "SHOW MASTER STATUS" | awk '{print $1}')
+if [ -n "$WORKLOAD" ]; then
+  # shellcheck disable=SC2086 # the options are words
+  "$BUILD/bench_workload" --port "$MS_RIG_MARIADB_PORT" --user rig --password rig-admin --db bench \
+    --changes "$ROWS" $WORKLOAD >&2
+else
 ins=$((ROWS * 6 / 10)); upd=$((ROWS * 3 / 10)); del=$((ROWS - ins - upd))
 sql <<SQL
 CREATE DATABASE bench; USE bench;
@@ -73,6 +87,7 @@ INSERT INTO t SELECT seq, seq % 1000, seq * 7, seq * 1000003, CONCAT('name-', se
 UPDATE t SET price = price + 1, qty = qty + 1 WHERE id <= $upd;
 DELETE FROM t WHERE id > $((ins - del));
 SQL
+fi
 sql -e "FLUSH BINARY LOGS"
 F="$MS_RIG_MARIADB_BINLOG_DIR/$FILE"
 [ -z "$KEEP" ] || cp "$F" "$KEEP"

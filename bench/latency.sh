@@ -2,20 +2,24 @@
 # Latency, memory, a mixed workload and a CPU profile of one running daemon (binlog mode,
 # generic strategy) on the rig's MariaDB and mongo-java-server, driven by bench_workload.
 #
+#   burst     first (so that the steady figure comes before any burst): 1 000 rows/s for 2S s,
+#             a 10x burst (10 000 rows/s) for S/2 s, 1 000 rows/s for S s: latency over the
+#             whole sequence and RSS per phase.
 #   latency   commit-to-visible latency at steady insert rates (default 100, 1 000 and
 #             10 000 rows/s, S seconds each, transactions every 10 ms): each row carries a
 #             marker (the client's clock at its transaction's start); `bench_loader latency`
 #             polls MongoDB for the new _ids and records when each document is first seen.
-#             p50/p95/p99/max per rate, and the rate the daemon actually applied.
-#   burst     1 000 rows/s for 2S s, a 10x burst (10 000 rows/s) for S/2 s, 1 000 rows/s for
-#             S s: latency over the whole sequence and RSS per phase.
+#             p50/p95/p99/max per rate, and the rate the daemon actually applied (a rate above
+#             what the MongoDB-wire server takes builds a backlog: the latency then grows over
+#             the run and says how long the backlog took to drain).
 #   big       one transaction of BIG rows (INSERT ... SELECT, default 1 000 000): time until
 #             every document is there, peak RSS.
 #   mixed     the daemon stopped, MIXED changes of bench_workload's default mix (60 % inserts,
 #             30 % updates, 10 % deletes, transactions of 1-100 rows, 200-byte rows, 4 tables,
 #             seed 42), then the daemon started from its checkpoint and timed until a sentinel
-#             row written after them is there (rows/s); `perf record` samples it meanwhile
-#             (top functions into profile.txt); `mysync verify` then compares every table.
+#             row written after them is there (rows/s); the daemon runs under `perf record`
+#             from this start to its exit (self time per function into profile.txt);
+#             `mysync verify` then compares every table.
 # RSS (VmRSS of the daemon) is sampled every 200 ms throughout, with the phase, into rss.csv.
 #
 #   bench/latency.sh [--seconds S] [--rates "R1 R2 ..."] [--big N] [--mixed N] [--out DIR]
@@ -93,13 +97,25 @@ wl --create --prefix m --tables 4 > /dev/null
 TABLES=bench.lat1,bench.big1,bench.m1,bench.m2,bench.m3,bench.m4
 "$LOADER" drop "$URI" "$MDB"
 
-start_daemon() { # start_daemon LOG: the daemon, up once it logs that it replicates
+start_daemon() { # start_daemon LOG [PERF_DATA]: the daemon (under perf record if asked), up
+  # once it logs that it replicates
+  local wrap=()
+  [ -z "${2:-}" ] || wrap=(perf record -q -g -F 999 -o "$2" --)
   env -i PATH="$PATH" HOME="$HOME" \
     MYSQL_HOST=127.0.0.1 MYSQL_PORT="$MS_RIG_MARIADB_PORT" MYSQL_USER="$MS_RIG_MYSYNC_USER" \
     MYSQL_PASSWORD="$MS_RIG_MYSYNC_PASSWORD" MYSQL_DATABASE=bench MONGODB_URI="$URI" \
     MONGODB_DATABASE="$MDB" SYNC_MODE=binlog SYNC_TABLES="$TABLES" SYNC_FLUSH_MS="$FLUSH_MS" \
-    LOG_LEVEL=info HTTP_LISTEN=127.0.0.1:0 "$MYSYNC" 2>> "$1" &
+    LOG_LEVEL=info HTTP_LISTEN=127.0.0.1:0 "${wrap[@]}" "$MYSYNC" 2>> "$1" &
   DAEMON_PID=$!
+  if [ -n "${2:-}" ]; then # perf's child is the daemon
+    PERF_PID=$DAEMON_PID DAEMON_PID=""
+    for _ in $(seq 1 200); do
+      DAEMON_PID=$(pgrep -P "$PERF_PID" -x mysync || true)
+      [ -z "$DAEMON_PID" ] || break
+      sleep 0.05
+    done
+    [ -n "$DAEMON_PID" ] || { echo "latency: perf did not start the daemon" >&2; exit 1; }
+  fi
   for _ in $(seq 1 600); do
     grep -q "replicating into" "$1" && return 0
     kill -0 "$DAEMON_PID" 2> /dev/null || break
@@ -123,7 +139,12 @@ stop_daemon() { # SIGTERM; it must exit 0
   local rc=0
   [ -z "$SAMPLER_PID" ] || { kill "$SAMPLER_PID" 2> /dev/null || true; wait "$SAMPLER_PID" 2> /dev/null || true; SAMPLER_PID=""; }
   kill -TERM "$DAEMON_PID"
-  wait "$DAEMON_PID" || rc=$?
+  if [ -n "$PERF_PID" ]; then # the daemon is perf's child: perf exits with its status
+    wait "$PERF_PID" || rc=$?
+    PERF_PID=""
+  else
+    wait "$DAEMON_PID" || rc=$?
+  fi
   DAEMON_PID=""
   if [ "$rc" != 0 ]; then
     echo "latency: the daemon exited $rc on SIGTERM; its log:" >&2; tail -n 30 "$WORK/daemon.log" >&2; exit 1
@@ -152,15 +173,6 @@ run_rate() {
   LAST_GEN=$gen LAST_LAT=$out
 }
 
-for rate in $RATES; do
-  phase "rate-$rate"
-  run_rate "rate-$rate" "$rate" "$SECS"
-  t0=$(date +%s.%N)
-  for m in p50_ms p95_ms p99_ms max_ms; do res "latency-$rate" "$m" "$(kv $m "$LAST_LAT")" ms; done
-  res "latency-$rate" offered_rows_per_s "$(kv rows_per_s "$LAST_GEN")" rows/s
-  res "latency-$rate" poll_ms "$(kv poll_ms "$LAST_LAT")" ms
-done
-
 # burst: steady, 10x, steady; latency over all three, RSS per phase
 first=$(sql -N -e "SELECT COALESCE(MAX(id), 0) + 1 FROM bench.lat1")
 nb=$((1000 * 2 * SECS + 10000 * (SECS / 2 > 0 ? SECS / 2 : 1) + 1000 * SECS))
@@ -176,6 +188,15 @@ sleep 2
 LAST_LAT=$(cat "$WORK/lat.out")
 echo "   burst sequence: $LAST_LAT" >&2
 for m in p50_ms p95_ms p99_ms max_ms; do res latency-burst "$m" "$(kv $m "$LAST_LAT")" ms; done
+
+for rate in $RATES; do
+  phase "rate-$rate"
+  run_rate "rate-$rate" "$rate" "$SECS"
+  for m in p50_ms p95_ms p99_ms max_ms; do res "latency-$rate" "$m" "$(kv $m "$LAST_LAT")" ms; done
+  res "latency-$rate" applied_rows_per_s "$(kv applied_per_s "$LAST_LAT")" rows/s
+  res "latency-$rate" offered_rows_per_s "$(kv rows_per_s "$LAST_GEN")" rows/s
+  res "latency-$rate" poll_ms "$(kv poll_ms "$LAST_LAT")" ms
+done
 
 # one transaction of BIG rows
 if [ "$BIG" -gt 0 ]; then
@@ -204,21 +225,12 @@ if [ "$MIXED" -gt 0 ]; then
   sql -e "INSERT INTO bench.lat1 (id, k, marker) VALUES ($sentinel, 0, 0)"
   echo "   generated: $gen" >&2
   t0=$(date +%s.%N)
-  start_daemon "$WORK/daemon.log"
+  start_daemon "$WORK/daemon.log" "$([ "$PERF" = 1 ] && echo "$WORK/perf.data")"
   start_sampler
   phase mixed
-  if [ "$PERF" = 1 ]; then
-    perf record -q -g -F 499 -o "$WORK/perf.data" -p "$DAEMON_PID" > /dev/null 2>&1 &
-    PERF_PID=$!
-  fi
   tv=$("$LOADER" wait "$URI" "$MDB" lat1 "$sentinel" $((MIXED / 100 + 600)) 2> /dev/null) || {
     echo "latency: the mixed workload did not arrive; daemon log:" >&2; tail -n 30 "$WORK/daemon.log" >&2; exit 1; }
   secs=$(awk -v a="$tv" -v b="$t0" 'BEGIN{printf "%.2f", a - b}')
-  if [ -n "$PERF_PID" ]; then
-    kill -INT "$PERF_PID" 2> /dev/null || true; wait "$PERF_PID" 2> /dev/null || true; PERF_PID=""
-    perf report -i "$WORK/perf.data" --stdio --no-children --sort symbol --percent-limit 1 2> /dev/null |
-      grep -E '^ +[0-9.]+%' | head -n 25 > "$OUT/profile.txt" || true
-  fi
   phase mixed-done
   echo "   mixed: $MIXED changes applied in $secs s (from the daemon's start)" >&2
   res mixed changes "$(kv changes "$gen")" rows
@@ -239,6 +251,11 @@ if [ "$MIXED" -gt 0 ]; then
 fi
 phase stop
 stop_daemon
+if [ -s "$WORK/perf.data" ]; then
+  # self time per function over the daemon's whole catch-up run (start-up to exit)
+  perf report -i "$WORK/perf.data" --stdio --no-children --sort dso,symbol --percent-limit 0.8 \
+    2> /dev/null | grep -E '^ +[0-9.]+%' | head -n 30 > "$OUT/profile.txt" || true
+fi
 
 # RSS per phase: median and peak
 cp "$WORK/rss" "$OUT/rss.csv.tmp"
