@@ -123,9 +123,10 @@ start_daemon() { # start_daemon LOG [PERF_DATA]: the daemon (under perf record i
   done
   echo "latency: the daemon did not start; its log:" >&2; tail -n 30 "$1" >&2; exit 1
 }
-start_sampler() { # VmRSS of the daemon every 200 ms: "seconds rss_kib phase"
-  local pid=$DAEMON_PID t0
-  t0=$(date +%s.%N)
+RSS_T0=$(date +%s.%N)
+start_sampler() { # VmRSS of the daemon every 200 ms: "seconds rss_kib phase" (seconds since
+  # this script's start, across daemon restarts)
+  local pid=$DAEMON_PID t0=$RSS_T0
   (
     while kill -0 "$pid" 2> /dev/null; do
       r=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2> /dev/null) || break
@@ -254,7 +255,7 @@ stop_daemon
 if [ -s "$WORK/perf.data" ]; then
   # self time per function over the daemon's whole catch-up run (start-up to exit)
   perf report -i "$WORK/perf.data" --stdio --no-children --sort dso,symbol --percent-limit 0.8 \
-    2> /dev/null | grep -E '^ +[0-9.]+%' | head -n 30 > "$OUT/profile.txt" || true
+    2> /dev/null | grep -E '^ +[0-9.]+%' | sed 's/ *- *- *$//' | head -n 30 > "$OUT/profile.txt" || true
 fi
 
 # RSS per phase: median and peak
