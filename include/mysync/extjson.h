@@ -59,18 +59,25 @@ static inline bool ms_buf_put_blocks(struct ms_buf *b, const void *s, size_t n)
 extern const char ms_extjson_pairs[201];    /* "00".."99" */
 extern const uint64_t ms_extjson_pow10[20]; /* 10^0..10^19 */
 
-/* The decimal digits of u at dst (at most 20); returns their number. */
+/* The decimal digits of u at dst (at most 20); returns their number. The count comes from the
+ * bit length (log10(2) ~ 1233 / 4096) and one comparison, the digits four at a time: the
+ * generic loop (a table scan for the count, a 64-bit division per two digits) was 40 % of
+ * binlog-dump's row writing on rows of wide random integers. */
 static inline size_t ms_u64_digits(char *dst, uint64_t u)
 {
-    unsigned n = 1;
-    char *e;
+    unsigned t = ((64u - (unsigned)__builtin_clzll(u | 1)) * 1233u) >> 12;
+    unsigned n = t + 1 - ((u | 1) < ms_extjson_pow10[t]);
+    char *e = dst + n;
 
-    while (n < 20 && u >= ms_extjson_pow10[n]) {
-        n++;
+    while (u >= 10000) {
+        unsigned r = (unsigned)(u % 10000);
+        u /= 10000;
+        e -= 4;
+        memcpy(e, ms_extjson_pairs + 2 * (r / 100), 2);
+        memcpy(e + 2, ms_extjson_pairs + 2 * (r % 100), 2);
     }
-    e = dst + n;
-    while (u >= 100) {
-        unsigned r = (unsigned)(u % 100);
+    if (u >= 100) {
+        unsigned r = (unsigned)u % 100;
         u /= 100;
         e -= 2;
         memcpy(e, ms_extjson_pairs + 2 * r, 2);
