@@ -75,6 +75,8 @@ stop_daemon() {
   [ "$rc" = 0 ] || { echo "http_load: the daemon exited $rc" >&2; tail -n 20 "$WORK/daemon.log" >&2; exit 1; }
 }
 
+CLK_TCK=$(getconf CLK_TCK)
+cpu_of() { awk -v hz="$CLK_TCK" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"; }
 start_daemon   # the initial snapshot of the empty table and a checkpoint
 stop_daemon
 : > "$WORK/quiet"; : > "$WORK/loaded"
@@ -93,25 +95,32 @@ for round in $(seq 1 "$ROUNDS"); do
       done
     fi
     t1=$("$LOADER" wait "$URI" "$MDB" h1 "$last" 900 2> /dev/null)
+    dcpu=$(cpu_of "$DAEMON_PID") wcpu=0
     if [ "$mode" = loaded ]; then
-      for p in "${WRK_PIDS[@]}"; do kill -INT "$p" 2> /dev/null || true; wait "$p" 2> /dev/null || true; done
+      for p in "${WRK_PIDS[@]}"; do
+        wcpu=$(awk -v a="$wcpu" -v b="$(cpu_of "$p")" 'BEGIN{printf "%.2f", a + b}')
+        kill -INT "$p" 2> /dev/null || true; wait "$p" 2> /dev/null || true
+      done
       WRK_PIDS=()
     fi
     stop_daemon
     secs=$(awk -v a="$t1" -v b="$t0" 'BEGIN{printf "%.2f", a - b}')
-    echo "$secs" >> "$WORK/$mode"
-    echo "   round $round, $mode: $ROWS rows in $secs s" >&2
+    echo "$secs $dcpu $wcpu" >> "$WORK/$mode"
+    echo "   round $round, $mode: $ROWS rows in $secs s (daemon CPU $dcpu s, wrk CPU $wcpu s)" >&2
   done
 done
 
-best() { sort -g "$1" | head -n 1; }
+best() { sort -g "$1" | head -n 1 | cut -d' ' -f1; }
 Q=$(best "$WORK/quiet") L=$(best "$WORK/loaded")
+QC=$(sort -g "$WORK/quiet" | head -n 1 | cut -d' ' -f2) LC=$(sort -g "$WORK/loaded" | head -n 1 | cut -d' ' -f2)
+WC=$(sort -g "$WORK/loaded" | head -n 1 | cut -d' ' -f3)
 {
   printf '\ncontrol plane under wrk while replicating (%d rows per catch-up, best of %d, %s)\n' "$ROWS" "$ROUNDS" "$(date -u +%Y-%m-%d)"
   awk -v n="$ROWS" -v q="$Q" -v l="$L" 'BEGIN {
     printf "%-44s %8.2f s %10.0f rows/s\n", "replication, control plane idle", q, n / q
     printf "%-44s %8.2f s %10.0f rows/s\n", "replication, wrk on /sync/status + /metrics", l, n / l
     printf "%-44s %8.3f   (target >= 0.90)\n", "ratio loaded / idle (rows/s)", q / l }'
+  printf '%-44s %8s s idle, %s s loaded; wrk used %s CPU s\n' "daemon CPU during the best runs" "$QC" "$LC" "$WC"
   for f in "$WORK"/wrk-*.txt; do
     ep=$(basename "$f" .txt); ep=${ep#wrk-}
     awk -v ep="$ep" '/Requests\/sec/ {rps = $2} /^ +50%/ {p50 = $2} /^ +99%/ {p99 = $2}

@@ -48,7 +48,9 @@ struct ms_http_control {
     bool (*snapshot)(void *ctx, const char *table, bson_t *out, struct ms_error *err);
 };
 
-#define MS_HTTP_MAX_BODY        4096 /* bytes of a request body */
+#define MS_HTTP_MAX_BODY        4096   /* bytes of a request body */
+#define MS_HTTP_CACHE_US        200000 /* a GET answer is reused this long (POST/PUT drop it) */
+#define MS_HTTP_NICE            19 /* the server thread's nice value: it yields to replication */
 #define MS_HTTP_MAX_CONNECTIONS 64
 #define MS_HTTP_TIMEOUT_S       10 /* an idle connection is closed after this */
 

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +38,14 @@ struct ms_http {
     char *token;              /* NULL: none */
     bool loopback;
     int port;
+    /* The last answer of each GET route, reused while younger than MS_HTTP_CACHE_US. Touched
+     * only by libmicrohttpd's one internal thread; a POST or PUT drops them all. */
+    struct {
+        struct MHD_Response *r;
+        unsigned code;
+        int64_t at_us;
+    } cache[3]; /* H_STATUS, H_HEALTH, H_METRICS */
+    bool niced; /* the server thread's priority lowered (on its first request) */
 };
 
 enum handler {
@@ -221,16 +231,14 @@ done:
 
 /* ---- responses ------------------------------------------------------------------------- */
 
-static enum MHD_Result send_body(struct MHD_Connection *c, unsigned code, const char *ctype,
-                                 const char *body, size_t len, const struct route *allow,
-                                 bool challenge)
+static struct MHD_Response *make_response(const char *ctype, const char *body, size_t len,
+                                          const struct route *allow, bool challenge)
 {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-    enum MHD_Result ret;
 
     if (r == NULL) {
-        return MHD_NO;
+        return NULL;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
@@ -240,6 +248,19 @@ static enum MHD_Result send_body(struct MHD_Connection *c, unsigned code, const 
     }
     if (challenge) {
         MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"mysync\"");
+    }
+    return r;
+}
+
+static enum MHD_Result send_body(struct MHD_Connection *c, unsigned code, const char *ctype,
+                                 const char *body, size_t len, const struct route *allow,
+                                 bool challenge)
+{
+    struct MHD_Response *r = make_response(ctype, body, len, allow, challenge);
+    enum MHD_Result ret;
+
+    if (r == NULL) {
+        return MHD_NO;
     }
     ret = MHD_queue_response(c, code, r);
     MHD_destroy_response(r);
@@ -286,12 +307,39 @@ static enum MHD_Result send_error(struct MHD_Connection *c, unsigned code, const
 
 /* ---- handlers -------------------------------------------------------------------------- */
 
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void cache_drop(struct ms_http *h)
+{
+    for (size_t i = 0; i < sizeof(h->cache) / sizeof(h->cache[0]); i++) {
+        if (h->cache[i].r != NULL) {
+            MHD_destroy_response(h->cache[i].r); /* queued copies keep their reference */
+            h->cache[i].r = NULL;
+        }
+    }
+}
+
+/* GET /sync/status, /sync/health, /metrics. Rendering one takes 40-80 us (a stats snapshot,
+ * BSON to JSON, /proc for process_*); under a client polling flat out that starved the
+ * replication it reports on, so an answer is reused for MS_HTTP_CACHE_US: a scraper or a
+ * dashboard sees data at most that old, and a POST or PUT drops the cache so that its effect
+ * shows in the next GET. */
 static enum MHD_Result serve_get(struct ms_http *h, struct MHD_Connection *c, enum handler which)
 {
-    bson_t doc = BSON_INITIALIZER;
-    enum MHD_Result ret;
+    size_t slot = which == H_STATUS ? 0 : which == H_HEALTH ? 1 : 2;
+    int64_t now = mono_us();
+    struct MHD_Response *r;
     unsigned code = MHD_HTTP_OK;
 
+    if (h->cache[slot].r != NULL && now - h->cache[slot].at_us < MS_HTTP_CACHE_US) {
+        return MHD_queue_response(c, h->cache[slot].code, h->cache[slot].r);
+    }
     if (which == H_METRICS) {
         struct ms_metrics m;
         ms_metrics_init(&m);
@@ -301,20 +349,39 @@ static enum MHD_Result serve_get(struct ms_http *h, struct MHD_Connection *c, en
         ms_metrics_u64(&m, "mysync_build_info", (const char *[]){"version", MYSYNC_VERSION, NULL},
                        1);
         ms_metrics_process(&m);
-        ret = send_body(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
-                        m.data != NULL ? m.data : "", m.len, NULL, false);
+        r = make_response("text/plain; version=0.0.4; charset=utf-8", m.data != NULL ? m.data : "",
+                          m.len, NULL, false);
         ms_metrics_cleanup(&m);
+    } else {
+        bson_t doc = BSON_INITIALIZER;
+        size_t len;
+        char *json, *body = NULL;
+
+        if (which == H_STATUS) {
+            h->ctl.status(h->ctl.ctx, &doc);
+        } else if (!h->ctl.health(h->ctl.ctx, &doc)) {
+            code = MHD_HTTP_SERVICE_UNAVAILABLE;
+        }
+        json = bson_as_relaxed_extended_json(&doc, &len);
         bson_destroy(&doc);
-        return ret;
+        if (json != NULL && (body = malloc(len + 1)) != NULL) {
+            memcpy(body, json, len);
+            body[len] = '\n';
+        }
+        bson_free(json);
+        r = body != NULL ? make_response("application/json", body, len + 1, NULL, false) : NULL;
+        free(body);
     }
-    if (which == H_STATUS) {
-        h->ctl.status(h->ctl.ctx, &doc);
-    } else if (!h->ctl.health(h->ctl.ctx, &doc)) {
-        code = MHD_HTTP_SERVICE_UNAVAILABLE;
+    if (r == NULL) {
+        return MHD_NO;
     }
-    ret = send_json(c, code, &doc, NULL, false);
-    bson_destroy(&doc);
-    return ret;
+    if (h->cache[slot].r != NULL) {
+        MHD_destroy_response(h->cache[slot].r);
+    }
+    h->cache[slot].r = r;
+    h->cache[slot].code = code;
+    h->cache[slot].at_us = now;
+    return MHD_queue_response(c, code, r);
 }
 
 static enum MHD_Result serve_change(struct ms_http *h, struct MHD_Connection *c, struct request *rq)
@@ -325,6 +392,7 @@ static enum MHD_Result serve_change(struct ms_http *h, struct MHD_Connection *c,
     unsigned code = MHD_HTTP_OK;
     bool ok = true;
 
+    cache_drop(h);
     switch (rq->route->h) {
     case H_PAUSE:
         ok = h->ctl.pause(h->ctl.ctx, &doc, &err);
@@ -461,14 +529,6 @@ static enum MHD_Result first_call(struct ms_http *h, struct MHD_Connection *c, c
     return MHD_YES;
 }
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -479,6 +539,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     int64_t t0 = mono_us();
 
     (void)version;
+    if (!h->niced) {
+        /* The server thread yields to replication: a client polling flat out then slows down
+         * instead of taking the CPU the reader, the writer and the servers need (Linux nice
+         * values are per thread). */
+        h->niced = true;
+        if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), MS_HTTP_NICE) != 0) {
+            ms_log(MS_LOG_DEBUG, "http: could not lower the server thread's priority");
+        }
+    }
     if (rq == NULL) {
         ret = first_call(h, c, url, method, con_cls);
         if (*con_cls != NULL) {
@@ -663,6 +732,7 @@ void ms_http_destroy(struct ms_http *h)
     if (h->daemon != NULL) {
         MHD_stop_daemon(h->daemon);
     }
+    cache_drop(h);
     free(h->token);
     pthread_mutex_destroy(&h->token_mu);
     free(h);
