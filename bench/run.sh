@@ -41,11 +41,15 @@ done
 cd "$ROOT"
 . tests/support/deps.sh
 ms_install_deps
-if ! command -v gnuplot > /dev/null; then
-  echo "bench: installing gnuplot-nox (for bench.png)" >&2
+need=()
+command -v gnuplot > /dev/null || need+=(gnuplot-nox)   # bench.png
+[ -x /usr/bin/time ] || need+=(time)                    # decode.sh: CPU seconds
+command -v perf > /dev/null || need+=(linux-perf)       # latency.sh: the profile
+if [ ${#need[@]} -gt 0 ]; then
+  echo "bench: installing ${need[*]}" >&2
   sudo=(); [ "$(id -u)" = 0 ] || sudo=(sudo)
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    gnuplot-nox > /dev/null 2>&1 || echo "bench: gnuplot-nox could not be installed; no plot" >&2
+    "${need[@]}" > /dev/null 2>&1 || echo "bench: could not install ${need[*]}" >&2
 fi
 bash tests/support/rig.sh prepare > /dev/null
 [ -n "$OUT" ] || OUT=bench/results/latest
