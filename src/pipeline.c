@@ -17,6 +17,7 @@
 #include "mysync/clock.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -2267,6 +2268,8 @@ static bool dead_letter(struct ms_pipeline *p, const struct item *it, struct ms_
     return true;
 }
 
+#define TRIM_AFTER_ITEMS 4096 /* malloc_trim when idle after at least this many items */
+
 static void *sink_main(void *arg)
 {
     struct ms_pipeline *p = arg;
@@ -2277,6 +2280,7 @@ static void *sink_main(void *arg)
     struct ms_error err = {0};
     bool ok = true;
     struct item *held = NULL; /* taken from the queue just as a pause began */
+    size_t since_trim = 0;    /* items taken since the heap was last trimmed */
 
     for (;;) {
         int64_t deadline = -1;
@@ -2317,7 +2321,14 @@ static void *sink_main(void *arg)
             held = it; /* kept for the resume: nothing is applied once paused */
             continue;
         }
+        if (it == NULL && b.nitems == 0 && since_trim >= TRIM_AFTER_ITEMS) {
+            /* idle after a burst: give the queue's pages back (glibc keeps freed memory
+             * otherwise, and RSS would stay at the backlog's high-water mark) */
+            malloc_trim(0);
+            since_trim = 0;
+        }
         if (it != NULL) {
+            since_trim++;
             switch (it->kind) {
             case IT_OPS:
                 batch_add(&b, it);
