@@ -493,7 +493,7 @@ void tu_sql(MYSQL *m, const char *q)
 
 void tu_master_status(MYSQL *m, char *file, size_t n, unsigned long long *pos)
 {
-    MYSQL_RES *r;
+    MYSQL_RES *r = NULL;
     MYSQL_ROW row;
 
     if (mysql_query(m, "SHOW MASTER STATUS") != 0 || (r = mysql_store_result(m)) == NULL) {
