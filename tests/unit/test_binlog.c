@@ -16,8 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <dirent.h>
-
 #include "fuzz_driver.h"
 #include "mysync/binlog.h"
 #include "testutil.h"
@@ -247,30 +245,8 @@ static void packed_ints(void **state)
 /* Every input the fuzzer ever found trouble with (tests/data/fuzz/) replays cleanly. */
 static void fuzz_artifacts_replay(void **state)
 {
-    char *dir = path_of("tests/data/fuzz");
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    size_t n = 0;
-
     (void)state;
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL) {
-        char path[1024];
-        size_t len;
-        char *data;
-        if (strncmp(e->d_name, "binlog-", 7) != 0) {
-            continue;
-        }
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        data = tu_slurp(path, &len);
-        assert_non_null(data);
-        ms_fuzz_binlog_one((const uint8_t *)data, len);
-        free(data);
-        n++;
-    }
-    closedir(d);
-    assert_true(n > 0);
-    free(dir);
+    assert_true(tu_fuzz_replay("binlog-", ms_fuzz_binlog_one) > 0);
 }
 
 int main(void)
