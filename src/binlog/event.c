@@ -1137,6 +1137,10 @@ static bool parse_optional_metadata(struct ms_table_map *tm, const uint8_t *b, s
                     return false;
                 }
                 fo += used;
+                /* a BSON key: UTF-8 without NUL, as servers write names (found by fuzzing) */
+                if (!bson_utf8_validate((const char *)f + fo, (size_t)l, false)) {
+                    return false;
+                }
                 free(tm->cols[i].name);
                 tm->cols[i].name = strndup((const char *)f + fo, (size_t)l);
                 fo += (size_t)l;
@@ -1236,10 +1240,16 @@ static bool parse_table_map(struct ms_binlog_parser *p, struct ms_event *ev, str
     if (off + 1 + b[off] + 1 > n) {
         goto truncated;
     }
+    if (!bson_utf8_validate((const char *)b + off + 1, b[off], false)) {
+        goto bad_name;
+    }
     tm->db = strndup((const char *)b + off + 1, b[off]);
     off += 1 + b[off] + 1;
     if (off + 1 > n || off + 1 + b[off] + 1 > n) {
         goto truncated;
+    }
+    if (!bson_utf8_validate((const char *)b + off + 1, b[off], false)) {
+        goto bad_name;
     }
     tm->table = strndup((const char *)b + off + 1, b[off]);
     off += 1 + b[off] + 1;
@@ -1327,6 +1337,10 @@ static bool parse_table_map(struct ms_binlog_parser *p, struct ms_event *ev, str
 truncated:
     ms_table_map_free(tm);
     return fail(err, &ev->h, "table map truncated");
+bad_name:
+    /* names go to MongoDB (collections, field names) and into JSON: servers write UTF-8 */
+    ms_table_map_free(tm);
+    return fail(err, &ev->h, "database or table name is not UTF-8");
 }
 
 /* ---- rows events ------------------------------------------------------------------------ */

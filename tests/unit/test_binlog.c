@@ -242,6 +242,55 @@ static void packed_ints(void **state)
     }
 }
 
+/* Database, table and column names become MongoDB collection and field names: a TABLE_MAP
+ * whose names are not UTF-8 (or hold a NUL) is refused (the fuzzer's
+ * binlog-column-name-not-utf8.bin made the row decoder emit such BSON keys). */
+static void names_must_be_utf8(void **state)
+{
+    char *src = path_of("tests/data/binlogs/mariadb-10.11.19-types.binlog");
+    size_t len, off = 4;
+    char *data = tu_slurp(src, &len);
+    struct ms_binlog_parser *p = ms_binlog_parser_new();
+    bool seen = false;
+
+    (void)state;
+    assert_non_null(data);
+    while (!seen && off + 19 <= len) {
+        uint32_t elen;
+        struct ms_event ev;
+        struct ms_error err = {0};
+        memcpy(&elen, data + off + 9, 4);
+        assert_true(ms_binlog_parse(p, (const uint8_t *)data + off, elen, &ev, &err));
+        if (ev.h.type == MS_EV_TABLE_MAP && ev.u.table_map.map->cols[0].name != NULL) {
+            const char *col = ev.u.table_map.map->cols[0].name;
+            size_t db_at = (size_t)(ev.body - (const uint8_t *)data) + 8 + 1;
+            char key[80];
+            char *at;
+            /* the first column's name, length-prefixed, in the COLUMN_NAME metadata */
+            key[0] = (char)strlen(col);
+            snprintf(key + 1, sizeof(key) - 1, "%s", col);
+            at = memmem(data + off, elen, key, strlen(col) + 1);
+            assert_non_null(at);
+            seen = true;
+            ms_binlog_parser_set_verify(p, false);
+            for (int c = 0; c < 3; c++) {
+                char *where = c == 0 ? data + db_at : at + 1;
+                char was = *where;
+                *where = c == 2 ? '\0' : (char)0xc0;
+                assert_false(ms_binlog_parse(p, (const uint8_t *)data + off, elen, &ev, &err));
+                assert_non_null(strstr(err.msg, c == 0 ? "database or table name is not UTF-8"
+                                                       : "malformed optional metadata"));
+                *where = was;
+            }
+        }
+        off += elen;
+    }
+    assert_true(seen);
+    ms_binlog_parser_destroy(p);
+    free(data);
+    free(src);
+}
+
 /* Every input the fuzzer ever found trouble with (tests/data/fuzz/) replays cleanly. */
 static void fuzz_artifacts_replay(void **state)
 {
@@ -262,6 +311,7 @@ int main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(truncation_safe);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(compressed_equals_plain);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(packed_ints);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(names_must_be_utf8);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(fuzz_artifacts_replay);
     return _cmocka_run_group_tests("binlog", tests, n, NULL, NULL);
 }
