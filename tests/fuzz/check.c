@@ -8,32 +8,56 @@
 #include "fuzz_driver.h"
 #include "mysync/extjson.h"
 
-static void dump_and_abort(const char *what, const bson_t *doc, size_t off)
+static void violated(const char *what, const char *s, size_t n)
 {
-    const uint8_t *p = bson_get_data(doc);
-
-    fprintf(stderr, "fuzz check: %s (document of %u bytes, offset %zu):\n", what, doc->len, off);
-    for (size_t i = off > 32 ? off - 32 : 0; i < doc->len && i < off + 32; i++) {
-        fprintf(stderr, "%s%02x", i == off ? " [" : " ", p[i]);
+    fprintf(stderr, "fuzz check: %s:", what);
+    for (size_t i = 0; i < n && i < 64; i++) {
+        fprintf(stderr, " %02x", (unsigned char)s[i]);
     }
     fprintf(stderr, "\n");
     abort();
 }
 
+/* Every key and string is UTF-8 (NULs allowed in strings, as JSON's \u0000): MongoDB refuses
+ * anything else. (bson_validate's BSON_VALIDATE_UTF8 lets "\xf6" through in libbson 1.23.) */
+static void check_utf8(bson_iter_t *it)
+{
+    while (bson_iter_next(it)) {
+        const char *key = bson_iter_key(it), *s;
+        bson_iter_t child;
+        uint32_t n;
+
+        if (!bson_utf8_validate(key, strlen(key), false)) {
+            violated("a key is not UTF-8", key, strlen(key));
+        }
+        if (BSON_ITER_HOLDS_UTF8(it)) {
+            s = bson_iter_utf8(it, &n);
+            if (!bson_utf8_validate(s, n, true)) {
+                violated("a string is not UTF-8", s, n);
+            }
+        } else if ((BSON_ITER_HOLDS_DOCUMENT(it) || BSON_ITER_HOLDS_ARRAY(it)) &&
+                   bson_iter_recurse(it, &child)) {
+            check_utf8(&child);
+        }
+    }
+}
+
 void ms_fuzz_check_doc(const bson_t *doc)
 {
     struct ms_buf b = {0};
+    bson_iter_t it;
     size_t off = 0;
     char *want;
 
-    /* MongoDB refuses strings that are not UTF-8; JSON's \u0000 makes NULs legal in them */
-    if (!bson_validate(doc, BSON_VALIDATE_UTF8 | BSON_VALIDATE_UTF8_ALLOW_NULL, &off)) {
-        dump_and_abort("not valid BSON with UTF-8 strings", doc, off);
+    if (!bson_validate(doc, BSON_VALIDATE_NONE, &off) || !bson_iter_init(&it, doc)) {
+        violated("not valid BSON", (const char *)bson_get_data(doc) + off, doc->len - off);
     }
+    check_utf8(&it);
     /* binlog-dump's writer declines a type it does not handle, else writes libbson's bytes */
     want = bson_as_relaxed_extended_json(doc, NULL);
     if (want == NULL) {
-        dump_and_abort("libbson cannot write it as Extended JSON", doc, 0);
+        violated("libbson cannot write it as Extended JSON", (const char *)bson_get_data(doc),
+                 doc->len);
     }
     if (ms_extjson_append(&b, doc) && (b.len != strlen(want) || memcmp(b.p, want, b.len) != 0)) {
         fprintf(stderr, "fuzz check: ms_extjson_append wrote\n  %.*s\nlibbson\n  %s\n", (int)b.len,
