@@ -43,7 +43,7 @@ static void expect_json(const struct ms_event *ev, const bson_t *before, const b
     ok = ok && (ev->u.rows.op == MS_ROW_DELETE ? ms_extjson_put_raw(b, "null", 4)
                                                : ms_extjson_append_nested(b, after));
     if (!ok) {
-        abort();
+        ms_fuzz_fail("ms_extjson_append_nested declined a document of rows_next");
     }
 }
 
@@ -62,7 +62,9 @@ static void rows(struct ms_binlog_parser *p, const struct ms_event *ev)
         size_t prev = off;
         bool ok = ms_binlog_rows_next(p, ev, &off, &vo, &before, &after, &err);
         if (ok && off <= prev) {
-            abort(); /* a row of no bytes: its callers would loop forever */
+            /* its callers would loop forever */
+            ms_fuzz_fail("a row of no bytes at %zu of %zu (%u columns)", off, ev->u.rows.rows_len,
+                         (unsigned)ev->u.rows.ncols);
         }
         if (ok) {
             ms_fuzz_check_doc(&before);
@@ -74,12 +76,15 @@ static void rows(struct ms_binlog_parser *p, const struct ms_event *ev)
             jok =
                 ms_binlog_rows_write_json(ev, keys, &joff, &vo, mid, sizeof(mid) - 1, &json, &jerr);
             if (jok != ok) {
-                abort();
+                ms_fuzz_fail("row at %zu: rows_next %s (%s), rows_write_json %s (%s)", prev,
+                             ok ? "ok" : "failed", err.msg, jok ? "ok" : "failed", jerr.msg);
             }
             if (ok) {
                 expect_json(ev, &before, &after, &want);
                 if (joff != off || json.len != want.len || memcmp(json.p, want.p, json.len) != 0) {
-                    abort();
+                    ms_fuzz_fail("row at %zu: rows_write_json wrote (to %zu)\n  %.*s\n"
+                                 "rows_next's documents (to %zu)\n  %.*s",
+                                 prev, joff, (int)json.len, json.p, off, (int)want.len, want.p);
                 }
             }
         }

@@ -1,6 +1,7 @@
 /* The properties every document a decoder hands on must have, checked by the fuzz drivers
  * (and so by the unit tests replaying their artifacts). A violation is reported and aborts:
  * libFuzzer saves the input as a crash. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,14 +9,26 @@
 #include "fuzz_driver.h"
 #include "mysync/extjson.h"
 
-static void violated(const char *what, const char *s, size_t n)
+void ms_fuzz_fail(const char *fmt, ...)
 {
-    fprintf(stderr, "fuzz check: %s:", what);
-    for (size_t i = 0; i < n && i < 64; i++) {
-        fprintf(stderr, " %02x", (unsigned char)s[i]);
-    }
+    va_list ap;
+
+    fprintf(stderr, "fuzz check: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
     fprintf(stderr, "\n");
     abort();
+}
+
+static void violated(const char *what, const char *s, size_t n)
+{
+    char hex[3 * 64 + 1] = "";
+
+    for (size_t i = 0; i < n && i < 64; i++) {
+        snprintf(hex + 3 * i, sizeof(hex) - 3 * i, " %02x", (unsigned char)s[i]);
+    }
+    ms_fuzz_fail("%s:%s", what, hex);
 }
 
 /* Every key and string is UTF-8 (NULs allowed in strings, as JSON's \u0000): MongoDB refuses
@@ -60,9 +73,7 @@ void ms_fuzz_check_doc(const bson_t *doc)
                  doc->len);
     }
     if (ms_extjson_append(&b, doc) && (b.len != strlen(want) || memcmp(b.p, want, b.len) != 0)) {
-        fprintf(stderr, "fuzz check: ms_extjson_append wrote\n  %.*s\nlibbson\n  %s\n", (int)b.len,
-                b.p, want);
-        abort();
+        ms_fuzz_fail("ms_extjson_append wrote\n  %.*s\nlibbson\n  %s", (int)b.len, b.p, want);
     }
     bson_free(want);
     ms_buf_free(&b);

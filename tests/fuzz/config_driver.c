@@ -54,13 +54,15 @@ void ms_fuzz_config_one(const uint8_t *data, size_t size)
             ms_config_print(&cfg, out);
             fclose(out);
         }
-        if (!ms_config_load(&again, path, envp, &err) ||
-            ms_config_diff(&cfg, &again, count_change, &changes) != 0 || changes != 0) {
-            abort();
+        if (!ms_config_load(&again, path, envp, &err)) {
+            ms_fuzz_fail("loaded once, then refused: %s", err.msg);
+        }
+        if (ms_config_diff(&cfg, &again, count_change, &changes) != 0 || changes != 0) {
+            ms_fuzz_fail("the same input loaded twice differs in %zu options", changes);
         }
         ms_config_cleanup(&again);
     } else if (err.domain == MS_ERR_NONE || err.msg[0] == '\0') {
-        abort();
+        ms_fuzz_fail("refused without an error");
     }
     ms_config_cleanup(&cfg);
     ms_log_clear_secrets();

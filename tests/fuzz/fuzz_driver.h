@@ -17,6 +17,9 @@ void ms_fuzz_mysqljson_one(const uint8_t *data, size_t size);
 /* A YAML configuration file (and, after a NUL, NUL-separated environment entries). */
 void ms_fuzz_config_one(const uint8_t *data, size_t size);
 
+/* Reports a broken property on stderr and aborts (libFuzzer saves the input as a crash). */
+void ms_fuzz_fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
 /* Aborts unless doc is valid BSON with UTF-8 strings and ms_extjson_append writes exactly
  * libbson's relaxed Extended JSON for it (or declines it). */
 void ms_fuzz_check_doc(const bson_t *doc);
