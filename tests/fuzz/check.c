@@ -45,7 +45,8 @@ static void check_utf8(bson_iter_t *it)
         }
         if (BSON_ITER_HOLDS_UTF8(it)) {
             s = bson_iter_utf8(it, &n);
-            if (!bson_utf8_validate(s, n, true)) {
+            /* (allow_null also lets the overlong NUL "\xc0\x80" through) */
+            if (!bson_utf8_validate(s, n, true) || memchr(s, 0xc0, n) != NULL) {
                 violated("a string is not UTF-8", s, n);
             }
         } else if ((BSON_ITER_HOLDS_DOCUMENT(it) || BSON_ITER_HOLDS_ARRAY(it)) &&

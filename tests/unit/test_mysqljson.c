@@ -270,6 +270,9 @@ static const struct bin_case hand_cases[] = {
     {"string length over 32 bits", "0c8080808010", NULL},
     {"string not UTF-8", "0c02c328", NULL},
     {"string overlong UTF-8", "0c02c0af", NULL},
+    /* libbson's validator with NULs allowed takes it (fuzz: mysqljson-overlong-nul.bin) */
+    {"string overlong NUL", "0c0361c080", NULL},
+    {"string with NUL", "0c03610062", "{\"v\": \"a\\u0000b\"}"},
     {"object key not UTF-8", "0001000c000b000100050100ff", NULL},
     {"object key with NUL",
      "0001000c000b000100050100"
