@@ -5,9 +5,12 @@
 #
 #   tests/run.sh              unit + integration suites, then the deploy suite (static
 #                             checks of deploy/ and the man page; no servers)
-#   tests/run.sh --sanitize   also an ASan+UBSan build running every suite, and valgrind on
-#                             the unit suite (always on in CI, i.e. when CI=true)
-#   tests/run.sh --suite unit only one suite (unit, integration or deploy)
+#   tests/run.sh --sanitize   also an ASan+UBSan build running every suite, valgrind on the
+#                             unit suite, and a short libFuzzer run of each harness
+#                             (tests/fuzz/run.sh, FUZZ_SECONDS each, default 45; clang)
+#                             (always on in CI, i.e. when CI=true)
+#   tests/run.sh --suite unit only one suite (unit, integration, deploy, or fuzz: only the
+#                             libFuzzer run)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,11 +23,17 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --sanitize) SANITIZE=1; shift ;;
     --suite) SUITES=("$2"); shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "tests/run.sh: unknown argument $1" >&2; exit 64 ;;
   esac
 done
 [ "${CI:-}" = true ] && SANITIZE=1
+FUZZ=0
+if [ "${SUITES[*]}" = fuzz ]; then
+  FUZZ=1 SUITES=()
+elif [ "$SANITIZE" = 1 ] && [[ " ${SUITES[*]} " == *" unit "* ]]; then
+  FUZZ=1
+fi
 
 ms_install_deps
 
@@ -48,7 +57,9 @@ if [ "$SANITIZE" = 1 ]; then
 fi
 
 RIG=""
-cleanup() { [ -n "$RIG" ] && bash tests/support/rig.sh stop --dir "$RIG"; }
+# (an if, not [ ] &&: under set -e a false test as the trap's last command made the exit
+# status 1 for every run without a rig, e.g. --suite unit)
+cleanup() { if [ -n "$RIG" ]; then bash tests/support/rig.sh stop --dir "$RIG"; fi; }
 trap cleanup EXIT INT TERM
 if [[ " ${SUITES[*]} " == *" integration "* ]]; then
   echo "== rig"
@@ -94,6 +105,19 @@ if [ "$SANITIZE" = 1 ]; then
   if [[ " ${SUITES[*]} " == *" unit "* ]]; then
     run_suite build unit --setup valgrind
   fi
+fi
+# libFuzzer: each harness for FUZZ_SECONDS, counted as one test program (longer runs: README)
+if [ "$FUZZ" = 1 ]; then
+  echo "== fuzz (libFuzzer, ${FUZZ_SECONDS:-45} s per harness)"
+  log=$(mktemp)
+  bash tests/fuzz/run.sh --seconds "${FUZZ_SECONDS:-45}" 2>&1 | tee "$log" || status=1
+  fuzz_ok=$(sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$log")
+  fuzz_bad=$(sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$log")
+  [ -n "$fuzz_ok" ] || { fuzz_ok=0 fuzz_bad=1; } # no summary: the build or the seeds failed
+  programs_ok=$((programs_ok + fuzz_ok))
+  programs_bad=$((programs_bad + fuzz_bad))
+  failed=$((failed + fuzz_bad)) # no cmocka line for them either
+  rm -f "$log"
 fi
 
 echo

@@ -111,8 +111,9 @@ int64_t ms_rows_days_from_civil(int64_t y, unsigned m, unsigned d);
 void ms_rows_civil_from_days(int64_t z, int64_t *year, unsigned *month, unsigned *day);
 
 /* Converts ENUM/SET labels (n strings, replaced in place) from the character set of collation
- * to UTF-8; UTF-8, ASCII, binary and unknown (0) collations are left as they are. False with
- * an MS_ERR_DECODE error when a label does not convert. */
+ * to UTF-8; labels of UTF-8, ASCII, binary and unknown (0) collations are left as they are,
+ * and must be UTF-8 (ASCII for ascii). False with an MS_ERR_DECODE error when a label does
+ * not convert or is not UTF-8. */
 bool ms_rows_labels_to_utf8(uint16_t collation, char **labels, size_t n, struct ms_error *err);
 
 /* Decodes one non-NULL value of col at p and appends it to doc under key. *used gets the

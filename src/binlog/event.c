@@ -1137,6 +1137,10 @@ static bool parse_optional_metadata(struct ms_table_map *tm, const uint8_t *b, s
                     return false;
                 }
                 fo += used;
+                /* a BSON key: UTF-8 without NUL, as servers write names (found by fuzzing) */
+                if (!bson_utf8_validate((const char *)f + fo, (size_t)l, false)) {
+                    return false;
+                }
                 free(tm->cols[i].name);
                 tm->cols[i].name = strndup((const char *)f + fo, (size_t)l);
                 fo += (size_t)l;
@@ -1236,10 +1240,16 @@ static bool parse_table_map(struct ms_binlog_parser *p, struct ms_event *ev, str
     if (off + 1 + b[off] + 1 > n) {
         goto truncated;
     }
+    if (!bson_utf8_validate((const char *)b + off + 1, b[off], false)) {
+        goto bad_name;
+    }
     tm->db = strndup((const char *)b + off + 1, b[off]);
     off += 1 + b[off] + 1;
     if (off + 1 > n || off + 1 + b[off] + 1 > n) {
         goto truncated;
+    }
+    if (!bson_utf8_validate((const char *)b + off + 1, b[off], false)) {
+        goto bad_name;
     }
     tm->table = strndup((const char *)b + off + 1, b[off]);
     off += 1 + b[off] + 1;
@@ -1327,6 +1337,10 @@ static bool parse_table_map(struct ms_binlog_parser *p, struct ms_event *ev, str
 truncated:
     ms_table_map_free(tm);
     return fail(err, &ev->h, "table map truncated");
+bad_name:
+    /* names go to MongoDB (collections, field names) and into JSON: servers write UTF-8 */
+    ms_table_map_free(tm);
+    return fail(err, &ev->h, "database or table name is not UTF-8");
 }
 
 /* ---- rows events ------------------------------------------------------------------------ */
@@ -1486,6 +1500,10 @@ static bool decode_partial_after(struct ms_binlog_parser *parser, const struct m
     return true;
 }
 
+/* A row whose images hold no column (bitmaps selecting none) takes no bytes: its readers would
+ * never get past it (found by fuzzing). Servers never write one. */
+#define NO_COLUMNS "row of no columns (the column bitmaps select none)"
+
 /* The checks before each row of ms_binlog_rows_next*: false at the end or on error. */
 static bool rows_ready(const struct ms_event *ev, size_t off, struct ms_error *err)
 {
@@ -1558,6 +1576,9 @@ bool ms_binlog_rows_write_json(const struct ms_event *ev, const struct ms_rows_j
                                    err);
         o += used;
     }
+    if (ok && o == *off) {
+        ok = fail(err, &ev->h, NO_COLUMNS);
+    }
     if (!ok) {
         if (err == NULL || err->domain == MS_ERR_NONE) {
             fail(err, &ev->h, "out of memory");
@@ -1575,7 +1596,7 @@ bool ms_binlog_rows_next(struct ms_binlog_parser *p, const struct ms_event *ev, 
 {
     const struct ms_table_map *tm = ev->u.rows.map;
     const uint8_t *r = ev->u.rows.rows;
-    size_t n = ev->u.rows.rows_len, used = 0;
+    size_t n = ev->u.rows.rows_len, used = 0, start;
 
     bson_init(before);
     bson_init(after);
@@ -1584,6 +1605,7 @@ bool ms_binlog_rows_next(struct ms_binlog_parser *p, const struct ms_event *ev, 
     if (!rows_ready(ev, *off, err)) {
         return false;
     }
+    start = *off;
     if (ev->u.rows.op != MS_ROW_INSERT) {
         if (!ms_rows_decode_image(tm, ev->u.rows.present, r + *off, n - *off, &used, before, opts,
                                   err)) {
@@ -1625,6 +1647,9 @@ bool ms_binlog_rows_next(struct ms_binlog_parser *p, const struct ms_event *ev, 
             return false;
         }
         *off += used;
+    }
+    if (*off == start) {
+        return fail(err, &ev->h, NO_COLUMNS);
     }
     return true;
 }

@@ -524,7 +524,10 @@ static bool jb_value(struct jb *c, uint8_t type, const uint8_t *p, size_t n, bso
         if (!jb_spend(c, p, slen)) {
             return false;
         }
-        if (!bson_utf8_validate((const char *)p + used, slen, true)) {
+        /* NUL is allowed (JSON's \u0000), but not as libbson's allow_null also lets it in:
+         * the overlong "\xc0\x80" (0xc0 never appears in UTF-8; found by fuzzing) */
+        if (!bson_utf8_validate((const char *)p + used, slen, true) ||
+            memchr(p + used, 0xc0, slen) != NULL) {
             return jb_bad(c, p, "string is not UTF-8");
         }
         ok = bson_append_utf8(dst, key, klen, (const char *)p + used, (int)slen);

@@ -2306,11 +2306,9 @@ void ms_value_opts_for_table(struct ms_value_opts *vo, const struct ms_value_opt
 bool ms_rows_labels_to_utf8(uint16_t collation, char **labels, size_t n, struct ms_error *err)
 {
     const struct charset *cs = collation != 0 ? charset_of(collation) : NULL;
+    bool convert = cs != NULL && (cs->kind == K_LATIN1 || cs->kind == K_ICONV);
 
-    if (cs == NULL || labels == NULL || (cs->kind != K_LATIN1 && cs->kind != K_ICONV)) {
-        return true;
-    }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; labels != NULL && i < n; i++) {
         const uint8_t *s = (const uint8_t *)labels[i];
         size_t len = strlen(labels[i]), k;
         struct sbuf buf;
@@ -2319,6 +2317,16 @@ bool ms_rows_labels_to_utf8(uint16_t collation, char **labels, size_t n, struct 
         }
         if (k == len) {
             continue; /* ASCII: the same bytes in every supported set */
+        }
+        if (!convert) {
+            /* decode_enum/decode_set emit labels as BSON strings: UTF-8 only (the other
+             * labels of a binary or unknown set have no text to stand for; found by fuzzing) */
+            if ((cs != NULL && cs->kind == K_ASCII) || utf8_check(s, len) != len) {
+                ms_error_set(err, MS_ERR_DECODE, MS_DECODE_CHARSET, "label %zu is not %s", i + 1,
+                             cs != NULL && cs->kind != K_BINARY ? cs->name : "UTF-8");
+                return false;
+            }
+            continue;
         }
         sbuf_init(&buf);
         if (cs->kind == K_LATIN1) {

@@ -1,7 +1,7 @@
-/* libFuzzer entry point for tests/fuzz/binlog_driver.c. Build: CC=clang meson setup
- * build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,undefined -Db_lundef=false;
- * run: build-fuzz/fuzz_binlog CORPUS_DIR (seeds: ../shared/binlogs, tests/data/binlogs).
- * Every artifact it finds goes to tests/data/fuzz/ and is replayed by test_binlog. */
+/* libFuzzer entry point for tests/fuzz/binlog_driver.c. tests/fuzz/run.sh builds and runs
+ * every harness (build-fuzz: CC=clang, -Dfuzz=true, ASan + UBSan) on seeds made by
+ * tests/fuzz/seeds.sh (here: the binlog files of tests/data/binlogs and ../shared/binlogs).
+ * Every artifact it finds goes to tests/data/fuzz/binlog-*.bin and is replayed by test_binlog. */
 #include <stddef.h>
 #include <stdint.h>
 

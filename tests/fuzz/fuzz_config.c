@@ -1,6 +1,6 @@
 /* libFuzzer entry point for tests/fuzz/config_driver.c (see fuzz_binlog.c for building and
- * running). No artifact yet: the first one goes to tests/data/fuzz/config-*.bin, with a replay
- * in test_config like test_binlog's fuzz_artifacts_replay. */
+ * running; seeds: test_config's vectors). Every artifact it finds goes to
+ * tests/data/fuzz/config-*.bin and is replayed by test_config. */
 #include <stddef.h>
 #include <stdint.h>
 

@@ -1,6 +1,6 @@
 /* libFuzzer entry point for tests/fuzz/mysqljson_driver.c (see fuzz_binlog.c for building and
- * running). No artifact yet: the first one goes to tests/data/fuzz/mysqljson-*.bin, with a replay
- * in test_mysqljson like test_binlog's fuzz_artifacts_replay. */
+ * running; seeds: test_mysqljson's vectors). Every artifact it finds goes to
+ * tests/data/fuzz/mysqljson-*.bin and is replayed by test_mysqljson. */
 #include <stddef.h>
 #include <stdint.h>
 

@@ -263,6 +263,8 @@ static bson_t *get_json(int port, const char *path, long want)
 
 /* ---- servers ---------------------------------------------------------------------------- */
 
+static void sqlf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 static void sqlf(const char *fmt, ...)
 {
     char q[4096];
@@ -358,6 +360,8 @@ struct env {
 };
 
 /* Adds "NAME=value", replacing an earlier value of NAME. */
+static void env_add(struct env *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static void env_add(struct env *e, const char *fmt, ...)
 {
     char kv[256];
@@ -708,8 +712,8 @@ static void metrics_parse(void **state)
         "# HELP a_total A.\n# TYPE a_total counter\na_total{x=\"1\" 1\n",
         "# HELP a_total A.\n# TYPE a_total counter\na_total one\n",
         "# TYPE a_total counter\na_total 1\n",
-        "# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_bucket{le=\"2\"} 3\n"
-        "h_bucket{le=\"+Inf\"} 5\nh_sum 1\nh_count 5\n",
+        ("# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_bucket{le=\"2\"} 3\n"
+         "h_bucket{le=\"+Inf\"} 5\nh_sum 1\nh_count 5\n"),
         "# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n",
         "# HELP a_total A.\n# TYPE a_total counter\na_total 1\na_total 2\n",
         "# HELP g G.\n# TYPE g gauge\ng 1",

@@ -717,7 +717,7 @@ static void clear_errors(void **state)
 /* Kills every connection of the mysync user (only the source's own is open now). */
 static void kill_mysync_connections(MYSQL *m)
 {
-    MYSQL_RES *r;
+    MYSQL_RES *r = NULL;
     MYSQL_ROW row;
     char q[256];
     int killed = 0;

@@ -12,6 +12,8 @@ MS_APT_PACKAGES=(
   mariadb-server mariadb-client
   openjdk-17-jdk-headless maven     # mongo-java-server (test rig)
   valgrind
+  clang libclang-rt-14-dev          # libFuzzer harnesses (tests/fuzz/run.sh); Debian 12's clang 14
+                                    # only recommends its runtime, which holds libFuzzer
   libsystemd-dev                    # sd_notify (meson feature 'systemd'): CI builds with it
   scdoc groff-base man-db           # mysync(1): built by scdoc, checked by groff -ww and man -l
   systemd prometheus python3-yaml   # deploy suite: systemd-analyze verify, promtool, YAML checks

@@ -58,6 +58,19 @@ void tu_bg_cleanup(struct tu_bg *b);
  * NULL when it cannot be read. */
 char *tu_slurp(const char *path, size_t *len);
 
+/* Replays every fuzz artifact tests/data/fuzz/<prefix>* (under MS_SOURCE_ROOT) through one, a
+ * fuzz driver (tests/fuzz/fuzz_driver.h), each from an exact-size heap copy. Returns how many
+ * there were; fails the test when the directory cannot be read. */
+size_t tu_fuzz_replay(const char *prefix, void (*one)(const uint8_t *data, size_t size));
+
+/* With MS_FUZZ_SEEDS=DIR in the environment, a unit test program writes its vectors to DIR as
+ * fuzz seeds (tests/fuzz/seeds.sh) instead of running its tests: DIR, or NULL. */
+const char *tu_fuzz_seeds_dir(void);
+
+/* Writes p[0, n) as the seed file DIR/<name>; exits the program when it cannot. */
+void tu_fuzz_seed(const void *p, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Writes content to a new temp file; returns its malloc'd path. */
 char *tu_write_temp(const char *content);
 

@@ -464,7 +464,7 @@ void tu_daemon_wait_ready(struct tu_daemon *d)
 /* Rows of a MariaDB query, each row as "c1|c2|..." ("NULL" for NULL), sorted, one per line. */
 char *tu_query_lines(MYSQL *m, const char *q)
 {
-    MYSQL_RES *r;
+    MYSQL_RES *r = NULL;
     MYSQL_ROW row;
     char *out = calloc(1, 1);
     size_t len = 0;

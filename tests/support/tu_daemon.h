@@ -28,14 +28,14 @@ struct tu_daemon {
     size_t log_start; /* the log's size when the current run started */
     char env[24][256];
     size_t nenv;
-    char config[256]; /* --config FILE when set (tu_daemon_config) */
+    char config[256];   /* --config FILE when set (tu_daemon_config) */
     char args[12][256]; /* more arguments (tu_daemon_args), e.g. --full --table t */
     size_t nargs;
 };
 
 extern const struct tu_target tu_java, tu_ferret;
 
-void tu_sqlf(MYSQL *m, const char *fmt, ...);
+void tu_sqlf(MYSQL *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 mongoc_client_t *tu_mongo(const struct tu_target *t);
 
@@ -59,7 +59,7 @@ bool tu_find_one(mongoc_client_t *c, const char *db, const char *coll, const bso
 
 void tu_drop_db(mongoc_client_t *c, const char *db);
 
-void tu_daemon_env(struct tu_daemon *d, const char *fmt, ...);
+void tu_daemon_env(struct tu_daemon *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The environment of a daemon replicating mysql_db into mongo_db on target t (more with
  * daemon_env before daemon_start). */

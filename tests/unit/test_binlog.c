@@ -16,8 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <dirent.h>
-
 #include "fuzz_driver.h"
 #include "mysync/binlog.h"
 #include "testutil.h"
@@ -244,33 +242,107 @@ static void packed_ints(void **state)
     }
 }
 
+/* Database, table and column names become MongoDB collection and field names: a TABLE_MAP
+ * whose names are not UTF-8 (or hold a NUL) is refused (the fuzzer's
+ * binlog-column-name-not-utf8.bin made the row decoder emit such BSON keys). */
+static void names_must_be_utf8(void **state)
+{
+    char *src = path_of("tests/data/binlogs/mariadb-10.11.19-types.binlog");
+    size_t len, off = 4;
+    char *data = tu_slurp(src, &len);
+    struct ms_binlog_parser *p = ms_binlog_parser_new();
+    bool seen = false;
+
+    (void)state;
+    assert_non_null(data);
+    while (!seen && off + 19 <= len) {
+        uint32_t elen;
+        struct ms_event ev;
+        struct ms_error err = {0};
+        memcpy(&elen, data + off + 9, 4);
+        assert_true(ms_binlog_parse(p, (const uint8_t *)data + off, elen, &ev, &err));
+        if (ev.h.type == MS_EV_TABLE_MAP && ev.u.table_map.map->cols[0].name != NULL) {
+            const char *col = ev.u.table_map.map->cols[0].name;
+            size_t db_at = (size_t)(ev.body - (const uint8_t *)data) + 8 + 1;
+            char key[80];
+            char *at;
+            /* the first column's name, length-prefixed, in the COLUMN_NAME metadata */
+            key[0] = (char)strlen(col);
+            snprintf(key + 1, sizeof(key) - 1, "%s", col);
+            at = memmem(data + off, elen, key, strlen(col) + 1);
+            assert_non_null(at);
+            seen = true;
+            ms_binlog_parser_set_verify(p, false);
+            for (int c = 0; c < 3; c++) {
+                char *where = c == 0 ? data + db_at : at + 1;
+                char was = *where;
+                *where = c == 2 ? '\0' : (char)0xc0;
+                assert_false(ms_binlog_parse(p, (const uint8_t *)data + off, elen, &ev, &err));
+                assert_non_null(strstr(err.msg, c == 0 ? "database or table name is not UTF-8"
+                                                       : "malformed optional metadata"));
+                *where = was;
+            }
+        }
+        off += elen;
+    }
+    assert_true(seen);
+    ms_binlog_parser_destroy(p);
+    free(data);
+    free(src);
+}
+
+/* A rows event whose column bitmaps select no column has rows of no bytes: both row readers
+ * refuse the first one instead of returning it forever (the daemon and binlog-dump hung on
+ * the fuzzer's binlog-row-of-no-columns.bin, a TABLE_MAP and a WRITE_ROWS of 4 columns with
+ * an empty bitmap and 4 bytes of rows). */
+static void row_of_no_columns_refused(void **state)
+{
+    char *src = path_of("tests/data/fuzz/binlog-row-of-no-columns.bin");
+    size_t len, off = 0, rows = 0; /* (events without a file's magic) */
+    char *data = tu_slurp(src, &len);
+    struct ms_binlog_parser *p = ms_binlog_parser_new();
+
+    (void)state;
+    assert_non_null(data);
+    ms_binlog_parser_set_verify(p, false);
+    while (off + 19 <= len) {
+        uint32_t elen;
+        struct ms_event ev;
+        struct ms_error err = {0};
+        memcpy(&elen, data + off + 9, 4);
+        assert_true(ms_binlog_parse(p, (const uint8_t *)data + off, elen, &ev, &err));
+        if (ms_binlog_is_rows_event(ev.h.type)) {
+            struct ms_value_opts vo = {0};
+            struct ms_buf out = {0};
+            size_t roff = 0;
+            bson_t before, after;
+            assert_false(ms_binlog_rows_next(p, &ev, &roff, &vo, &before, &after, &err));
+            assert_non_null(strstr(err.msg, "row of no columns"));
+            bson_destroy(&before);
+            bson_destroy(&after);
+            roff = 0;
+            ms_error_clear(&err);
+            assert_false(ms_binlog_rows_write_json(&ev, ms_binlog_rows_json_keys(p, &ev), &roff,
+                                                   &vo, ", ", 2, &out, &err));
+            assert_non_null(strstr(err.msg, "row of no columns"));
+            assert_int_equal(out.len, 0);
+            assert_int_equal(roff, 0);
+            ms_buf_free(&out);
+            rows++;
+        }
+        off += elen;
+    }
+    assert_int_equal(rows, 1);
+    ms_binlog_parser_destroy(p);
+    free(data);
+    free(src);
+}
+
 /* Every input the fuzzer ever found trouble with (tests/data/fuzz/) replays cleanly. */
 static void fuzz_artifacts_replay(void **state)
 {
-    char *dir = path_of("tests/data/fuzz");
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    size_t n = 0;
-
     (void)state;
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL) {
-        char path[1024];
-        size_t len;
-        char *data;
-        if (strncmp(e->d_name, "binlog-", 7) != 0) {
-            continue;
-        }
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        data = tu_slurp(path, &len);
-        assert_non_null(data);
-        ms_fuzz_binlog_one((const uint8_t *)data, len);
-        free(data);
-        n++;
-    }
-    closedir(d);
-    assert_true(n > 0);
-    free(dir);
+    assert_true(tu_fuzz_replay("binlog-", ms_fuzz_binlog_one) > 0);
 }
 
 int main(void)
@@ -286,6 +358,8 @@ int main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(truncation_safe);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(compressed_equals_plain);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(packed_ints);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(names_must_be_utf8);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(row_of_no_columns_refused);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(fuzz_artifacts_replay);
     return _cmocka_run_group_tests("binlog", tests, n, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_driver.h"
 #include "mysync/config.h"
 #include "mysync/log.h"
 #include "mysync/sink.h"
@@ -493,10 +494,64 @@ static void diff_cases_run(void **state)
     }
 }
 
+/* Every input the fuzzer found trouble with (tests/data/fuzz/config-*) replays cleanly. */
+static void fuzz_artifacts_replay(void **state)
+{
+    (void)state;
+    tu_fuzz_replay("config-", ms_fuzz_config_one);
+}
+
+/* Fuzz seeds (MS_FUZZ_SEEDS, tests/fuzz/seeds.sh) in tests/fuzz/config_driver.c's input
+ * format: the file's YAML, then each environment entry after a NUL. */
+static void seed_config(const char *yaml, const char *const *env, size_t nenv, const char *name,
+                        size_t i)
+{
+    char buf[8192];
+    size_t n = 0;
+
+    for (size_t e = 0; e <= nenv; e++) {
+        const char *part = e == 0 ? (yaml != NULL ? yaml : "") : env[e - 1];
+        size_t len = strlen(part);
+        assert_true(n + len + 1 < sizeof(buf));
+        if (e > 0) {
+            buf[n++] = '\0';
+        }
+        memcpy(buf + n, part, len);
+        n += len;
+    }
+    tu_fuzz_seed(buf, n, "%s-%02zu", name, i);
+}
+
+static void write_seeds(void)
+{
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t nenv = 0;
+        while (nenv < MAXE && cases[i].env[nenv] != NULL) {
+            nenv++;
+        }
+        seed_config(cases[i].yaml, cases[i].env, nenv, "case", i);
+    }
+    for (size_t i = 0; i < sizeof(diff_cases) / sizeof(diff_cases[0]); i++) {
+        for (size_t side = 0; side < 2; side++) {
+            const char *const *env = side == 0 ? diff_cases[i].a : diff_cases[i].b;
+            size_t nenv = 0;
+            while (nenv < 4 && env[nenv] != NULL) {
+                nenv++;
+            }
+            seed_config(NULL, env, nenv, side == 0 ? "diff-a" : "diff-b", i);
+        }
+    }
+}
+
 int main(void)
 {
-    struct CMUnitTest tests[sizeof(cases) / sizeof(cases[0]) + 8];
+    struct CMUnitTest tests[sizeof(cases) / sizeof(cases[0]) + 10];
     size_t n = 0;
+
+    if (tu_fuzz_seeds_dir() != NULL) {
+        write_seeds();
+        return 0;
+    }
 
     ms_sink_global_init(); /* libmongoc (URI validation) logs through ms_log */
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -509,5 +564,6 @@ int main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(readme_reference_current);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(example_config_complete);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(diff_cases_run);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(fuzz_artifacts_replay);
     return _cmocka_run_group_tests("config", tests, n, NULL, NULL);
 }

@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_driver.h"
 #include "mysync/mysqljson.h"
+#include "testutil.h"
 
 /* ---------------------------------------------------------------------------------------
  * Helpers
@@ -268,6 +270,9 @@ static const struct bin_case hand_cases[] = {
     {"string length over 32 bits", "0c8080808010", NULL},
     {"string not UTF-8", "0c02c328", NULL},
     {"string overlong UTF-8", "0c02c0af", NULL},
+    /* libbson's validator with NULs allowed takes it (fuzz: mysqljson-overlong-nul.bin) */
+    {"string overlong NUL", "0c0361c080", NULL},
+    {"string with NUL", "0c03610062", "{\"v\": \"a\\u0000b\"}"},
     {"object key not UTF-8", "0001000c000b000100050100ff", NULL},
     {"object key with NUL",
      "0001000c000b000100050100"
@@ -1029,38 +1034,41 @@ static void test_diff_cases(void **state)
  * JSON_REPLACE of age + 1. The before image of that event holds only the id, so the old value
  * is the after image of the UPDATE_ROWS_v2 @2612 (file offset 2723, age 25). The event's own
  * generated column age (= json_col->'$.age') is 26 in the same after image. */
+struct diff_real_case {
+    const char *name, *before_hex, *diff_hex, *expect;
+};
+
+static const struct diff_real_case diff_real_cases[] = {
+    {"json.binlog.000001 PARTIAL_UPDATE_ROWS @3750 row id 1 (file offset 3794)",
+     "0003003300190003001c000400200004000519000c24000c2f00616765646174616e616d650a7878"
+     "7878787878787878034a6f65",
+     "0005242e61676503051a00",
+     "{\"v\": {\"age\": 26, \"data\": \"xxxxxxxxxx\", \"name\": \"Joe\"}}"},
+    /* Row id 3 of the same event: diff at file offset 3858, old value the after image
+     * of id 3 in UPDATE_ROWS_v2 @2612 (file offset 3005, age 41). */
+    {"json.binlog.000001 PARTIAL_UPDATE_ROWS @3750 row id 3",
+     "0003003400190003001c000400200004000529000c24000c2f00616765646174616e616d650a7a7a"
+     "7a7a7a7a7a7a7a7a0450657465",
+     "0005242e61676503052a00",
+     "{\"v\": {\"age\": 42, \"data\": \"zzzzzzzzzz\", \"name\": \"Pete\"}}"},
+};
+
 static void test_diff_real(void **state)
 {
-    static const struct {
-        const char *name, *before_hex, *diff_hex, *expect;
-    } real[] = {
-        {"json.binlog.000001 PARTIAL_UPDATE_ROWS @3750 row id 1 (file offset 3794)",
-         "0003003300190003001c000400200004000519000c24000c2f00616765646174616e616d650a7878"
-         "7878787878787878034a6f65",
-         "0005242e61676503051a00",
-         "{\"v\": {\"age\": 26, \"data\": \"xxxxxxxxxx\", \"name\": \"Joe\"}}"},
-        /* Row id 3 of the same event: diff at file offset 3858, old value the after image
-         * of id 3 in UPDATE_ROWS_v2 @2612 (file offset 3005, age 41). */
-        {"json.binlog.000001 PARTIAL_UPDATE_ROWS @3750 row id 3",
-         "0003003400190003001c000400200004000529000c24000c2f00616765646174616e616d650a7a7a"
-         "7a7a7a7a7a7a7a7a0450657465",
-         "0005242e61676503052a00",
-         "{\"v\": {\"age\": 42, \"data\": \"zzzzzzzzzz\", \"name\": \"Pete\"}}"},
-    };
-
     (void)state;
-    for (size_t i = 0; i < sizeof(real) / sizeof(real[0]); i++) {
+    for (size_t i = 0; i < sizeof(diff_real_cases) / sizeof(diff_real_cases[0]); i++) {
+        const struct diff_real_case *c = &diff_real_cases[i];
         struct ms_error err = {0};
         bson_t before = BSON_INITIALIZER, after;
         size_t blen, dlen;
-        uint8_t *b = unhex(real[i].before_hex, &blen);
-        uint8_t *d = unhex(real[i].diff_hex, &dlen);
+        uint8_t *b = unhex(c->before_hex, &blen);
+        uint8_t *d = unhex(c->diff_hex, &dlen);
 
         assert_true(ms_mysqljson_to_bson(b, blen, &before, "v", &err));
         if (!ms_mysqljson_apply_diffs(&before, "v", d, dlen, &after, &err)) {
-            fail_msg("%s: %s", real[i].name, err.msg);
+            fail_msg("%s: %s", c->name, err.msg);
         }
-        assert_doc(real[i].name, &after, real[i].expect);
+        assert_doc(c->name, &after, c->expect);
         bson_destroy(&after);
         bson_destroy(&before);
         free(b);
@@ -1182,6 +1190,75 @@ static void test_diff_robust(void **state)
     }
 }
 
+/* Every input the fuzzer found trouble with (tests/data/fuzz/mysqljson-*) replays cleanly. */
+static void test_fuzz_artifacts_replay(void **state)
+{
+    (void)state;
+    tu_fuzz_replay("mysqljson-", ms_fuzz_mysqljson_one);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Fuzz seeds (MS_FUZZ_SEEDS, tests/fuzz/seeds.sh): the vectors above in the input format of
+ * tests/fuzz/mysqljson_driver.c
+ * ------------------------------------------------------------------------------------- */
+
+/* A diff seed: its first byte is where the driver splits the input, 1 + the before value's
+ * length: [split][before value][diff vector]. */
+static void seed_diff(const uint8_t *before, size_t blen, const uint8_t *diff, size_t dlen,
+                      const char *name, size_t i)
+{
+    uint8_t *p = malloc(1 + blen + dlen);
+
+    assert_non_null(p);
+    assert_true(blen < 255);
+    p[0] = (uint8_t)(1 + blen);
+    memcpy(p + 1, before, blen);
+    memcpy(p + 1 + blen, diff, dlen);
+    tu_fuzz_seed(p, 1 + blen + dlen, "%s-%02zu", name, i);
+    free(p);
+}
+
+static void write_seeds(void)
+{
+    const struct bin_case *sets[] = {real_cases, hand_cases};
+    const size_t counts[] = {sizeof(real_cases) / sizeof(real_cases[0]),
+                             sizeof(hand_cases) / sizeof(hand_cases[0])};
+    size_t olen, alen;
+    uint8_t *obj = unhex(J_OBJ, &olen), *arr = unhex(J_ARR, &alen);
+
+    for (size_t s = 0; s < 2; s++) {
+        for (size_t i = 0; i < counts[s]; i++) {
+            size_t len;
+            uint8_t *p = unhex(sets[s][i].hex, &len);
+            tu_fuzz_seed(p, len, "bin-%s-%02zu", s == 0 ? "real" : "hand", i);
+            free(p);
+        }
+    }
+    for (size_t i = 0; i < sizeof(text_cases) / sizeof(text_cases[0]); i++) {
+        tu_fuzz_seed(text_cases[i].json, strlen(text_cases[i].json), "text-%02zu", i);
+    }
+    for (size_t i = 0; i < sizeof(diff_real_cases) / sizeof(diff_real_cases[0]); i++) {
+        size_t blen, dlen;
+        uint8_t *b = unhex(diff_real_cases[i].before_hex, &blen);
+        uint8_t *d = unhex(diff_real_cases[i].diff_hex, &dlen);
+        seed_diff(b, blen, d, dlen, "diff-real", i);
+        free(b);
+        free(d);
+    }
+    /* The diff cases' old values are Extended JSON: their diffs go with one of the binary
+     * values above instead, an array for a path that starts with an index. */
+    for (size_t i = 0; i < sizeof(diff_cases) / sizeof(diff_cases[0]); i++) {
+        const char *path = diff_cases[i].diffs[0].path;
+        bool index = path != NULL && strncmp(path, "$[", 2) == 0;
+        size_t dlen;
+        uint8_t *d = build_diffs(&diff_cases[i], &dlen);
+        seed_diff(index ? arr : obj, index ? alen : olen, d, dlen, "diff", i);
+        free(d);
+    }
+    free(obj);
+    free(arr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1203,7 +1280,12 @@ int main(void)
         cmocka_unit_test(test_diff_framing),
         cmocka_unit_test(test_diff_arguments),
         cmocka_unit_test(test_diff_robust),
+        cmocka_unit_test(test_fuzz_artifacts_replay),
     };
 
+    if (tu_fuzz_seeds_dir() != NULL) {
+        write_seeds();
+        return 0;
+    }
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1101,6 +1101,51 @@ static void test_table_map_free(void **state)
     ms_table_map_free(tm); /* leak-checked under ASan / valgrind */
 }
 
+/* ENUM/SET labels become BSON strings: they leave ms_rows_labels_to_utf8 as UTF-8 or not at
+ * all (fuzz_binlog: a utf8mb4 ENUM label "\xf6" was emitted as it was). */
+static void test_labels_to_utf8(void **state)
+{
+    static const struct {
+        uint16_t collation;
+        const char *label, *want; /* want NULL: refused with an error containing err */
+        const char *err;
+    } lcases[] = {
+        {UTF8MB4, "caf\xc3\xa9", "caf\xc3\xa9", NULL},
+        {UTF8MB4, "\xf6", NULL, "label 2 is not utf8mb4"},
+        {UTF8MB3, "a\xed\xa0\x80", NULL, "label 2 is not utf8mb3"}, /* a surrogate */
+        {11, "caf\xc3\xa9", NULL, "label 2 is not ascii"},
+        {LATIN1, "caf\xe9", "caf\xc3\xa9", NULL},
+        {BINARY, "caf\xc3\xa9", "caf\xc3\xa9", NULL},
+        {BINARY, "\xff\xfe", NULL, "label 2 is not UTF-8"},
+        {0, "\xc0\xaf", NULL, "label 2 is not UTF-8"}, /* overlong '/' */
+        {0, "plain", "plain", NULL},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(lcases) / sizeof(lcases[0]); i++) {
+        char *labels[2] = {strdup("ok"), strdup(lcases[i].label)};
+        struct ms_error err = {0};
+        bool ok = ms_rows_labels_to_utf8(lcases[i].collation, labels, 2, &err);
+
+        if (lcases[i].want != NULL) {
+            if (!ok) {
+                fail_msg("case %zu: %s", i, err.msg);
+            }
+            assert_string_equal(labels[1], lcases[i].want);
+        } else {
+            if (ok) {
+                fail_msg("case %zu: accepted", i);
+            }
+            assert_int_equal(err.domain, MS_ERR_DECODE);
+            if (strstr(err.msg, lcases[i].err) == NULL) {
+                fail_msg("case %zu: '%s', expected '%s'", i, err.msg, lcases[i].err);
+            }
+        }
+        free(labels[0]);
+        free(labels[1]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1113,6 +1158,7 @@ int main(void)
         cmocka_unit_test(test_image_present_and_nulls),
         cmocka_unit_test(test_image_errors),
         cmocka_unit_test(test_table_map_free),
+        cmocka_unit_test(test_labels_to_utf8),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
