@@ -9,6 +9,7 @@
 # out-of-memory, printing the saved input ("artifact"): fix the bug, then move the artifact to
 # tests/data/fuzz/<harness>-<what>.bin, where the unit tests replay it. The corpus grows in
 # build-fuzz/fuzz/corpus/<harness>, emptied at the start of each run unless --keep-corpus.
+# FUZZ_SEED: libFuzzer's random seed (default 1, repeatable; give long runs a new one).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -21,7 +22,7 @@ while [ $# -gt 0 ]; do
     --seconds) seconds=$2; shift 2 ;;
     --only) harnesses=("$2"); shift 2 ;;
     --keep-corpus) keep=1; shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "tests/fuzz/run.sh: unknown argument $1" >&2; exit 64 ;;
   esac
 done
