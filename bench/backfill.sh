@@ -32,16 +32,8 @@ cd "$ROOT"
 if ! out=$(ninja -C "$BUILD" mysync bench_loader 2>&1); then echo "$out" >&2; exit 1; fi
 MYSYNC=$ROOT/$BUILD/mysync LOADER=$ROOT/$BUILD/bench_loader
 
-RIG="" WORK=""
-cleanup() {
-  [ -z "$RIG" ] || bash tests/support/rig.sh stop --dir "$RIG" || true
-  [ -z "$WORK" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/mysync-backfill.XXXXXX")
-RIG=$(bash tests/support/rig.sh start --owner $$ mariadb mongo)
-. "$RIG/rig.env"
+. bench/lib.sh
+bench_start backfill
 sql() { mariadb --no-defaults -h127.0.0.1 -P"$MS_RIG_MARIADB_PORT" -urig -prig-admin "$@"; }
 URI=$MS_RIG_MONGO_URI
 

@@ -72,37 +72,13 @@ MYSYNC=$ROOT/$BUILD/mysync LOADER=$ROOT/$BUILD/bench_loader
 [ "$PERF" = 0 ] || command -v perf > /dev/null || { echo "e2e: --perf needs perf" >&2; exit 69; }
 if [ -n "$KEEP" ]; then mkdir -p "$KEEP"; KEEP=$(cd "$KEEP" && pwd); fi
 
-RIG="" WORK="" DAEMON_PID="" PERF_PID="" POLL_PID=""
-stop_pid() { # stop_pid PID: SIGTERM, then SIGKILL after 15 s (a daemon stopped mid-load
-  # drains its whole queue first, which takes minutes on a slow target)
-  local pid=$1
-  kill -0 "$pid" 2> /dev/null || return 0
-  kill -TERM "$pid" 2> /dev/null || true
-  for _ in $(seq 1 150); do kill -0 "$pid" 2> /dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2> /dev/null || true
-  wait "$pid" 2> /dev/null || true
-}
-cleanup() {
-  local pid
-  for pid in "$PERF_PID" "$DAEMON_PID" "$POLL_PID"; do
-    [ -z "$pid" ] || stop_pid "$pid"
-  done
-  [ -z "$RIG" ] || bash tests/support/rig.sh stop --dir "$RIG" || true
-  [ -z "$WORK" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/mysync-e2e.XXXXXX")
-# --owner: the rig's watchdog stops the servers even if this script is killed
-RIG=$(bash tests/support/rig.sh start --owner $$ mariadb "${TARGETS[@]}")
-. "$RIG/rig.env"
+. bench/lib.sh
+DAEMON_PID="" PERF_PID="" POLL_PID=""
+BENCH_PIDS() { echo $PERF_PID $DAEMON_PID $POLL_PID; }
+bench_start e2e mariadb "${TARGETS[@]}"
 sql() { mariadb --no-defaults -h127.0.0.1 -P"$MS_RIG_MARIADB_PORT" -urig -prig-admin "$@"; }
 uri_of() { if [ "$1" = mongo ]; then echo "$MS_RIG_MONGO_URI"; else echo "$MS_RIG_FERRET_URI"; fi; }
 pid_of() { cat "$RIG/$1/pid"; }
-CLK_TCK=$(getconf CLK_TCK)
-cpu_of() { # cpu_of PID: user + system seconds so far (threads included)
-  awk -v hz="$CLK_TCK" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"
-}
 sub() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a - b}'; }
 
 echo "== generating $ROWS inserts into bench.items in transactions of $TXN rows" >&2

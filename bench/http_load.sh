@@ -38,18 +38,10 @@ mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
 if ! out=$(ninja -C "$BUILD" mysync bench_loader bench_workload 2>&1); then echo "$out" >&2; exit 1; fi
 MYSYNC=$ROOT/$BUILD/mysync LOADER=$ROOT/$BUILD/bench_loader WORKLOAD=$ROOT/$BUILD/bench_workload
 
-RIG="" WORK="" DAEMON_PID="" WRK_PIDS=()
-cleanup() {
-  local p
-  for p in "${WRK_PIDS[@]}" "$DAEMON_PID"; do [ -z "$p" ] || kill -KILL "$p" 2> /dev/null || true; done
-  [ -z "$RIG" ] || bash tests/support/rig.sh stop --dir "$RIG" || true
-  [ -z "$WORK" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/mysync-http.XXXXXX")
-RIG=$(bash tests/support/rig.sh start --owner $$ mariadb mongo)
-. "$RIG/rig.env"
+. bench/lib.sh
+DAEMON_PID="" WRK_PIDS=()
+BENCH_PIDS() { echo "${WRK_PIDS[@]}" $DAEMON_PID; }
+bench_start http
 URI=$MS_RIG_MONGO_URI MDB=httpbench
 wl() { "$WORKLOAD" --port "$MS_RIG_MARIADB_PORT" --user rig --password rig-admin --db bench "$@"; }
 wl --create --prefix h > /dev/null
@@ -75,8 +67,6 @@ stop_daemon() {
   [ "$rc" = 0 ] || { echo "http_load: the daemon exited $rc" >&2; tail -n 20 "$WORK/daemon.log" >&2; exit 1; }
 }
 
-CLK_TCK=$(getconf CLK_TCK)
-cpu_of() { awk -v hz="$CLK_TCK" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"; }
 start_daemon   # the initial snapshot of the empty table and a checkpoint
 stop_daemon
 : > "$WORK/quiet"; : > "$WORK/loaded"

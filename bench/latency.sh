@@ -61,26 +61,10 @@ if [ "$PERF" = 1 ] && ! perf record -q -o /dev/null true > /dev/null 2>&1; then
   PERF=0
 fi
 
-RIG="" WORK="" DAEMON_PID="" SAMPLER_PID="" PERF_PID=""
-stop_pid() {
-  local pid=$1
-  kill -0 "$pid" 2> /dev/null || return 0
-  kill -TERM "$pid" 2> /dev/null || true
-  for _ in $(seq 1 300); do kill -0 "$pid" 2> /dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2> /dev/null || true
-  wait "$pid" 2> /dev/null || true
-}
-cleanup() {
-  local pid
-  for pid in "$PERF_PID" "$SAMPLER_PID" "$DAEMON_PID"; do [ -z "$pid" ] || stop_pid "$pid"; done
-  [ -z "$RIG" ] || bash tests/support/rig.sh stop --dir "$RIG" || true
-  [ -z "$WORK" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/mysync-latency.XXXXXX")
-RIG=$(bash tests/support/rig.sh start --owner $$ mariadb mongo)
-. "$RIG/rig.env"
+. bench/lib.sh
+DAEMON_PID="" SAMPLER_PID="" PERF_PID=""
+BENCH_PIDS() { echo $PERF_PID $SAMPLER_PID $DAEMON_PID; }
+bench_start latency
 URI=$MS_RIG_MONGO_URI MDB=latbench
 sql() { mariadb --no-defaults -h127.0.0.1 -P"$MS_RIG_MARIADB_PORT" -urig -prig-admin "$@"; }
 wl() { "$WORKLOAD" --port "$MS_RIG_MARIADB_PORT" --user rig --password rig-admin --db bench "$@"; }
