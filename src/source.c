@@ -1633,8 +1633,10 @@ static bool append_value(const struct ms_source *s, const struct stable *t, stru
     return true;
 }
 
-/* Fetches values longer than their buffers again, into bigger ones. */
-static bool fetch_long_values(struct stable *t, struct ms_error *err)
+/* Fetches values longer than their buffers again, into bigger ones. res: the result binding
+ * the statement was fetched with (t->res for re-reads, a scan's own for scans): its buffers
+ * follow the moved ones, so the caller binds it again before the next row. */
+static bool fetch_long_values(struct stable *t, MYSQL_BIND *res, struct ms_error *err)
 {
     for (size_t i = 0; i < t->ncols; i++) {
         struct scol *c = &t->cols[i];
@@ -1658,9 +1660,9 @@ static bool fetch_long_values(struct stable *t, struct ms_error *err)
             c->var = nv;
             c->varcap = cap;
         }
-        t->res[i].buffer = c->var + PREFIX;
-        t->res[i].buffer_length = c->varcap - PREFIX;
-        b = t->res[i];
+        res[i].buffer = c->var + PREFIX;
+        res[i].buffer_length = c->varcap - PREFIX;
+        b = res[i];
         if (mysql_stmt_fetch_column(t->stmt, &b, (unsigned int)i, 0) != 0) {
             stmt_error(t->stmt, "re-reading", t->db, t->table, err);
             return false;
@@ -1670,8 +1672,8 @@ static bool fetch_long_values(struct stable *t, struct ms_error *err)
 }
 
 /* A cached statement keeps small fetch buffers only: one large value read once does not
- * hold its memory for the table's lifetime. */
-static void give_back_buffers(struct stable *t)
+ * hold its memory for the table's lifetime. res: the binding that points at them. */
+static void give_back_buffers(struct stable *t, MYSQL_BIND *res)
 {
     for (size_t i = 0; i < t->ncols; i++) {
         struct scol *c = &t->cols[i];
@@ -1687,8 +1689,8 @@ static void give_back_buffers(struct stable *t)
         free(c->var);
         c->var = nv;
         c->varcap = VAR_MIN;
-        t->res[i].buffer = c->var + PREFIX;
-        t->res[i].buffer_length = c->varcap - PREFIX;
+        res[i].buffer = c->var + PREFIX;
+        res[i].buffer_length = c->varcap - PREFIX;
     }
 }
 
@@ -1722,10 +1724,10 @@ static enum run_result execute(struct stable *t, struct ms_error *err)
 }
 
 /* Appends the row just fetched to dst, column by column, through the decoder. */
-static bool decode_row(const struct ms_source *s, struct stable *t, bson_t *dst,
+static bool decode_row(const struct ms_source *s, struct stable *t, MYSQL_BIND *res, bson_t *dst,
                        struct ms_error *err)
 {
-    if (!fetch_long_values(t, err)) {
+    if (!fetch_long_values(t, res, err)) {
         return false;
     }
     for (size_t i = 0; i < t->ncols; i++) {
@@ -1752,14 +1754,14 @@ static enum run_result run(struct ms_source *s, struct stable *t, bson_t *row, b
         res = RUN_OK;
     } else if (rc == 0 || rc == MYSQL_DATA_TRUNCATED) {
         *found = true;
-        if (decode_row(s, t, row, err)) {
+        if (decode_row(s, t, t->res, row, err)) {
             res = RUN_OK;
         }
     } else {
         stmt_error(t->stmt, "re-reading", t->db, t->table, err);
     }
     mysql_stmt_free_result(t->stmt);
-    give_back_buffers(t);
+    give_back_buffers(t, t->res);
     return res;
 }
 
@@ -1812,7 +1814,7 @@ static enum run_result run_many(struct ms_source *s, struct stable *t, size_t li
             res = RUN_FAILED;
             break;
         }
-        ok = decode_row(s, t, &child, err);
+        ok = decode_row(s, t, t->res, &child, err);
         bson_append_document_end(out, &child);
         if (!ok) {
             res = RUN_FAILED;
@@ -1827,7 +1829,7 @@ static enum run_result run_many(struct ms_source *s, struct stable *t, size_t li
         }
     }
     mysql_stmt_free_result(t->stmt);
-    give_back_buffers(t);
+    give_back_buffers(t, t->res);
     return res;
 }
 
@@ -2766,7 +2768,7 @@ static enum run_result scan_run(struct ms_scan *sc, size_t limit, ms_scan_row_fn
             break;
         }
         bson_init(&row);
-        ok = decode_row(sc->s, t, &row, err) && scan_fetch_extras(sc, st, err);
+        ok = decode_row(sc->s, t, sc->res, &row, err) && scan_fetch_extras(sc, st, err);
         if (!ok && err->domain == MS_ERR_DECODE) {
             /* a value that does not decode: the callback may take it as a bad row */
             ok = fn(arg, NULL, err);
@@ -2802,7 +2804,7 @@ static enum run_result scan_run(struct ms_scan *sc, size_t limit, ms_scan_row_fn
     }
     t->stmt = NULL;
     mysql_stmt_free_result(st);
-    give_back_buffers(t);
+    give_back_buffers(t, sc->res);
     return res;
 }
 

@@ -1162,6 +1162,96 @@ static void read_rows_after_ddl(void **state)
     ms_source_destroy(src);
 }
 
+/* Keyset scans (snapshots, backfill, verify) of values longer than the fetch buffers: each
+ * row's long value is fetched again into a larger buffer, and the next rows of the same chunk
+ * must be fetched into that one (the scan used to move the re-read statement's binding instead
+ * of its own: a NULL dereference, or a freed buffer under the next row). */
+struct scanned {
+    size_t n;
+    bool ok;
+    char why[200];
+};
+
+static bool check_scanned(void *arg, const bson_t *row, struct ms_error *err)
+{
+    struct scanned *sc = arg;
+    bson_iter_t it;
+    int32_t id, len;
+    const char *v;
+    uint32_t vlen;
+
+    (void)err;
+    if (row == NULL || !bson_iter_init_find(&it, row, "id") || !BSON_ITER_HOLDS_INT32(&it)) {
+        snprintf(sc->why, sizeof(sc->why), "row %zu: no id", sc->n);
+        sc->ok = false;
+        return true;
+    }
+    id = bson_iter_int32(&it);
+    if (!bson_iter_init_find(&it, row, "len") || !BSON_ITER_HOLDS_INT32(&it)) {
+        snprintf(sc->why, sizeof(sc->why), "row %d: no len", id);
+        sc->ok = false;
+        return true;
+    }
+    len = bson_iter_int32(&it);
+    if (!bson_iter_init_find(&it, row, "s") || !BSON_ITER_HOLDS_UTF8(&it)) {
+        snprintf(sc->why, sizeof(sc->why), "row %d: s is not a string", id);
+        sc->ok = false;
+        return true;
+    }
+    v = bson_iter_utf8(&it, &vlen);
+    for (uint32_t i = 0; i < vlen && vlen == (uint32_t)len; i++) {
+        if (v[i] != (char)('a' + id % 26)) {
+            vlen = 0;
+        }
+    }
+    if (vlen != (uint32_t)len) {
+        snprintf(sc->why, sizeof(sc->why), "row %d: s is not %d x '%c'", id, len,
+                 'a' + id % 26);
+        sc->ok = false;
+    }
+    sc->n++;
+    return true;
+}
+
+static void scan_long_values(void **state)
+{
+    static const int lens[] = {10, 300, 5, 5000, 252, 253, 2 << 20, 7, 300, 70000, 0, 1};
+    const size_t nrows = sizeof(lens) / sizeof(lens[0]);
+    struct ms_source *src = ms_source_new(&fx.cfg, &optsets[0].vo);
+    const char *order[] = {"id"};
+    MYSQL *m = tu_mysql_admin(NULL);
+    struct ms_error err = {0};
+
+    (void)state;
+    tu_sql(m, "DROP TABLE IF EXISTS it_src.t_long; CREATE TABLE it_src.t_long (id INT PRIMARY "
+              "KEY, s LONGTEXT, len INT)");
+    for (size_t i = 0; i < nrows; i++) {
+        char q[200];
+        snprintf(q, sizeof(q), "INSERT INTO it_src.t_long VALUES (%zu, REPEAT('%c', %d), %d)", i,
+                 (char)('a' + i % 26), lens[i], lens[i]);
+        tu_sql(m, q);
+    }
+    /* one chunk with every row, then chunks of 3 (a scan's buffers given back in between) */
+    for (size_t limit = nrows + 1; limit > 0; limit = limit == nrows + 1 ? 3 : 0) {
+        struct ms_scan *sc = ms_scan_new(src, "it_src", "t_long", order, 1, NULL);
+        struct scanned got = {.ok = true};
+        size_t n;
+        do {
+            n = 0;
+            if (!ms_scan_chunk(sc, limit, check_scanned, &got, &n, &err)) {
+                fail_msg("scan: %s", err.msg);
+            }
+        } while (n == limit);
+        if (!got.ok) {
+            fail_msg("chunks of %zu: %s", limit, got.why);
+        }
+        assert_int_equal(got.n, nrows);
+        ms_scan_destroy(sc);
+    }
+    mysql_close(m);
+    ms_source_destroy(src);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1176,6 +1266,7 @@ int main(void)
         cmocka_unit_test(read_rows_by_column),
         cmocka_unit_test(read_rows_limits_nulls_errors),
         cmocka_unit_test(read_rows_after_ddl),
+        cmocka_unit_test(scan_long_values),
     };
 
     return tu_finish(cmocka_run_group_tests(tests, setup, teardown));
