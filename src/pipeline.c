@@ -1498,6 +1498,36 @@ static bool map_change(struct rd *r, struct table *t, const struct ms_event *ev,
     return queue_change(r->p, r, t, &chg);
 }
 
+/* A row whose text is invalid in its character set (ms_binlog_rows_bad_text: a latin1 column
+ * read with a utf8mb4 label, ...): to the dead letters with the error and the row (such values
+ * as binary), and the stream goes on. err: the decode error, cleared here. */
+static bool bad_text_row(struct rd *r, struct table *t, const struct ms_event *ev, uint64_t pos,
+                         bson_t *before, bson_t *after, struct ms_error *err)
+{
+    const struct ms_table_map *tm = ev->u.rows.map;
+    struct ms_change chg = {0};
+    struct ms_error why = *err;
+    char position[300];
+
+    ms_error_clear(err);
+    snprintf(position, sizeof(position), "%s:%llu", r->file, (unsigned long long)pos);
+    chg.op = ev->u.rows.op == MS_ROW_INSERT   ? MS_CHANGE_INSERT
+             : ev->u.rows.op == MS_ROW_UPDATE ? MS_CHANGE_UPDATE
+                                              : MS_CHANGE_DELETE;
+    chg.db = tm->db;
+    chg.table = tm->table;
+    chg.before = chg.op == MS_CHANGE_INSERT ? NULL : before;
+    chg.after = chg.op == MS_CHANGE_DELETE ? NULL : after;
+    if (!t->warned) {
+        ms_log(MS_LOG_ERROR, "%s.%s at %s: %s (dead-lettered; further ones are counted)", tm->db,
+               tm->table, position, why.msg);
+        t->warned = true;
+    }
+    ctl_error(r->p, &why);
+    r->changes++;
+    return queue_push(r->p, dead_item(&chg, position, &why));
+}
+
 /* ---- snapshot watermarks (the signal table) ------------------------------------------- */
 
 static void window_free(struct window *w)
@@ -1652,11 +1682,20 @@ static bool on_rows(struct rd *r, const struct ms_event *ev, uint64_t pos, struc
     if (t == NULL) {
         return true; /* not replicated: not even decoded */
     }
-    while (ok && ms_binlog_rows_next(r->parser, ev, &off, t->vo, &before, &after, err)) {
-        ok = map_change(r, t, ev, pos, &before, &after, err);
+    for (;;) {
+        if (ms_binlog_rows_next(r->parser, ev, &off, t->vo, &before, &after, err)) {
+            ok = map_change(r, t, ev, pos, &before, &after, err);
+        } else if (ms_binlog_rows_bad_text(err)) {
+            ok = bad_text_row(r, t, ev, pos, &before, &after, err);
+        } else {
+            break; /* the end, or an error */
+        }
         bson_destroy(&before);
         bson_destroy(&after);
         nrows++;
+        if (!ok) {
+            break;
+        }
     }
     ctl_rows(r->p, t, (int)ev->u.rows.op, nrows, ev->h.timestamp);
     if (ok) {
