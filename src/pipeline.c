@@ -2510,7 +2510,8 @@ bool ms_pipeline_run(struct ms_pipeline *p, volatile sig_atomic_t *stop, struct 
 
 /* ---- the control plane: pause, trigger, interval, counters -------------------------------- */
 
-#define PROBE_MS 2000 /* MongoDB is pinged when no write has succeeded for this long */
+#define PROBE_MS      2000 /* MongoDB is pinged when no write has succeeded for this long */
+#define PROBE_DOWN_MS 250  /* and this often while it is down */
 
 static const double batch_size_bounds[] = {1,    5,    10,   25,    50,    100,   250,   500,
                                            1000, 2500, 5000, 10000, 25000, 50000, 100000};
@@ -2752,7 +2753,11 @@ static void *probe_main(void *arg)
         if (ms_clock_mono_ms() < next) {
             continue;
         }
-        next = ms_clock_mono_ms() + PROBE_MS;
+        pthread_mutex_lock(&p->mu);
+        up = p->stats.mongodb_up;
+        pthread_mutex_unlock(&p->mu);
+        /* while it is down, every PROBE_DOWN_MS: its return is noticed at once */
+        next = ms_clock_mono_ms() + (up ? PROBE_MS : PROBE_DOWN_MS);
         if (ms_clock_mono_ms() - (int64_t)atomic_load(&p->mongo_ok_ms) < PROBE_MS) {
             continue;
         }
@@ -2764,6 +2769,11 @@ static void *probe_main(void *arg)
         }
         p->stats.mongodb_up = up;
         pthread_mutex_unlock(&p->mu);
+        if (up) {
+            /* no write succeeded for PROBE_MS but the server answers: a write waiting out its
+             * backoff (up to 30 s after a long outage) tries again now */
+            ms_sink_wake(p->sink);
+        }
     }
     return NULL;
 }
