@@ -87,6 +87,8 @@ enum item_kind {
     IT_DEAD = 3,     /* a change the strategy could not map: to the dead letters */
     IT_DDL = 4,      /* DDL seen: forget cached definitions of db */
     IT_MARK = 5,     /* a barrier: write everything before it, then say so (mark) */
+    IT_TRUNCATE = 6, /* a TRUNCATE of a table with a collection of its own: delete every
+                        document of collection `table` (after writing everything before it) */
 };
 
 struct item {
@@ -181,6 +183,9 @@ struct ms_pipeline {
     char snapshot_why[400];
     char sig_db[200], sig_name[200]; /* sync.signal_table (sig_name "" = none) */
     uint64_t windows_replayed;       /* operations replayed at the close of watermark windows */
+    /* ms_pipeline_on_ddl: a table whose rows a DDL statement changed without row events */
+    void (*ddl_snapshot)(void *ctx, const char *table);
+    void *ddl_ctx;
 };
 
 /* Control-plane hooks in the reader and sink loops (defined at the end of this file). */
@@ -1717,6 +1722,125 @@ static bool query_is(const struct ms_event *ev, const char *word)
            (ev->u.query.sql_len == n || ev->u.query.sql[n] == ' ' || ev->u.query.sql[n] == ';');
 }
 
+/* The collection a generic table writes, when no other replicated table writes it too (NULL:
+ * an entity strategy's table, or a shared collection). */
+static const char *own_collection(struct ms_pipeline *p, const struct table *t)
+{
+    const char *coll;
+
+    if (t->strategy != &ms_strategy_generic) {
+        return NULL;
+    }
+    coll = t->tcfg != NULL && t->tcfg->collection != NULL ? t->tcfg->collection : t->name;
+    for (size_t i = 0; i < p->ntables; i++) {
+        const struct table *o = &p->tables[i];
+        const char *oc;
+        if (o == t) {
+            continue;
+        }
+        oc = o->strategy != &ms_strategy_generic              ? o->role
+             : o->tcfg != NULL && o->tcfg->collection != NULL ? o->tcfg->collection
+                                                              : o->name;
+        if (oc != NULL && strcmp(oc, coll) == 0) {
+            return NULL;
+        }
+    }
+    return coll;
+}
+
+static void ddl_snapshot(struct ms_pipeline *p, const struct table *t, const char *why)
+{
+    char name[420];
+
+    if (p->ddl_snapshot == NULL) {
+        return;
+    }
+    if (t->strategy->source_tables != NULL && t->role != NULL &&
+        strcmp(t->role, t->strategy->source_tables[0]) != 0) {
+        /* a table whose rows are part of another's documents (order_items): its entity's
+         * first table is copied (as verify compares it) */
+        const struct table *first = NULL;
+        for (size_t i = 0; i < p->ntables && first == NULL; i++) {
+            if (p->tables[i].strategy == t->strategy && p->tables[i].role != NULL &&
+                strcmp(p->tables[i].role, t->strategy->source_tables[0]) == 0) {
+                first = &p->tables[i];
+            }
+        }
+        if (first == NULL) {
+            return;
+        }
+        t = first;
+    }
+    snprintf(name, sizeof(name), "%s.%s", t->db, t->name);
+    ms_log_kv(MS_LOG_INFO, ((struct ms_log_field[]){MS_LF_STR("table", name)}),
+              "%s: its rows may have changed without row events; snapshotting it beside the "
+              "stream",
+              why);
+    p->ddl_snapshot(p->ddl_ctx, name);
+}
+
+/* DDL that changes rows without row events: ALTER TABLE (defaults of new columns, dropped or
+ * retyped ones) and RENAME TABLE (a new name with rows) snapshot the table, TRUNCATE deletes
+ * the documents of a table with a collection of its own. */
+static bool on_ddl(struct rd *r, const struct ms_event *ev)
+{
+    struct ms_pipeline *p = r->p;
+    struct ms_ddl *ddl = malloc(sizeof(*ddl));
+    bool ok = true;
+
+    if (ddl == NULL) {
+        abort();
+    }
+    ms_schema_parse_ddl(ev->u.query.db, ev->u.query.db_len, ev->u.query.sql, ev->u.query.sql_len,
+                        ddl);
+    for (size_t i = 0; i < ddl->n && ok; i++) {
+        struct table *t;
+        switch (ddl->kind) {
+        case MS_DDL_ALTER:
+            t = table_select(p, ddl->table[i].db, ddl->table[i].name);
+            if (t != NULL) {
+                ddl_snapshot(p, t, "ALTER TABLE");
+            }
+            break;
+        case MS_DDL_RENAME:
+            if (table_find(p, ddl->table[i].db, ddl->table[i].name) != NULL) {
+                ms_log(MS_LOG_WARN,
+                       "%s.%s renamed to %s.%s: its documents stay where they are (DDL is not "
+                       "replicated)",
+                       ddl->table[i].db, ddl->table[i].name, ddl->to[i].db, ddl->to[i].name);
+            }
+            t = table_select(p, ddl->to[i].db, ddl->to[i].name);
+            if (t != NULL) {
+                ddl_snapshot(p, t, "RENAME TABLE");
+            }
+            break;
+        case MS_DDL_TRUNCATE:
+            t = table_select(p, ddl->table[i].db, ddl->table[i].name);
+            if (t != NULL) {
+                const char *coll = own_collection(p, t);
+                if (coll == NULL) {
+                    ms_log(MS_LOG_WARN,
+                           "TRUNCATE of %s.%s: its documents are part of a collection other "
+                           "tables write too, so they stay (run mysync --full for the tables "
+                           "of that collection)",
+                           t->db, t->name);
+                } else {
+                    struct item *it = item_new(IT_TRUNCATE);
+                    it->db = strdup(t->db);
+                    it->table = strdup(coll);
+                    snprintf(it->source, sizeof(it->source), "%s.%s", t->db, t->name);
+                    ok = queue_push(p, it);
+                }
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    free(ddl);
+    return ok;
+}
+
 static bool on_event(struct rd *r, const struct ms_event *ev, uint64_t pos, uint64_t end_pos,
                      struct ms_error *err)
 {
@@ -1749,7 +1873,7 @@ static bool on_event(struct rd *r, const struct ms_event *ev, uint64_t pos, uint
                                  ev->u.query.sql_len)) {
             struct item *it = item_new(IT_DDL);
             it->db = strndup(ev->u.query.db, ev->u.query.db_len);
-            if (!queue_push(r->p, it)) {
+            if (!queue_push(r->p, it) || !on_ddl(r, ev)) {
                 return false;
             }
         }
@@ -2379,6 +2503,18 @@ static void *sink_main(void *arg)
                     pthread_mutex_unlock(&p->mark_mu);
                 }
                 break;
+            case IT_TRUNCATE: {
+                uint64_t n = 0;
+                ok = flush(p, &b, &err) && ms_sink_delete_all(p->sink, it->table, &n, &err);
+                if (ok) {
+                    ms_log_kv(MS_LOG_INFO,
+                              ((struct ms_log_field[]){MS_LF_STR("table", it->source),
+                                                       MS_LF_STR("collection", it->table),
+                                                       MS_LF_INT("deleted", (int64_t)n)}),
+                              "TRUNCATE: every document of the collection deleted");
+                }
+                break;
+            }
             case IT_DDL:
                 ms_source_invalidate(p->source, it->db, NULL);
                 for (size_t i = 0; i < p->nown; i++) {
@@ -2831,6 +2967,13 @@ bool ms_pipeline_trigger(struct ms_pipeline *p, const char *table, struct ms_err
     atomic_store(&p->trigger, true);
     ms_log(MS_LOG_INFO, "trigger: writing the pending batch and saving the checkpoint now");
     return true;
+}
+
+void ms_pipeline_on_ddl(struct ms_pipeline *p, void (*snapshot)(void *ctx, const char *table),
+                        void *ctx)
+{
+    p->ddl_snapshot = snapshot;
+    p->ddl_ctx = ctx;
 }
 
 void ms_pipeline_set_interval(struct ms_pipeline *p, int64_t seconds)
