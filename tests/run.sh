@@ -3,11 +3,11 @@
 # and without binlog, mongo-java-server, FerretDB), runs every suite, prints a summary and
 # exits non-zero on any failure. Servers are stopped on exit, whatever happens.
 #
-#   tests/run.sh              unit + integration suites, then the deploy suite (static
-#                             checks of deploy/ and the man page; no servers)
+#   tests/run.sh              unit + integration + faults suites, then the deploy suite
+#                             (static checks of deploy/ and the man page; no servers)
 #   tests/run.sh --sanitize   also an ASan+UBSan build running every suite, and valgrind on
 #                             the unit suite (always on in CI, i.e. when CI=true)
-#   tests/run.sh --suite unit only one suite (unit, integration or deploy)
+#   tests/run.sh --suite unit only one suite (unit, integration, faults or deploy)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,7 +15,7 @@ cd "$ROOT"
 . tests/support/deps.sh
 
 SANITIZE=0
-SUITES=(unit integration deploy)
+SUITES=(unit integration faults deploy)
 while [ $# -gt 0 ]; do
   case "$1" in
     --sanitize) SANITIZE=1; shift ;;
@@ -50,7 +50,7 @@ fi
 RIG=""
 cleanup() { [ -n "$RIG" ] && bash tests/support/rig.sh stop --dir "$RIG"; }
 trap cleanup EXIT INT TERM
-if [[ " ${SUITES[*]} " == *" integration "* ]]; then
+if [[ " ${SUITES[*]} " == *" integration "* || " ${SUITES[*]} " == *" faults "* ]]; then
   echo "== rig"
   bash tests/support/rig.sh prepare
   RIG=$(bash tests/support/rig.sh start --owner $$)
