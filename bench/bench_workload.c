@@ -7,8 +7,11 @@
  *     --prefix P         table name prefix (default t)
  *     --changes N        row changes to make (default 10000; 0 with --seconds: no limit)
  *     --seconds S        stop after S seconds (default: no limit)
- *     --mix I:U:D        relative weights of inserts, updates and deletes (default 60:30:10)
+ *     --mix I:U:D[:K]    relative weights of inserts, updates, deletes and key changes
+ *                        (default 60:30:10:0)
  *     --txn MIN[-MAX]    rows per transaction, uniform in MIN..MAX (default 1-100)
+ *     --txn-log          transaction sizes log-uniform in MIN..MAX instead: as many of 1-10 rows
+ *                        as of 1 000-10 000 (mostly small ones, some large)
  *     --width BYTES      approximate row width: the TEXT payload takes what the other
  *                        columns leave (default 200)
  *     --rate R           rows per second, paced by transaction (default 0: as fast as possible)
@@ -18,19 +21,22 @@
  *
  * Tables: (id BIGINT PRIMARY KEY, k INT, v BIGINT, price DECIMAL(12,2), ts DATETIME(6),
  * marker BIGINT, name VARCHAR(64), payload TEXT). Inserts take the next ids of their table;
- * updates and deletes pick random live rows (the live ids are read at start, so successive
- * runs continue from the data). `marker` holds CLOCK_REALTIME in microseconds, taken when the
- * transaction begins, in every row it inserts or updates: the latency benchmark subtracts it
- * from the moment the document becomes visible (so a latency includes the transaction's own
- * statements and COMMIT: under a millisecond for the small transactions it uses). A transaction is
- * one multi-row INSERT, one UPDATE ... WHERE id IN (...) and one DELETE ... WHERE id IN (...) per
- * table it touches, so the rows events are the ones applications produce in bulk.
+ * updates, deletes and key changes pick random live rows (the live ids are read at start, so
+ * successive runs continue from the data). A key change gives a row the next id of its table
+ * (UPDATE ... SET id = <new>, v = v + 1 WHERE id = <old>). `marker` holds CLOCK_REALTIME in
+ * microseconds, taken when the transaction begins, in every row it inserts or updates: the latency
+ * benchmark subtracts it from the moment the document becomes visible (so a latency includes the
+ * transaction's own statements and COMMIT: under a millisecond for the small transactions it uses).
+ * A transaction is one multi-row INSERT, one UPDATE ... WHERE id IN (...), one UPDATE per key
+ * change and one DELETE ... WHERE id IN (...) per table it touches (in that order), so the rows
+ * events are the ones applications produce in bulk.
  *
- * Prints one line: "changes=N inserts=N updates=N deletes=N txns=N seconds=S rows_per_s=R
- * first_id=F" (first_id: the first id inserted into t1). Exit 0, 1 on a server error, 64 on
- * a bad command line. */
+ * Prints one line: "changes=N inserts=N updates=N deletes=N keychanges=N txns=N seconds=S
+ * rows_per_s=R first_id=F" (first_id: the first id inserted into t1). Exit 0, 1 on a server error,
+ * 64 on a bad command line. */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <mysql.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -52,8 +58,8 @@ struct opts {
     unsigned port;
     int64_t tables, changes, width, seed, txn_min, txn_max;
     double seconds, rate;
-    bool create_only;
-    int64_t mix[3];
+    bool create_only, txn_log;
+    int64_t mix[4];
 };
 
 static uint64_t rng_state;
@@ -191,13 +197,13 @@ static bool table_open(MYSQL *m, const struct opts *o, struct table *t, int64_t 
 }
 
 /* One transaction of n changes spread over the tables. */
-static bool run_txn(MYSQL *m, const struct opts *o, struct table *tabs, int64_t n, int64_t count[3])
+static bool run_txn(MYSQL *m, const struct opts *o, struct table *tabs, int64_t n, int64_t count[4])
 {
     struct {
-        int64_t ins, upd, del;
+        int64_t ins, upd, del, key;
     } per[o->tables];
     struct sbuf b = {0};
-    int64_t total = o->mix[0] + o->mix[1] + o->mix[2], marker;
+    int64_t total = o->mix[0] + o->mix[1] + o->mix[2] + o->mix[3], marker;
     bool ok = true;
 
     memset(per, 0, sizeof(per));
@@ -208,8 +214,10 @@ static bool run_txn(MYSQL *m, const struct opts *o, struct table *tabs, int64_t 
             per[t].ins++;
         } else if (r < o->mix[0] + o->mix[1]) {
             per[t].upd++;
-        } else {
+        } else if (r < o->mix[0] + o->mix[1] + o->mix[2]) {
             per[t].del++;
+        } else {
+            per[t].key++;
         }
     }
     if (!sql(m, "BEGIN")) {
@@ -254,6 +262,18 @@ static bool run_txn(MYSQL *m, const struct opts *o, struct table *tabs, int64_t 
             ok = sql(m, b.p);
             count[1] += per[t].upd;
         }
+        for (int64_t i = 0; ok && i < per[t].key && tb->nlive > 0; i++) {
+            size_t at = rnd_below(tb->nlive);
+            int64_t to = tb->next_id++;
+            b.len = 0;
+            sb_printf(&b,
+                      "UPDATE `%s`.`%s` SET id = %" PRId64 ", v = v + 1, marker = %" PRId64
+                      " WHERE id = %" PRId64,
+                      o->db, tb->name, to, marker, tb->live[at]);
+            tb->live[at] = to;
+            ok = sql(m, b.p);
+            count[3]++;
+        }
         if (ok && per[t].del > 0) {
             int64_t k = 0;
             b.len = 0;
@@ -293,7 +313,8 @@ static int usage(void)
     fprintf(stderr,
             "usage: bench_workload [--host H] [--port P] [--user U] [--password W] "
             "[--db D] [--tables K] [--prefix P] [--changes N] [--seconds S] "
-            "[--mix I:U:D] [--txn MIN[-MAX]] [--width B] [--rate R] [--seed S] [--create]\n");
+            "[--mix I:U:D[:K]] [--txn MIN[-MAX]] [--txn-log] [--width B] [--rate R] [--seed S] "
+            "[--create]\n");
     return 64;
 }
 
@@ -311,8 +332,8 @@ int main(int argc, char **argv)
                      .seed = 1,
                      .txn_min = 1,
                      .txn_max = 100,
-                     .mix = {60, 30, 10}};
-    int64_t v, count[3] = {0, 0, 0}, done = 0, txns = 0, first_id;
+                     .mix = {60, 30, 10, 0}};
+    int64_t v, count[4] = {0, 0, 0, 0}, done = 0, txns = 0, first_id;
     struct table *tabs;
     double t0;
     char q[256];
@@ -322,6 +343,10 @@ int main(int argc, char **argv)
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--create") == 0) {
             o.create_only = true;
+            continue;
+        }
+        if (strcmp(a, "--txn-log") == 0) {
+            o.txn_log = true;
             continue;
         }
         if (val == NULL) {
@@ -370,14 +395,16 @@ int main(int argc, char **argv)
                 return 64;
             }
         } else if (strcmp(a, "--mix") == 0) {
-            long long x, y, z;
+            long long x, y, z, k = 0;
             char tail;
-            if (sscanf(val, "%lld:%lld:%lld%c", &x, &y, &z, &tail) != 3 || x < 0 || y < 0 ||
-                z < 0 || x + y + z == 0 || x + y + z > 1000000) {
-                fprintf(stderr, "bench_workload: --mix wants I:U:D weights, e.g. 60:30:10\n");
+            int got = sscanf(val, "%lld:%lld:%lld:%lld%c", &x, &y, &z, &k, &tail);
+            if ((got != 3 && got != 4) || x < 0 || y < 0 || z < 0 || k < 0 || x + y + z + k == 0 ||
+                x + y + z + k > 1000000) {
+                fprintf(stderr, "bench_workload: --mix wants I:U:D[:K] weights, e.g. 60:30:10 or "
+                                "50:25:15:10\n");
                 return 64;
             }
-            o.mix[0] = x, o.mix[1] = y, o.mix[2] = z;
+            o.mix[0] = x, o.mix[1] = y, o.mix[2] = z, o.mix[3] = k;
         } else if (strcmp(a, "--txn") == 0) {
             long long lo, hi;
             char tail;
@@ -425,6 +452,11 @@ int main(int argc, char **argv)
     t0 = now_s(CLOCK_MONOTONIC);
     while (o.changes == 0 || done < o.changes) {
         int64_t n = o.txn_min + (int64_t)rnd_below((uint64_t)(o.txn_max - o.txn_min + 1));
+        if (o.txn_log) { /* exp of a uniform value in [log MIN, log (MAX + 1)) */
+            double lo = log((double)o.txn_min), hi = log((double)o.txn_max + 1);
+            n = (int64_t)exp(lo + (hi - lo) * (double)(rnd() >> 11) * 0x1.0p-53);
+            n = n < o.txn_min ? o.txn_min : n > o.txn_max ? o.txn_max : n;
+        }
         double el = now_s(CLOCK_MONOTONIC) - t0;
 
         if (o.seconds != 0 && el >= o.seconds) {
@@ -450,10 +482,12 @@ int main(int argc, char **argv)
     }
     {
         double secs = now_s(CLOCK_MONOTONIC) - t0;
+        int64_t all = count[0] + count[1] + count[2] + count[3];
         printf("changes=%" PRId64 " inserts=%" PRId64 " updates=%" PRId64 " deletes=%" PRId64
-               " txns=%" PRId64 " seconds=%.3f rows_per_s=%.0f first_id=%" PRId64 "\n",
-               count[0] + count[1] + count[2], count[0], count[1], count[2], txns, secs,
-               secs > 0 ? (double)(count[0] + count[1] + count[2]) / secs : 0, first_id);
+               " keychanges=%" PRId64 " txns=%" PRId64 " seconds=%.3f rows_per_s=%.0f"
+               " first_id=%" PRId64 "\n",
+               all, count[0], count[1], count[2], count[3], txns, secs,
+               secs > 0 ? (double)all / secs : 0, first_id);
     }
     for (int64_t i = 0; i < o.tables; i++) {
         free(tabs[i].live);

@@ -742,7 +742,19 @@ bool ms_backfill_start(struct ms_backfill *b, volatile sig_atomic_t *stop, struc
     return true;
 }
 
+static bool enqueue(struct ms_backfill *b, const char *spec, bool again, struct ms_error *err);
+
 bool ms_backfill_enqueue(struct ms_backfill *b, const char *spec, struct ms_error *err)
+{
+    return enqueue(b, spec, false, err);
+}
+
+bool ms_backfill_enqueue_again(struct ms_backfill *b, const char *spec, struct ms_error *err)
+{
+    return enqueue(b, spec, true, err);
+}
+
+static bool enqueue(struct ms_backfill *b, const char *spec, bool again, struct ms_error *err)
 {
     struct ms_pipeline_table pt;
     char qualified[420];
@@ -754,7 +766,7 @@ bool ms_backfill_enqueue(struct ms_backfill *b, const char *spec, struct ms_erro
     }
     snprintf(qualified, sizeof(qualified), "%s.%s", pt.db, pt.name);
     pthread_mutex_lock(&b->mu);
-    dup = strcmp(b->current, qualified) == 0;
+    dup = !again && strcmp(b->current, qualified) == 0;
     for (size_t i = 0; i < b->nqueued; i++) {
         dup |= strcmp(b->queued[i], qualified) == 0;
     }

@@ -663,6 +663,17 @@ static struct ms_http *http_start(const struct ms_config *cfg, struct ms_control
 /* The daemon: binds the control plane, checks both servers, then replicates until
  * SIGTERM/SIGINT (flush, checkpoint, exit 0) or a fatal error. SIGHUP reloads what can change
  * live (src/lifecycle.c); under systemd it reports READY, STATUS, WATCHDOG and STOPPING. */
+/* ms_pipeline_on_ddl: a table DDL changed without row events is copied again beside the
+ * stream (one already queued covers it). */
+static void ddl_snapshot(void *ctx, const char *table)
+{
+    struct ms_error err = {0};
+
+    if (!ms_backfill_enqueue_again(ctx, table, &err) && err.code != 409) {
+        ms_log(MS_LOG_WARN, "snapshot of %s after DDL: %s", table, err.msg);
+    }
+}
+
 static int daemon_run(const struct ms_config *cfg, const char *config_path)
 {
     struct ms_error err = {0};
@@ -712,6 +723,7 @@ static int daemon_run(const struct ms_config *cfg, const char *config_path)
         goto done;
     }
     ms_control_set_snapshots(ctl, snaps);
+    ms_pipeline_on_ddl(p, ddl_snapshot, snaps);
     ms_control_attach(ctl, p, "binlog", why);
     lc = lifecycle_start(cfg, config_path, p, NULL, http);
     if (lc == NULL) {

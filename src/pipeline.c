@@ -88,6 +88,8 @@ enum item_kind {
     IT_DEAD = 3,     /* a change the strategy could not map: to the dead letters */
     IT_DDL = 4,      /* DDL seen: forget cached definitions of db */
     IT_MARK = 5,     /* a barrier: write everything before it, then say so (mark) */
+    IT_TRUNCATE = 6, /* a TRUNCATE of a table with a collection of its own: delete every
+                        document of collection `table` (after writing everything before it) */
 };
 
 struct item {
@@ -182,6 +184,9 @@ struct ms_pipeline {
     char snapshot_why[400];
     char sig_db[200], sig_name[200]; /* sync.signal_table (sig_name "" = none) */
     uint64_t windows_replayed;       /* operations replayed at the close of watermark windows */
+    /* ms_pipeline_on_ddl: a table whose rows a DDL statement changed without row events */
+    void (*ddl_snapshot)(void *ctx, const char *table);
+    void *ddl_ctx;
 };
 
 /* Control-plane hooks in the reader and sink loops (defined at the end of this file). */
@@ -1499,6 +1504,36 @@ static bool map_change(struct rd *r, struct table *t, const struct ms_event *ev,
     return queue_change(r->p, r, t, &chg);
 }
 
+/* A row whose text is invalid in its character set (ms_binlog_rows_bad_text: a latin1 column
+ * read with a utf8mb4 label, ...): to the dead letters with the error and the row (such values
+ * as binary), and the stream goes on. err: the decode error, cleared here. */
+static bool bad_text_row(struct rd *r, struct table *t, const struct ms_event *ev, uint64_t pos,
+                         bson_t *before, bson_t *after, struct ms_error *err)
+{
+    const struct ms_table_map *tm = ev->u.rows.map;
+    struct ms_change chg = {0};
+    struct ms_error why = *err;
+    char position[300];
+
+    ms_error_clear(err);
+    snprintf(position, sizeof(position), "%s:%llu", r->file, (unsigned long long)pos);
+    chg.op = ev->u.rows.op == MS_ROW_INSERT   ? MS_CHANGE_INSERT
+             : ev->u.rows.op == MS_ROW_UPDATE ? MS_CHANGE_UPDATE
+                                              : MS_CHANGE_DELETE;
+    chg.db = tm->db;
+    chg.table = tm->table;
+    chg.before = chg.op == MS_CHANGE_INSERT ? NULL : before;
+    chg.after = chg.op == MS_CHANGE_DELETE ? NULL : after;
+    if (!t->warned) {
+        ms_log(MS_LOG_ERROR, "%s.%s at %s: %s (dead-lettered; further ones are counted)", tm->db,
+               tm->table, position, why.msg);
+        t->warned = true;
+    }
+    ctl_error(r->p, &why);
+    r->changes++;
+    return queue_push(r->p, dead_item(&chg, position, &why));
+}
+
 /* ---- snapshot watermarks (the signal table) ------------------------------------------- */
 
 static void window_free(struct window *w)
@@ -1653,11 +1688,20 @@ static bool on_rows(struct rd *r, const struct ms_event *ev, uint64_t pos, struc
     if (t == NULL) {
         return true; /* not replicated: not even decoded */
     }
-    while (ok && ms_binlog_rows_next(r->parser, ev, &off, t->vo, &before, &after, err)) {
-        ok = map_change(r, t, ev, pos, &before, &after, err);
+    for (;;) {
+        if (ms_binlog_rows_next(r->parser, ev, &off, t->vo, &before, &after, err)) {
+            ok = map_change(r, t, ev, pos, &before, &after, err);
+        } else if (ms_binlog_rows_bad_text(err)) {
+            ok = bad_text_row(r, t, ev, pos, &before, &after, err);
+        } else {
+            break; /* the end, or an error */
+        }
         bson_destroy(&before);
         bson_destroy(&after);
         nrows++;
+        if (!ok) {
+            break;
+        }
     }
     ctl_rows(r->p, t, (int)ev->u.rows.op, nrows, ev->h.timestamp);
     if (ok) {
@@ -1677,6 +1721,125 @@ static bool query_is(const struct ms_event *ev, const char *word)
 
     return ev->u.query.sql_len >= n && strncasecmp(ev->u.query.sql, word, n) == 0 &&
            (ev->u.query.sql_len == n || ev->u.query.sql[n] == ' ' || ev->u.query.sql[n] == ';');
+}
+
+/* The collection a generic table writes, when no other replicated table writes it too (NULL:
+ * an entity strategy's table, or a shared collection). */
+static const char *own_collection(struct ms_pipeline *p, const struct table *t)
+{
+    const char *coll;
+
+    if (t->strategy != &ms_strategy_generic) {
+        return NULL;
+    }
+    coll = t->tcfg != NULL && t->tcfg->collection != NULL ? t->tcfg->collection : t->name;
+    for (size_t i = 0; i < p->ntables; i++) {
+        const struct table *o = &p->tables[i];
+        const char *oc;
+        if (o == t) {
+            continue;
+        }
+        oc = o->strategy != &ms_strategy_generic              ? o->role
+             : o->tcfg != NULL && o->tcfg->collection != NULL ? o->tcfg->collection
+                                                              : o->name;
+        if (oc != NULL && strcmp(oc, coll) == 0) {
+            return NULL;
+        }
+    }
+    return coll;
+}
+
+static void ddl_snapshot(struct ms_pipeline *p, const struct table *t, const char *why)
+{
+    char name[420];
+
+    if (p->ddl_snapshot == NULL) {
+        return;
+    }
+    if (t->strategy->source_tables != NULL && t->role != NULL &&
+        strcmp(t->role, t->strategy->source_tables[0]) != 0) {
+        /* a table whose rows are part of another's documents (order_items): its entity's
+         * first table is copied (as verify compares it) */
+        const struct table *first = NULL;
+        for (size_t i = 0; i < p->ntables && first == NULL; i++) {
+            if (p->tables[i].strategy == t->strategy && p->tables[i].role != NULL &&
+                strcmp(p->tables[i].role, t->strategy->source_tables[0]) == 0) {
+                first = &p->tables[i];
+            }
+        }
+        if (first == NULL) {
+            return;
+        }
+        t = first;
+    }
+    snprintf(name, sizeof(name), "%s.%s", t->db, t->name);
+    ms_log_kv(MS_LOG_INFO, ((struct ms_log_field[]){MS_LF_STR("table", name)}),
+              "%s: its rows may have changed without row events; snapshotting it beside the "
+              "stream",
+              why);
+    p->ddl_snapshot(p->ddl_ctx, name);
+}
+
+/* DDL that changes rows without row events: ALTER TABLE (defaults of new columns, dropped or
+ * retyped ones) and RENAME TABLE (a new name with rows) snapshot the table, TRUNCATE deletes
+ * the documents of a table with a collection of its own. */
+static bool on_ddl(struct rd *r, const struct ms_event *ev)
+{
+    struct ms_pipeline *p = r->p;
+    struct ms_ddl *ddl = malloc(sizeof(*ddl));
+    bool ok = true;
+
+    if (ddl == NULL) {
+        abort();
+    }
+    ms_schema_parse_ddl(ev->u.query.db, ev->u.query.db_len, ev->u.query.sql, ev->u.query.sql_len,
+                        ddl);
+    for (size_t i = 0; i < ddl->n && ok; i++) {
+        struct table *t;
+        switch (ddl->kind) {
+        case MS_DDL_ALTER:
+            t = table_select(p, ddl->table[i].db, ddl->table[i].name);
+            if (t != NULL) {
+                ddl_snapshot(p, t, "ALTER TABLE");
+            }
+            break;
+        case MS_DDL_RENAME:
+            if (table_find(p, ddl->table[i].db, ddl->table[i].name) != NULL) {
+                ms_log(MS_LOG_WARN,
+                       "%s.%s renamed to %s.%s: its documents stay where they are (DDL is not "
+                       "replicated)",
+                       ddl->table[i].db, ddl->table[i].name, ddl->to[i].db, ddl->to[i].name);
+            }
+            t = table_select(p, ddl->to[i].db, ddl->to[i].name);
+            if (t != NULL) {
+                ddl_snapshot(p, t, "RENAME TABLE");
+            }
+            break;
+        case MS_DDL_TRUNCATE:
+            t = table_select(p, ddl->table[i].db, ddl->table[i].name);
+            if (t != NULL) {
+                const char *coll = own_collection(p, t);
+                if (coll == NULL) {
+                    ms_log(MS_LOG_WARN,
+                           "TRUNCATE of %s.%s: its documents are part of a collection other "
+                           "tables write too, so they stay (run mysync --full for the tables "
+                           "of that collection)",
+                           t->db, t->name);
+                } else {
+                    struct item *it = item_new(IT_TRUNCATE);
+                    it->db = strdup(t->db);
+                    it->table = strdup(coll);
+                    snprintf(it->source, sizeof(it->source), "%s.%s", t->db, t->name);
+                    ok = queue_push(p, it);
+                }
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    free(ddl);
+    return ok;
 }
 
 static bool on_event(struct rd *r, const struct ms_event *ev, uint64_t pos, uint64_t end_pos,
@@ -1711,7 +1874,7 @@ static bool on_event(struct rd *r, const struct ms_event *ev, uint64_t pos, uint
                                  ev->u.query.sql_len)) {
             struct item *it = item_new(IT_DDL);
             it->db = strndup(ev->u.query.db, ev->u.query.db_len);
-            if (!queue_push(r->p, it)) {
+            if (!queue_push(r->p, it) || !on_ddl(r, ev)) {
                 return false;
             }
         }
@@ -2351,6 +2514,18 @@ static void *sink_main(void *arg)
                     pthread_mutex_unlock(&p->mark_mu);
                 }
                 break;
+            case IT_TRUNCATE: {
+                uint64_t n = 0;
+                ok = flush(p, &b, &err) && ms_sink_delete_all(p->sink, it->table, &n, &err);
+                if (ok) {
+                    ms_log_kv(MS_LOG_INFO,
+                              ((struct ms_log_field[]){MS_LF_STR("table", it->source),
+                                                       MS_LF_STR("collection", it->table),
+                                                       MS_LF_INT("deleted", (int64_t)n)}),
+                              "TRUNCATE: every document of the collection deleted");
+                }
+                break;
+            }
             case IT_DDL:
                 ms_source_invalidate(p->source, it->db, NULL);
                 for (size_t i = 0; i < p->nown; i++) {
@@ -2482,7 +2657,8 @@ bool ms_pipeline_run(struct ms_pipeline *p, volatile sig_atomic_t *stop, struct 
 
 /* ---- the control plane: pause, trigger, interval, counters -------------------------------- */
 
-#define PROBE_MS 2000 /* MongoDB is pinged when no write has succeeded for this long */
+#define PROBE_MS      2000 /* MongoDB is pinged when no write has succeeded for this long */
+#define PROBE_DOWN_MS 250  /* and this often while it is down */
 
 static const double batch_size_bounds[] = {1,    5,    10,   25,    50,    100,   250,   500,
                                            1000, 2500, 5000, 10000, 25000, 50000, 100000};
@@ -2724,7 +2900,11 @@ static void *probe_main(void *arg)
         if (ms_clock_mono_ms() < next) {
             continue;
         }
-        next = ms_clock_mono_ms() + PROBE_MS;
+        pthread_mutex_lock(&p->mu);
+        up = p->stats.mongodb_up;
+        pthread_mutex_unlock(&p->mu);
+        /* while it is down, every PROBE_DOWN_MS: its return is noticed at once */
+        next = ms_clock_mono_ms() + (up ? PROBE_MS : PROBE_DOWN_MS);
         if (ms_clock_mono_ms() - (int64_t)atomic_load(&p->mongo_ok_ms) < PROBE_MS) {
             continue;
         }
@@ -2736,6 +2916,11 @@ static void *probe_main(void *arg)
         }
         p->stats.mongodb_up = up;
         pthread_mutex_unlock(&p->mu);
+        if (up) {
+            /* no write succeeded for PROBE_MS but the server answers: a write waiting out its
+             * backoff (up to 30 s after a long outage) tries again now */
+            ms_sink_wake(p->sink);
+        }
     }
     return NULL;
 }
@@ -2793,6 +2978,13 @@ bool ms_pipeline_trigger(struct ms_pipeline *p, const char *table, struct ms_err
     atomic_store(&p->trigger, true);
     ms_log(MS_LOG_INFO, "trigger: writing the pending batch and saving the checkpoint now");
     return true;
+}
+
+void ms_pipeline_on_ddl(struct ms_pipeline *p, void (*snapshot)(void *ctx, const char *table),
+                        void *ctx)
+{
+    p->ddl_snapshot = snapshot;
+    p->ddl_ctx = ctx;
 }
 
 void ms_pipeline_set_interval(struct ms_pipeline *p, int64_t seconds)

@@ -369,3 +369,205 @@ bool ms_schema_note_query(struct ms_schema *s, const char *db, size_t db_len, co
     }
     return false;
 }
+
+/* ---- DDL statements ---------------------------------------------------------------------- */
+
+struct lex {
+    const char *s;
+    size_t n, i;
+};
+
+static void lex_space(struct lex *l)
+{
+    while (l->i < l->n) {
+        if (isspace((unsigned char)l->s[l->i])) {
+            l->i++;
+        } else if (l->i + 1 < l->n && l->s[l->i] == '/' && l->s[l->i + 1] == '*') {
+            size_t j = l->i + 2;
+            while (j + 1 < l->n && !(l->s[j] == '*' && l->s[j + 1] == '/')) {
+                j++;
+            }
+            l->i = j + 2 <= l->n ? j + 2 : l->n;
+        } else if (l->s[l->i] == '#' ||
+                   (l->i + 2 < l->n && l->s[l->i] == '-' && l->s[l->i + 1] == '-' &&
+                    isspace((unsigned char)l->s[l->i + 2]))) {
+            while (l->i < l->n && l->s[l->i] != '\n') {
+                l->i++;
+            }
+        } else {
+            return;
+        }
+    }
+}
+
+/* The next word is kw (case-insensitive, whole word): consumes it. */
+static bool lex_kw(struct lex *l, const char *kw)
+{
+    size_t k = strlen(kw);
+
+    lex_space(l);
+    if (l->n - l->i < k || strncasecmp(l->s + l->i, kw, k) != 0 ||
+        (l->i + k < l->n && (isalnum((unsigned char)l->s[l->i + k]) || l->s[l->i + k] == '_' ||
+                             l->s[l->i + k] == '$'))) {
+        return false;
+    }
+    l->i += k;
+    return true;
+}
+
+/* One identifier, `quoted` (`` inside) or bare. */
+static bool lex_ident(struct lex *l, char *out, size_t outsz)
+{
+    size_t o = 0;
+
+    lex_space(l);
+    if (l->i < l->n && l->s[l->i] == '`') {
+        l->i++;
+        while (l->i < l->n) {
+            if (l->s[l->i] == '`') {
+                if (l->i + 1 < l->n && l->s[l->i + 1] == '`') {
+                    l->i++;
+                } else {
+                    break;
+                }
+            }
+            if (o + 1 < outsz) {
+                out[o++] = l->s[l->i];
+            }
+            l->i++;
+        }
+        if (l->i >= l->n) {
+            return false;
+        }
+        l->i++;
+    } else {
+        while (l->i < l->n && (isalnum((unsigned char)l->s[l->i]) || l->s[l->i] == '_' ||
+                               l->s[l->i] == '$' || (unsigned char)l->s[l->i] >= 0x80)) {
+            if (o + 1 < outsz) {
+                out[o++] = l->s[l->i];
+            }
+            l->i++;
+        }
+    }
+    out[o] = '\0';
+    return o > 0;
+}
+
+/* [db.]name */
+static bool lex_table(struct lex *l, const char *db, size_t db_len, char *odb, char *oname,
+                      size_t sz)
+{
+    char first[200];
+
+    if (!lex_ident(l, first, sizeof(first))) {
+        return false;
+    }
+    lex_space(l);
+    if (l->i < l->n && l->s[l->i] == '.') {
+        l->i++;
+        snprintf(odb, sz, "%s", first);
+        return lex_ident(l, oname, sz);
+    }
+    snprintf(odb, sz, "%.*s", (int)db_len, db != NULL ? db : "");
+    snprintf(oname, sz, "%s", first);
+    return true;
+}
+
+static bool lex_char(struct lex *l, char c)
+{
+    lex_space(l);
+    if (l->i < l->n && l->s[l->i] == c) {
+        l->i++;
+        return true;
+    }
+    return false;
+}
+
+void ms_schema_parse_ddl(const char *db, size_t db_len, const char *sql, size_t sql_len,
+                         struct ms_ddl *out)
+{
+    struct lex l = {sql, sql_len, 0};
+
+    memset(out, 0, sizeof(*out));
+    if (lex_kw(&l, "TRUNCATE")) {
+        lex_kw(&l, "TABLE");
+        if (lex_table(&l, db, db_len, out->table[0].db, out->table[0].name,
+                      sizeof(out->table[0].db))) {
+            out->kind = MS_DDL_TRUNCATE;
+            out->n = 1;
+        }
+        return;
+    }
+    if (lex_kw(&l, "RENAME")) {
+        if (!lex_kw(&l, "TABLE") && !lex_kw(&l, "TABLES")) {
+            return;
+        }
+        do {
+            size_t k = out->n;
+            if (k == MS_DDL_MAX_TABLES ||
+                !lex_table(&l, db, db_len, out->table[k].db, out->table[k].name,
+                           sizeof(out->table[k].db)) ||
+                !lex_kw(&l, "TO") ||
+                !lex_table(&l, db, db_len, out->to[k].db, out->to[k].name, sizeof(out->to[k].db))) {
+                out->n = 0;
+                return;
+            }
+            out->n++;
+        } while (lex_char(&l, ','));
+        out->kind = MS_DDL_RENAME;
+        return;
+    }
+    if (lex_kw(&l, "ALTER")) {
+        lex_kw(&l, "ONLINE");
+        lex_kw(&l, "IGNORE");
+        if (!lex_kw(&l, "TABLE")) {
+            return;
+        }
+        if (lex_kw(&l, "IF")) {
+            if (!lex_kw(&l, "EXISTS")) {
+                return;
+            }
+        }
+        if (!lex_table(&l, db, db_len, out->table[0].db, out->table[0].name,
+                       sizeof(out->table[0].db))) {
+            return;
+        }
+        out->n = 1;
+        out->kind = MS_DDL_ALTER;
+        /* ALTER TABLE a RENAME [TO|AS] b (alone: a rename; with other clauses the new name is
+         * read too, and the table is altered under it) */
+        {
+            struct lex r = l;
+            int depth = 0;
+            while (r.i < r.n) {
+                char c = r.s[r.i];
+                if (c == '(') {
+                    depth++;
+                } else if (c == ')') {
+                    depth--;
+                } else if (c == '\'' || c == '"') { /* a string literal: skip it */
+                    r.i++;
+                    while (r.i < r.n && r.s[r.i] != c) {
+                        r.i += r.s[r.i] == '\\' ? 2 : 1;
+                    }
+                } else if (depth == 0 &&
+                           (r.i == 0 || (!isalnum((unsigned char)r.s[r.i - 1]) &&
+                                         r.s[r.i - 1] != '_' && r.s[r.i - 1] != '`')) &&
+                           lex_kw(&r, "RENAME")) {
+                    if (lex_kw(&r, "COLUMN") || lex_kw(&r, "INDEX") || lex_kw(&r, "KEY")) {
+                        continue;
+                    }
+                    if (!lex_kw(&r, "TO")) {
+                        lex_kw(&r, "AS");
+                    }
+                    if (lex_table(&r, db, db_len, out->to[0].db, out->to[0].name,
+                                  sizeof(out->to[0].db))) {
+                        out->kind = MS_DDL_RENAME;
+                    }
+                    return;
+                }
+                r.i++;
+            }
+        }
+    }
+}

@@ -574,6 +574,38 @@ static bool compare_chunk(struct run *r, struct ms_error *err)
     return true;
 }
 
+/* A document of ops that MongoDB would refuse for itself (the sink's dead letters): over the
+ * 16 MiB limit, or a top-level field name that is empty or starts with '$'. */
+static bool unstorable(const struct ms_ops *ops, struct ms_error *why)
+{
+    for (size_t i = 0; i < ops->n; i++) {
+        const struct ms_op *op = &ops->v[i];
+        bson_iter_t it;
+
+        if (op->kind != MS_OP_REPLACE && op->kind != MS_OP_SET) {
+            continue;
+        }
+        if (op->doc.len > MS_SINK_MAX_DOC_SIZE) {
+            ms_error_set(why, MS_ERR_STRATEGY, 1,
+                         "the document is %u bytes, over MongoDB's %d-byte limit (dead-lettered)",
+                         op->doc.len, MS_SINK_MAX_DOC_SIZE);
+            return true;
+        }
+        if (!bson_iter_init(&it, &op->doc)) {
+            continue;
+        }
+        while (bson_iter_next(&it)) {
+            const char *k = bson_iter_key(&it);
+            if (k[0] == '\0' || k[0] == '$') {
+                ms_error_set(why, MS_ERR_STRATEGY, 1,
+                             "field name '%.100s' cannot be stored in MongoDB (dead-lettered)", k);
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 static bool on_row(void *arg, const bson_t *row, struct ms_error *err)
 {
     struct run *r = arg;
@@ -606,6 +638,34 @@ static bool on_row(void *arg, const bson_t *row, struct ms_error *err)
         r->fail = why;
         r->failed = true;
         return false; /* the row is read again by the next chunk */
+    }
+    if (unstorable(&ops, &why)) {
+        /* MongoDB refuses such a document: the stream dead-letters it, so it is not compared
+         * (and a document it left from before is not extra) */
+        bson_t id = BSON_INITIALIZER;
+        for (size_t i = 0; i < ops.n && r->sample_p >= 1.0; i++) {
+            bson_t *cid;
+            if (ops.v[i].kind != MS_OP_REPLACE && ops.v[i].kind != MS_OP_SET) {
+                continue;
+            }
+            if (r->nkeys == r->capkeys) {
+                r->capkeys = r->capkeys != 0 ? r->capkeys * 2 : 4096;
+                r->keys = realloc(r->keys, r->capkeys * sizeof(*r->keys));
+                if (r->keys == NULL) {
+                    abort();
+                }
+            }
+            cid = ms_bson_canonical(&ops.v[i].id);
+            r->keys[r->nkeys++] = ms_bson_id_hash(ops.v[i].collection, cid);
+            bson_destroy(cid);
+        }
+        ms_ops_cleanup(&ops);
+        r->res->refused++;
+        if (ms_strategy_key(row, r->pt.key, r->pt.nkey, &id)) {
+            report_key(&r->refused, &r->nrefused, r->max_report, NULL, &id, why.msg);
+        }
+        bson_destroy(&id);
+        return true;
     }
     apply_ops(&r->exp, from, &ops);
     ms_ops_cleanup(&ops);

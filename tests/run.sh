@@ -3,14 +3,14 @@
 # and without binlog, mongo-java-server, FerretDB), runs every suite, prints a summary and
 # exits non-zero on any failure. Servers are stopped on exit, whatever happens.
 #
-#   tests/run.sh              unit + integration suites, then the deploy suite (static
-#                             checks of deploy/ and the man page; no servers)
+#   tests/run.sh              unit + integration + faults suites, then the deploy suite
+#                             (static checks of deploy/ and the man page; no servers)
 #   tests/run.sh --sanitize   also an ASan+UBSan build running every suite, valgrind on the
 #                             unit suite, and a short libFuzzer run of each harness
 #                             (tests/fuzz/run.sh, FUZZ_SECONDS each, default 45; clang)
 #                             (always on in CI, i.e. when CI=true)
-#   tests/run.sh --suite unit only one suite (unit, integration, deploy, or fuzz: only the
-#                             libFuzzer run)
+#   tests/run.sh --suite unit only one suite (unit, integration, faults, deploy, or fuzz:
+#                             only the libFuzzer run)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,7 +18,7 @@ cd "$ROOT"
 . tests/support/deps.sh
 
 SANITIZE=0
-SUITES=(unit integration deploy)
+SUITES=(unit integration faults deploy)
 while [ $# -gt 0 ]; do
   case "$1" in
     --sanitize) SANITIZE=1; shift ;;
@@ -61,7 +61,7 @@ RIG=""
 # status 1 for every run without a rig, e.g. --suite unit)
 cleanup() { if [ -n "$RIG" ]; then bash tests/support/rig.sh stop --dir "$RIG"; fi; }
 trap cleanup EXIT INT TERM
-if [[ " ${SUITES[*]} " == *" integration "* ]]; then
+if [[ " ${SUITES[*]} " == *" integration "* || " ${SUITES[*]} " == *" faults "* ]]; then
   echo "== rig"
   bash tests/support/rig.sh prepare
   RIG=$(bash tests/support/rig.sh start --owner $$)

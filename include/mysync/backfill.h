@@ -82,6 +82,10 @@ bool ms_backfill_start(struct ms_backfill *b, volatile sig_atomic_t *stop, struc
  * already queued or running. Thread-safe, returns at once. */
 bool ms_backfill_enqueue(struct ms_backfill *b, const char *spec, struct ms_error *err);
 
+/* The same for a table whose rows changed under a snapshot that may be running (DDL): a running
+ * one does not count, so another follows it; one already queued does (409). */
+bool ms_backfill_enqueue_again(struct ms_backfill *b, const char *spec, struct ms_error *err);
+
 /* {state: idle|running, table, rows, estimate, queued: [...], last: {table, rows, seconds,
  * dead, finished_at}} for /sync/status. Thread-safe. */
 void ms_backfill_status(struct ms_backfill *b, bson_t *out);

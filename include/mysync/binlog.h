@@ -141,6 +141,12 @@ bool ms_binlog_rows_next(struct ms_binlog_parser *p, const struct ms_event *ev, 
                          const struct ms_value_opts *opts, bson_t *before, bson_t *after,
                          struct ms_error *err);
 
+/* After ms_binlog_rows_next returned false: the row was read whole but holds text that is
+ * invalid in its character set ({MS_ERR_DECODE, MS_DECODE_CHARSET}). *off is past the row and
+ * before/after hold it with such values as BSON binary, so the caller may set the row aside (a
+ * dead letter) and go on with the next one. */
+bool ms_binlog_rows_bad_text(const struct ms_error *err);
+
 /* The column keys of ev's table map pre-rendered for ms_binlog_rows_write_json, kept by the
  * parser as long as the map (until a TABLE_MAP replaces it or follows a statement's end,
  * or ms_binlog_parser_table_mut is called). NULL when ev has no table map, or out of

@@ -213,6 +213,14 @@ bool ms_pipeline_trigger(struct ms_pipeline *p, const char *table, struct ms_err
  * the scheduler and reported in the stats; binlog replication is continuous and ignores it. */
 void ms_pipeline_set_interval(struct ms_pipeline *p, int64_t seconds);
 
+/* Called from the reader thread when the stream shows DDL that changed a replicated table's rows
+ * without row events (ALTER TABLE, the new name of a RENAME TABLE): snapshot(ctx, "db.t") should
+ * copy the table again beside the stream (the daemon queues ms_backfill_enqueue_again). Set it
+ * before ms_pipeline_run. TRUNCATE of a table with a collection of its own is followed by the
+ * pipeline itself: the collection's documents are deleted in stream order. */
+void ms_pipeline_on_ddl(struct ms_pipeline *p, void (*snapshot)(void *ctx, const char *table),
+                        void *ctx);
+
 void ms_pipeline_destroy(struct ms_pipeline *p);
 
 #endif

@@ -124,7 +124,9 @@ bool ms_rows_decode_value(const struct ms_column *col, const uint8_t *p, size_t 
 
 /* Decodes one row image: the NULL bitmap (one bit per column present in `present`, a
  * bitmap of ncols bits), then the values. Appends {column name: value} for every present
- * column to doc. *used gets the image's length. */
+ * column to doc. *used gets the image's length. Text invalid in its character set fails with
+ * {MS_ERR_DECODE, MS_DECODE_CHARSET} after the whole image is decoded (such values as BSON
+ * binary): *used is then the image's length too, so the caller may skip the row. */
 bool ms_rows_decode_image(const struct ms_table_map *tm, const uint8_t *present, const uint8_t *p,
                           size_t avail, size_t *used, bson_t *doc, const struct ms_value_opts *opts,
                           struct ms_error *err);

@@ -33,6 +33,30 @@ bool ms_schema_enrich(struct ms_schema *s, struct ms_table_map *tm, bool *applie
 bool ms_schema_note_query(struct ms_schema *s, const char *db, size_t db_len, const char *sql,
                           size_t sql_len);
 
+/* What a DDL statement does to the rows of tables, as far as documents are concerned. */
+enum ms_ddl_kind {
+    MS_DDL_OTHER = 0, /* nothing a document follows (or not understood) */
+    MS_DDL_ALTER,     /* ALTER TABLE t ...: its rows may change without row events */
+    MS_DDL_RENAME,    /* RENAME TABLE a TO b [, c TO d ...] (ALTER TABLE a RENAME TO b too) */
+    MS_DDL_TRUNCATE,  /* TRUNCATE [TABLE] t: every row gone without row events */
+};
+
+#define MS_DDL_MAX_TABLES 16
+
+struct ms_ddl {
+    enum ms_ddl_kind kind;
+    size_t n;
+    struct {
+        char db[200], name[200]; /* db: the statement's or the event's default database */
+    } table[MS_DDL_MAX_TABLES], to[MS_DDL_MAX_TABLES]; /* to: MS_DDL_RENAME's new names */
+};
+
+/* Parses the tables of an ALTER TABLE, RENAME TABLE or TRUNCATE statement (db: the event's
+ * default database, for unqualified names). Anything else, or a statement it cannot read:
+ * kind MS_DDL_OTHER. */
+void ms_schema_parse_ddl(const char *db, size_t db_len, const char *sql, size_t sql_len,
+                         struct ms_ddl *out);
+
 /* Parses MySQL's COLUMN_TYPE list "enum('a','b''c')" / "set(...)" into labels. */
 bool ms_schema_parse_labels(const char *column_type, char ***labels, size_t *n);
 

@@ -97,6 +97,16 @@ void ms_sink_destroy(struct ms_sink *s);
  * finish it first (at most the pool's serverSelectionTimeoutMS / socket timeout). */
 void ms_sink_cancel(struct ms_sink *s);
 
+/* Ends the backoff waits of retry loops now (each tries again at once; the backoff goes on
+ * growing): for a caller that knows the server is back (a ping succeeded), so a write does not
+ * wait out a long delay after an outage. Thread-safe. */
+void ms_sink_wake(struct ms_sink *s);
+
+/* Deletes every document of collection (a TRUNCATE of its only source table), retrying
+ * transient errors like the writes; *deleted (may be NULL) gets the count. */
+bool ms_sink_delete_all(struct ms_sink *s, const char *collection, uint64_t *deleted,
+                        struct ms_error *err);
+
 /* Applies n writes. Writes to one (collection, _id) coalesce, in order, into one (int32, int64
  * and integral double _ids that are equal numbers are the same _id, as in MongoDB):
  *   anything, then UPSERT -> the UPSERT;     anything, then DELETE -> the DELETE;

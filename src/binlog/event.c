@@ -1597,6 +1597,7 @@ bool ms_binlog_rows_next(struct ms_binlog_parser *p, const struct ms_event *ev, 
     const struct ms_table_map *tm = ev->u.rows.map;
     const uint8_t *r = ev->u.rows.rows;
     size_t n = ev->u.rows.rows_len, used = 0, start;
+    struct ms_error bad_text = {0}; /* the row is whole, but a text value is invalid */
 
     bson_init(before);
     bson_init(after);
@@ -1609,7 +1610,11 @@ bool ms_binlog_rows_next(struct ms_binlog_parser *p, const struct ms_event *ev, 
     if (ev->u.rows.op != MS_ROW_INSERT) {
         if (!ms_rows_decode_image(tm, ev->u.rows.present, r + *off, n - *off, &used, before, opts,
                                   err)) {
-            return false;
+            if (!ms_binlog_rows_bad_text(err)) {
+                return false;
+            }
+            bad_text = *err;
+            ms_error_clear(err);
         }
         *off += used;
     }
@@ -1644,12 +1649,29 @@ bool ms_binlog_rows_next(struct ms_binlog_parser *p, const struct ms_event *ev, 
             }
         } else if (!ms_rows_decode_image(tm, ev->u.rows.present2, r + *off, n - *off, &used, after,
                                          opts, err)) {
-            return false;
+            if (!ms_binlog_rows_bad_text(err)) {
+                return false;
+            }
+            if (bad_text.domain == MS_ERR_NONE) {
+                bad_text = *err;
+            }
+            ms_error_clear(err);
         }
         *off += used;
     }
     if (*off == start) {
         return fail(err, &ev->h, NO_COLUMNS);
     }
+    if (bad_text.domain != MS_ERR_NONE) {
+        if (err != NULL) {
+            *err = bad_text;
+        }
+        return false;
+    }
     return true;
+}
+
+bool ms_binlog_rows_bad_text(const struct ms_error *err)
+{
+    return err != NULL && err->domain == MS_ERR_DECODE && err->code == MS_DECODE_CHARSET;
 }

@@ -1763,6 +1763,7 @@ bool ms_rows_decode_image(const struct ms_table_map *tm, const uint8_t *present,
     const char *db = tm->db != NULL ? tm->db : "?", *table = tm->table != NULL ? tm->table : "?";
     size_t nullbytes, off, k = 0;
     const uint8_t *nulls = p;
+    struct ms_error bad_text = {0};
 
     *used = 0;
     nullbytes = (count_present(present, tm->ncols) + 7) / 8;
@@ -1791,14 +1792,31 @@ bool ms_rows_decode_image(const struct ms_table_map *tm, const uint8_t *present,
             }
         } else {
             if (!ms_rows_decode_value(col, p + off, avail - off, &u, doc, key, opts, err)) {
-                ms_error_prefix(err, "table %s.%s", db, table);
-                return false;
+                struct ms_column raw = *col;
+                struct ms_error e2 = {0};
+                /* text that is invalid in its character set: the value is kept as its bytes
+                 * and the rest of the row decoded, so the caller can skip just this row */
+                raw.is_binary = true;
+                if (err == NULL || err->domain != MS_ERR_DECODE || err->code != MS_DECODE_CHARSET ||
+                    !ms_rows_decode_value(&raw, p + off, avail - off, &u, doc, key, opts, &e2)) {
+                    ms_error_prefix(err, "table %s.%s", db, table);
+                    return false;
+                }
+                if (bad_text.domain == MS_ERR_NONE) {
+                    bad_text = *err;
+                }
+                ms_error_clear(err);
             }
             off += u;
         }
         k++;
     }
     *used = off;
+    if (bad_text.domain != MS_ERR_NONE) {
+        *err = bad_text;
+        ms_error_prefix(err, "table %s.%s", db, table);
+        return false;
+    }
     return true;
 }
 

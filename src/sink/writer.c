@@ -50,6 +50,7 @@ struct ms_sink {
     atomic_bool cancelled;
     atomic_uint_fast64_t seed; /* jitter */
     pthread_mutex_t mu;        /* with cv: backoff waits that ms_sink_cancel() interrupts */
+    uint64_t wakes;            /* under mu: ms_sink_wake() calls (a backoff wait ends early) */
     pthread_cond_t cv;
 };
 
@@ -273,11 +274,12 @@ static int64_t backoff_ms(struct call *c, int retry)
     return d < 1 ? 1 : d;
 }
 
-/* Waits ms unless the sink is cancelled first; false when cancelled. */
+/* Waits ms unless the sink is cancelled (false) or woken (ms_sink_wake) first. */
 static bool pause_ms(struct ms_sink *s, int64_t ms)
 {
     struct timespec until;
     bool cancelled;
+    uint64_t wakes;
 
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += ms / 1000;
@@ -287,7 +289,8 @@ static bool pause_ms(struct ms_sink *s, int64_t ms)
         until.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&s->mu);
-    while (!atomic_load(&s->cancelled)) {
+    wakes = s->wakes;
+    while (!atomic_load(&s->cancelled) && s->wakes == wakes) {
         if (pthread_cond_timedwait(&s->cv, &s->mu, &until) == ETIMEDOUT) {
             break;
         }
@@ -1677,6 +1680,17 @@ void ms_sink_cancel(struct ms_sink *s)
     pthread_mutex_unlock(&s->mu);
 }
 
+void ms_sink_wake(struct ms_sink *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->wakes++;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
 /* The caller's room for per-collection counts (ms_sink_apply_per_collection). */
 struct per_collection {
     struct ms_sink_collection_result *v;
@@ -2333,6 +2347,57 @@ bool ms_sink_state_load(struct ms_sink *s, const char *id, bson_t *out, bool *fo
         bson_concat(out, a.doc);
     }
     bson_destroy(a.doc);
+    return ok;
+}
+
+/* ---- every document of a collection (a TRUNCATE) ---------------------------------------- */
+
+struct delete_all {
+    const char *collection;
+    int64_t deleted;
+};
+
+static enum outcome delete_all_attempt(struct call *c, void *arg, bson_error_t *berr)
+{
+    struct delete_all *a = arg;
+    mongoc_collection_t *col =
+        mongoc_client_get_collection(c->client, c->s->database, a->collection);
+    bson_t filter = BSON_INITIALIZER, reply;
+    bson_iter_t it;
+    bool ok = mongoc_collection_delete_many(col, &filter, NULL, &reply, berr);
+
+    if (ok && bson_iter_init_find(&it, &reply, "deletedCount") && BSON_ITER_HOLDS_NUMBER(&it)) {
+        a->deleted += bson_iter_as_int64(&it); /* a retry adds what remained */
+    }
+    bson_destroy(&reply);
+    bson_destroy(&filter);
+    mongoc_collection_destroy(col);
+    if (ok) {
+        return OUT_DONE;
+    }
+    return transient_error(berr) ? OUT_TRANSIENT : OUT_FATAL;
+}
+
+bool ms_sink_delete_all(struct ms_sink *s, const char *collection, uint64_t *deleted,
+                        struct ms_error *err)
+{
+    struct delete_all a = {.collection = collection};
+    struct call c;
+    bool ok;
+
+    if (s == NULL || collection == NULL || collection[0] == '\0') {
+        ms_error_set(err, MS_ERR_SYSTEM, EINVAL, "delete all: invalid arguments");
+        return false;
+    }
+    call_init(&c, s);
+    ok = with_retries(&c, "delete all", collection, delete_all_attempt, &a, err);
+    call_cleanup(&c);
+    if (!ok) {
+        ms_error_prefix(err, "deleting every document of %s", collection);
+    }
+    if (deleted != NULL) {
+        *deleted = (uint64_t)a.deleted;
+    }
     return ok;
 }
 

@@ -1765,6 +1765,41 @@ static void retries_exhausted_and_cancel(void **state)
     bson_destroy(keys);
 }
 
+/* (10b) ms_sink_wake() ends a backoff wait: a write waiting out a 2-minute delay after an outage
+ * goes through as soon as it is woken once the server is back (the pipeline's prober wakes it
+ * on its first successful ping). Without the wake it would wait at least 96 s. */
+static void wake_ends_backoff(void **state)
+{
+    const struct server *srv = *state;
+    struct ms_sink_opts slow = {.max_retries = -1, .retry_delay_ms = 120000};
+    struct env e;
+    struct docs batch;
+    struct bg_apply a = {0};
+    pthread_t th;
+    int64_t t0;
+
+    env_open(&e, srv, &slow, 2000);
+    docs_make(&batch, "items", 0, 3);
+    stop_service(srv);
+    a.sink = e.sink;
+    a.w = batch.w;
+    a.n = batch.n;
+    assert_int_equal(pthread_create(&th, NULL, bg_apply_main, &a), 0);
+    usleep(3500 * 1000); /* the first attempt failed (2 s to select): it waits its first delay */
+    start_service(srv);
+    t0 = now_ms();
+    ms_sink_wake(e.sink);
+    pthread_join(th, NULL);
+    printf("# %s: woken write returned %lld ms after the wake (%llu retries)\n", srv->name,
+           (long long)(now_ms() - t0), (unsigned long long)a.res.retries);
+    assert_true(a.ok);
+    assert_int_equal(a.res.retries, 1);
+    assert_int_equal(count(&e, "items"), 3);
+    assert_true(now_ms() - t0 < 60000); /* a bound far below the 96 s it would wait unwoken */
+    env_close(&e, true);
+    docs_free(&batch);
+}
+
 /* ---- argument checks ------------------------------------------------------------------- */
 
 static void invalid_arguments(void **state)
@@ -1995,6 +2030,8 @@ int main(void)
     PER_SERVER(checkpoints, NULL)
     PER_SERVER(transient_outage, restart_stopped)
     PER_SERVER(retries_exhausted_and_cancel, restart_stopped)
+    tests[n++] = (struct CMUnitTest){"wake_ends_backoff (mongo-java-server)", wake_ends_backoff,
+                                     NULL, restart_stopped, (void *)&servers[0]};
     tests[n++] = (struct CMUnitTest){"invalid_arguments (mongo-java-server)", invalid_arguments,
                                      NULL, NULL, (void *)&servers[0]};
     /* A measurement, not a test (~60 s): only with MS_SINK_BENCH=1 (bench/README.md). */

@@ -1064,7 +1064,24 @@ static void test_image_errors(void **state)
     /* invalid UTF-8: the caller dead-letters the row, the message names table and column */
     assert_false(ms_rows_decode_image(&tm, &present, img, sizeof(img), &used, &doc, NULL, &err));
     assert_int_equal(err.domain, MS_ERR_DECODE);
+    assert_int_equal(err.code, MS_DECODE_CHARSET);
     assert_non_null(strstr(err.msg, "table shop.t: column email (VARCHAR): invalid UTF-8"));
+    /* ... after reading the whole image (so the row can be skipped), the bad text as its bytes */
+    assert_int_equal(used, sizeof(img));
+    {
+        char *json = bson_as_canonical_extended_json(&doc, NULL);
+        assert_string_equal(json, "{ \"id\" : { \"$numberInt\" : \"1\" }, \"email\" : { "
+                                  "\"$binary\" : { \"base64\" : \"wyg=\", \"subType\" : "
+                                  "\"00\" } } }");
+        bson_free(json);
+    }
+    bson_destroy(&doc);
+    /* a truncated image stays a hard error */
+    bson_init(&doc);
+    memset(&err, 0, sizeof(err));
+    assert_false(
+        ms_rows_decode_image(&tm, &present, img, sizeof(img) - 1, &used, &doc, NULL, &err));
+    assert_int_not_equal(err.code, MS_DECODE_CHARSET);
     bson_destroy(&doc);
 
     /* no columns: nothing to read */
