@@ -1474,6 +1474,24 @@ static bool queue_change(struct ms_pipeline *p, struct rd *r, struct table *t,
     return queue_push(p, it);
 }
 
+/* The change a row of a rows event makes: operation, table, images, and its position
+ * ("file:pos", written into position). */
+static void row_change(const struct rd *r, const struct ms_event *ev, uint64_t pos, bson_t *before,
+                       bson_t *after, char *position, size_t n, struct ms_change *chg)
+{
+    const struct ms_table_map *tm = ev->u.rows.map;
+
+    snprintf(position, n, "%s:%llu", r->file, (unsigned long long)pos);
+    chg->op = ev->u.rows.op == MS_ROW_INSERT   ? MS_CHANGE_INSERT
+              : ev->u.rows.op == MS_ROW_UPDATE ? MS_CHANGE_UPDATE
+                                               : MS_CHANGE_DELETE;
+    chg->db = tm->db;
+    chg->table = tm->table;
+    chg->before = chg->op == MS_CHANGE_INSERT ? NULL : before;
+    chg->after = chg->op == MS_CHANGE_DELETE ? NULL : after;
+    chg->position = position;
+}
+
 static bool map_change(struct rd *r, struct table *t, const struct ms_event *ev, uint64_t pos,
                        bson_t *before, bson_t *after, struct ms_error *err)
 {
@@ -1486,14 +1504,7 @@ static bool map_change(struct rd *r, struct table *t, const struct ms_event *ev,
 
     (void)err;
     key_names(t, tm, pk, &npk);
-    snprintf(position, sizeof(position), "%s:%llu", r->file, (unsigned long long)pos);
-    chg.op = ev->u.rows.op == MS_ROW_INSERT   ? MS_CHANGE_INSERT
-             : ev->u.rows.op == MS_ROW_UPDATE ? MS_CHANGE_UPDATE
-                                              : MS_CHANGE_DELETE;
-    chg.db = tm->db;
-    chg.table = tm->table;
-    chg.before = chg.op == MS_CHANGE_INSERT ? NULL : before;
-    chg.after = chg.op == MS_CHANGE_DELETE ? NULL : after;
+    row_change(r, ev, pos, before, after, position, sizeof(position), &chg);
     chg.after_complete = chg.after != NULL && (size_t)bson_count_keys(after) == tm->ncols;
     chg.needs_reread = ms_binlog_rows_unresolved(r->parser, &unres) > 0;
     chg.pk = pk;
@@ -1516,14 +1527,7 @@ static bool bad_text_row(struct rd *r, struct table *t, const struct ms_event *e
     char position[300];
 
     ms_error_clear(err);
-    snprintf(position, sizeof(position), "%s:%llu", r->file, (unsigned long long)pos);
-    chg.op = ev->u.rows.op == MS_ROW_INSERT   ? MS_CHANGE_INSERT
-             : ev->u.rows.op == MS_ROW_UPDATE ? MS_CHANGE_UPDATE
-                                              : MS_CHANGE_DELETE;
-    chg.db = tm->db;
-    chg.table = tm->table;
-    chg.before = chg.op == MS_CHANGE_INSERT ? NULL : before;
-    chg.after = chg.op == MS_CHANGE_DELETE ? NULL : after;
+    row_change(r, ev, pos, before, after, position, sizeof(position), &chg);
     if (!t->warned) {
         ms_log(MS_LOG_ERROR, "%s.%s at %s: %s (dead-lettered; further ones are counted)", tm->db,
                tm->table, position, why.msg);

@@ -117,17 +117,6 @@ static int teardown(void **state)
 
 /* ---- the control plane ----------------------------------------------------------------- */
 
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-    char **body = ud;
-    size_t old = *body != NULL ? strlen(*body) : 0;
-
-    *body = realloc(*body, old + sz * n + 1);
-    memcpy(*body + old, p, sz * n);
-    (*body)[old + sz * n] = '\0';
-    return sz * n;
-}
-
 /* The port of the daemon's current run ("http listening ... port=N"), waited for. */
 static int http_port(struct tu_daemon *d)
 {
@@ -165,7 +154,7 @@ static long http(int port, const char *method, const char *path, bson_t *doc)
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, tu_append_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
     if (strcmp(method, "GET") != 0) {
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);

@@ -37,17 +37,6 @@
 
 /* ---- HTTP ------------------------------------------------------------------------------- */
 
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-    char **body = ud;
-    size_t old = *body != NULL ? strlen(*body) : 0;
-
-    *body = realloc(*body, old + sz * n + 1);
-    memcpy(*body + old, p, sz * n);
-    (*body)[old + sz * n] = '\0';
-    return sz * n;
-}
-
 /* One request; the status code (0: no response). body: malloc'd answer, or NULL to drop it. */
 static long http(int port, const char *method, const char *path, const char *token, char **body)
 {
@@ -59,7 +48,7 @@ static long http(int port, const char *method, const char *path, const char *tok
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, tu_append_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, body != NULL ? body : &sink);
     if (strcmp(method, "GET") != 0) {
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);

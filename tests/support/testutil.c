@@ -37,6 +37,17 @@ static void tu_on_abort(int sig)
 /* cmocka prints a failure's reason on stderr and its verdict on stdout; meson keeps the two
  * apart, so a reason was easy to lose in a CI excerpt. One line-buffered stream keeps each
  * reason right under its "[ RUN ]" line. */
+size_t tu_append_body(char *p, size_t sz, size_t n, void *ud)
+{
+    char **body = ud;
+    size_t old = *body != NULL ? strlen(*body) : 0;
+
+    *body = realloc(*body, old + sz * n + 1);
+    memcpy(*body + old, p, sz * n);
+    (*body)[old + sz * n] = '\0';
+    return sz * n;
+}
+
 int tu_finish(int failures)
 {
     if (failures != 0) {

@@ -28,6 +28,9 @@ int64_t tu_now_ms(void);
  * skips LeakSanitizer's report of what the failed test's longjmp left allocated, so the failure
  * stays at the end of the log where meson's excerpt shows it. */
 int tu_finish(int failures);
+
+/* A libcurl write callback: appends the bytes to the NUL-terminated string *(char **)ud. */
+size_t tu_append_body(char *p, size_t sz, size_t n, void *ud);
 void tu_sleep_ms(int ms);
 
 /* A program running in the background (a daemon), its stdout and stderr in a temp log file. */
