@@ -36,15 +36,9 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #define POLL_MS 250 /* default; polling every 20 ms slowed mongo-java-server's writes by 10 % */
-
-static double now_s(clockid_t clk)
-{
-    struct timespec ts;
-
-    clock_gettime(clk, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static double cpu_s(void)
 {
@@ -53,22 +47,6 @@ static double cpu_s(void)
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-static bool parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
-{
-    char *end;
-    long long v;
-
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
-        fprintf(stderr, "bench_loader: '%s' is not a number in %lld..%lld\n", s, (long long)min,
-                (long long)max);
-        return false;
-    }
-    *out = v;
-    return true;
 }
 
 /* libmongoc's messages, without the warning FerretDB v1 causes at every client's end (it has
@@ -165,19 +143,21 @@ static int cmd_wait(mongoc_client_t *c, char **a)
     struct timespec pause;
     bool found = false;
 
-    if (!parse_i64(a[2], 1, INT64_MAX, &want) || !parse_i64(a[3], 1, 86400, &timeout_s) ||
-        (a[4] != NULL && !parse_i64(a[4], 1, 10000, &poll_ms))) {
+    if (!bench_parse_i64("bench_loader", a[2], 1, INT64_MAX, &want) ||
+        !bench_parse_i64("bench_loader", a[3], 1, 86400, &timeout_s) ||
+        (a[4] != NULL && !bench_parse_i64("bench_loader", a[4], 1, 10000, &poll_ms))) {
         return 64;
     }
     pause.tv_sec = poll_ms / 1000;
     pause.tv_nsec = (long)(poll_ms % 1000) * 1000000L;
-    deadline = now_s(CLOCK_MONOTONIC) + (double)timeout_s;
+    deadline = bench_now_s(CLOCK_MONOTONIC) + (double)timeout_s;
     for (;;) {
-        double t0 = now_s(CLOCK_MONOTONIC);
+        double t0 = bench_now_s(CLOCK_MONOTONIC);
         if (!found) {
             found = id_exists(c, a[0], a[1], want);
-            seen = now_s(CLOCK_REALTIME); /* when it was seen (the count that follows is slow) */
-            in_poll += now_s(CLOCK_MONOTONIC) - t0;
+            seen =
+                bench_now_s(CLOCK_REALTIME); /* when it was seen (the count that follows is slow) */
+            in_poll += bench_now_s(CLOCK_MONOTONIC) - t0;
             if (found && !count_docs(c, a[0], a[1], &n)) {
                 return 1;
             }
@@ -186,7 +166,7 @@ static int cmd_wait(mongoc_client_t *c, char **a)
             if (!count_docs(c, a[0], a[1], &n)) {
                 return 1;
             }
-            seen = now_s(CLOCK_REALTIME);
+            seen = bench_now_s(CLOCK_REALTIME);
         }
         polls++;
         if (found && n >= want) {
@@ -196,7 +176,7 @@ static int cmd_wait(mongoc_client_t *c, char **a)
                     in_poll * 1000 / (double)polls);
             return 0;
         }
-        if (now_s(CLOCK_MONOTONIC) > deadline) {
+        if (bench_now_s(CLOCK_MONOTONIC) > deadline) {
             fprintf(stderr, "bench_loader: after %lld s, %s.%s %s _id %lld (count %lld of %lld)\n",
                     (long long)timeout_s, a[0], a[1], found ? "holds" : "lacks", (long long)want,
                     (long long)n, (long long)want);
@@ -213,14 +193,6 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static int cmd_latency(mongoc_client_t *c, char **a)
 {
     enum { WINDOW = 256 }; /* ~20 µs per id on mongo-java-server: a 1024-id poll took 24 ms */
@@ -233,9 +205,10 @@ static int cmd_latency(mongoc_client_t *c, char **a)
     FILE *csv;
     int rc = 0;
 
-    if (!parse_i64(a[2], 0, INT64_MAX / 2, &first) || !parse_i64(a[3], 1, 100000000, &count) ||
-        !parse_i64(a[4], 1, 86400, &timeout_s) ||
-        (a[6] != NULL && !parse_i64(a[6], 0, 10000, &poll_ms))) {
+    if (!bench_parse_i64("bench_loader", a[2], 0, INT64_MAX / 2, &first) ||
+        !bench_parse_i64("bench_loader", a[3], 1, 100000000, &count) ||
+        !bench_parse_i64("bench_loader", a[4], 1, 86400, &timeout_s) ||
+        (a[6] != NULL && !bench_parse_i64("bench_loader", a[6], 0, 10000, &poll_ms))) {
         return 64;
     }
     csv = fopen(a[5], "w");
@@ -251,7 +224,7 @@ static int cmd_latency(mongoc_client_t *c, char **a)
     pause.tv_sec = poll_ms / 1000;
     pause.tv_nsec = (long)(poll_ms % 1000) * 1000000L;
     cl = mongoc_client_get_collection(c, a[0], a[1]);
-    deadline = now_s(CLOCK_MONOTONIC) + (double)timeout_s;
+    deadline = bench_now_s(CLOCK_MONOTONIC) + (double)timeout_s;
     next = 0;
     while (next < count) {
         bson_t filter = BSON_INITIALIZER, in, *opts;
@@ -259,7 +232,7 @@ static int cmd_latency(mongoc_client_t *c, char **a)
         const bson_t *doc;
         bson_error_t err;
         int64_t got = 0, asked = 0;
-        double t0 = now_s(CLOCK_MONOTONIC);
+        double t0 = bench_now_s(CLOCK_MONOTONIC);
         char key[24];
 
         if (t0 > deadline) {
@@ -285,7 +258,7 @@ static int cmd_latency(mongoc_client_t *c, char **a)
         cur = mongoc_collection_find_with_opts(cl, &filter, opts, NULL);
         while (mongoc_cursor_next(cur, &doc)) {
             bson_iter_t it;
-            int64_t id, marker, at = now_us();
+            int64_t id, marker, at = bench_now_us();
             if (!bson_iter_init_find(&it, doc, "_id") || !BSON_ITER_HOLDS_NUMBER(&it)) {
                 continue;
             }
@@ -306,7 +279,7 @@ static int cmd_latency(mongoc_client_t *c, char **a)
         mongoc_cursor_destroy(cur);
         bson_destroy(opts);
         bson_destroy(&filter);
-        in_poll += now_s(CLOCK_MONOTONIC) - t0;
+        in_poll += bench_now_s(CLOCK_MONOTONIC) - t0;
         polls++;
         seen_n += got;
         while (next < count && lat[next] >= 0) {
@@ -364,12 +337,12 @@ static int cmd_count(mongoc_client_t *c, char **a)
 static int cmd_checkpoint(mongoc_client_t *c, char **a)
 {
     mongoc_collection_t *coll = mongoc_client_get_collection(c, a[0], "_mysync_checkpoints");
-    int64_t pos, now_ms = (int64_t)(now_s(CLOCK_REALTIME) * 1000);
+    int64_t pos, now_ms = (int64_t)(bench_now_s(CLOCK_REALTIME) * 1000);
     bson_t *filter = NULL, *doc = NULL, *opts = NULL;
     bson_error_t err;
     int rc = 64;
 
-    if (!parse_i64(a[2], 4, INT64_MAX, &pos)) {
+    if (!bench_parse_i64("bench_loader", a[2], 4, INT64_MAX, &pos)) {
         goto done;
     }
     filter = BCON_NEW("_id", BCON_UTF8("binlog"));
@@ -543,7 +516,7 @@ static int cmd_load(mongoc_client_t *c, char **a)
     double t0, c0;
     int rc = 64;
 
-    if (!parse_i64(a[3], 1, 100000, &batch)) {
+    if (!bench_parse_i64("bench_loader", a[3], 1, 100000, &batch)) {
         goto done;
     }
     if (strcmp(a[4], "insert") != 0 && strcmp(a[4], "upsert") != 0) {
@@ -556,7 +529,7 @@ static int cmd_load(mongoc_client_t *c, char **a)
         goto done;
     }
     coll = mongoc_client_get_collection(c, a[0], a[1]);
-    t0 = now_s(CLOCK_MONOTONIC);
+    t0 = bench_now_s(CLOCK_MONOTONIC);
     c0 = cpu_s();
     for (size_t i = 0; i < d.n; i += (size_t)batch) {
         size_t n = d.n - i < (size_t)batch ? d.n - i : (size_t)batch;
@@ -564,7 +537,7 @@ static int cmd_load(mongoc_client_t *c, char **a)
             goto done;
         }
     }
-    printf("%zu %.6f %.6f\n", d.n, now_s(CLOCK_MONOTONIC) - t0, cpu_s() - c0);
+    printf("%zu %.6f %.6f\n", d.n, bench_now_s(CLOCK_MONOTONIC) - t0, cpu_s() - c0);
     rc = 0;
 done:
     mongoc_collection_destroy(coll);

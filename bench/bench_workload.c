@@ -46,6 +46,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 struct table {
     char name[80];
     int64_t *live; /* ids of the rows that exist */
@@ -76,22 +78,6 @@ static uint64_t rnd(void)
 static uint64_t rnd_below(uint64_t n)
 {
     return n == 0 ? 0 : rnd() % n;
-}
-
-static double now_s(clockid_t clk)
-{
-    struct timespec ts;
-
-    clock_gettime(clk, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int64_t now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* A growing string buffer; aborts on out of memory (a benchmark tool). */
@@ -223,7 +209,7 @@ static bool run_txn(MYSQL *m, const struct opts *o, struct table *tabs, int64_t 
     if (!sql(m, "BEGIN")) {
         return false;
     }
-    marker = now_us();
+    marker = bench_now_us();
     for (int64_t t = 0; t < o->tables && ok; t++) {
         struct table *tb = &tabs[t];
         int64_t pay = o->width > 70 ? o->width - 70 : 0;
@@ -292,22 +278,6 @@ static bool run_txn(MYSQL *m, const struct opts *o, struct table *tabs, int64_t 
     return ok && sql(m, "COMMIT");
 }
 
-static bool num(const char *s, int64_t min, int64_t max, int64_t *out)
-{
-    char *end;
-    long long v;
-
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (s[0] == '\0' || errno != 0 || *end != '\0' || v < min || v > max) {
-        fprintf(stderr, "bench_workload: '%s' is not a number in %lld..%lld\n", s, (long long)min,
-                (long long)max);
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
 static int usage(void)
 {
     fprintf(stderr,
@@ -356,7 +326,7 @@ int main(int argc, char **argv)
         if (strcmp(a, "--host") == 0) {
             o.host = val;
         } else if (strcmp(a, "--port") == 0) {
-            if (!num(val, 1, 65535, &v)) {
+            if (!bench_parse_i64("bench_workload", val, 1, 65535, &v)) {
                 return 64;
             }
             o.port = (unsigned)v;
@@ -369,29 +339,29 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--prefix") == 0) {
             o.prefix = val;
         } else if (strcmp(a, "--tables") == 0) {
-            if (!num(val, 1, 1000, &o.tables)) {
+            if (!bench_parse_i64("bench_workload", val, 1, 1000, &o.tables)) {
                 return 64;
             }
         } else if (strcmp(a, "--changes") == 0) {
-            if (!num(val, 0, INT64_MAX / 2, &o.changes)) {
+            if (!bench_parse_i64("bench_workload", val, 0, INT64_MAX / 2, &o.changes)) {
                 return 64;
             }
         } else if (strcmp(a, "--seconds") == 0) {
-            if (!num(val, 1, 86400, &v)) {
+            if (!bench_parse_i64("bench_workload", val, 1, 86400, &v)) {
                 return 64;
             }
             o.seconds = (double)v;
         } else if (strcmp(a, "--rate") == 0) {
-            if (!num(val, 0, 10000000, &v)) {
+            if (!bench_parse_i64("bench_workload", val, 0, 10000000, &v)) {
                 return 64;
             }
             o.rate = (double)v;
         } else if (strcmp(a, "--width") == 0) {
-            if (!num(val, 1, 1 << 20, &o.width)) {
+            if (!bench_parse_i64("bench_workload", val, 1, 1 << 20, &o.width)) {
                 return 64;
             }
         } else if (strcmp(a, "--seed") == 0) {
-            if (!num(val, 0, INT64_MAX, &o.seed)) {
+            if (!bench_parse_i64("bench_workload", val, 0, INT64_MAX, &o.seed)) {
                 return 64;
             }
         } else if (strcmp(a, "--mix") == 0) {
@@ -449,7 +419,7 @@ int main(int argc, char **argv)
         o.changes = 0;
         o.seconds = -1;
     }
-    t0 = now_s(CLOCK_MONOTONIC);
+    t0 = bench_now_s(CLOCK_MONOTONIC);
     while (o.changes == 0 || done < o.changes) {
         int64_t n = o.txn_min + (int64_t)rnd_below((uint64_t)(o.txn_max - o.txn_min + 1));
         if (o.txn_log) { /* exp of a uniform value in [log MIN, log (MAX + 1)) */
@@ -457,7 +427,7 @@ int main(int argc, char **argv)
             n = (int64_t)exp(lo + (hi - lo) * (double)(rnd() >> 11) * 0x1.0p-53);
             n = n < o.txn_min ? o.txn_min : n > o.txn_max ? o.txn_max : n;
         }
-        double el = now_s(CLOCK_MONOTONIC) - t0;
+        double el = bench_now_s(CLOCK_MONOTONIC) - t0;
 
         if (o.seconds != 0 && el >= o.seconds) {
             break;
@@ -481,7 +451,7 @@ int main(int argc, char **argv)
         txns++;
     }
     {
-        double secs = now_s(CLOCK_MONOTONIC) - t0;
+        double secs = bench_now_s(CLOCK_MONOTONIC) - t0;
         int64_t all = count[0] + count[1] + count[2] + count[3];
         printf("changes=%" PRId64 " inserts=%" PRId64 " updates=%" PRId64 " deletes=%" PRId64
                " keychanges=%" PRId64 " txns=%" PRId64 " seconds=%.3f rows_per_s=%.0f"
