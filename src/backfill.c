@@ -45,7 +45,8 @@ struct ms_backfill {
     char current[420];
     uint64_t cur_rows;
     int64_t cur_estimate;
-    bson_t last; /* the last finished snapshot, for the status */
+    bson_t last;   /* the last finished snapshot, for the status */
+    int64_t swept; /* documents deleted by the re-snapshot sweep (-1: none ran) */
 };
 
 static void split_spec(const char *spec, const char *defdb, char *db, size_t dbsz, char *name,
@@ -141,6 +142,7 @@ struct ms_backfill *ms_backfill_new(const struct ms_config *cfg, struct ms_pipel
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->cv, NULL);
     bson_init(&b->last);
+    b->swept = -1;
     if (cfg->sync_signal_table != NULL && cfg->sync_signal_table[0] != '\0') {
         split_spec(cfg->sync_signal_table, cfg->mysql_database, b->sig_db, sizeof(b->sig_db),
                    b->sig_name, sizeof(b->sig_name));
@@ -625,6 +627,40 @@ static void record_last(struct ms_backfill *b, const char *table,
     pthread_mutex_unlock(&b->mu);
 }
 
+static bool keep_key(void *u, const char *collection, const bson_t *id)
+{
+    return ms_pipeline_key_seen(u, collection, id);
+}
+
+/* After a re-snapshot of every primary table (the stream held): deletes the documents that no
+ * row was copied to, those of rows deleted while the binlog was lost. */
+static bool sweep(struct ms_backfill *b, struct ms_error *err)
+{
+    const char *const *colls;
+    size_t n;
+    uint64_t total = 0;
+
+    if (!ms_pipeline_barrier(b->p, err)) {
+        return false;
+    }
+    n = ms_pipeline_keys_collections(b->p, &colls);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t deleted = 0;
+        if (!ms_sink_sweep(b->sink, colls[i], keep_key, b->p, &deleted, err)) {
+            return false;
+        }
+        total += deleted;
+        ms_log_kv(MS_LOG_INFO,
+                  ((struct ms_log_field[]){MS_LF_STR("collection", colls[i]),
+                                           MS_LF_INT("deleted", (int64_t)deleted)}),
+                  "re-snapshot sweep: documents no row maps to any more deleted");
+    }
+    pthread_mutex_lock(&b->mu);
+    b->swept = (int64_t)total;
+    pthread_mutex_unlock(&b->mu);
+    return true;
+}
+
 /* The initial snapshot: every primary table, then the stream. */
 static void initial_snapshot(struct ms_backfill *b)
 {
@@ -632,6 +668,9 @@ static void initial_snapshot(struct ms_backfill *b)
     char id[300];
     bson_t state = BSON_INITIALIZER;
     bool found = false, resume = false, ok = true;
+    /* after a purged checkpoint, documents of rows deleted meanwhile must go: every row's
+     * document is noted and the others are swept at the end */
+    bool sweeps = ms_pipeline_snapshot_sweeps(b->p);
     struct ms_error err = {0};
 
     snprintf(id, sizeof(id), "%s:initial-snapshot", b->cfg->sync_pipeline);
@@ -641,6 +680,8 @@ static void initial_snapshot(struct ms_backfill *b)
             bson_iter_init_find(&it, &state, "state") && BSON_ITER_HOLDS_UTF8(&it) &&
             strcmp(bson_iter_utf8(&it, NULL), "running") == 0) {
             resume = true; /* a restart cut the last one short */
+            sweeps = bson_iter_init_find(&it, &state, "sweep") && BSON_ITER_HOLDS_BOOL(&it) &&
+                     bson_iter_bool(&it);
         }
         bson_destroy(&state);
         if (!resume) {
@@ -648,11 +689,17 @@ static void initial_snapshot(struct ms_backfill *b)
             return;
         }
         reason = "resuming the snapshot a restart cut short";
+        if (sweeps) {
+            /* the keys noted before the restart are gone, and the sweep needs every row's */
+            reason = "the re-snapshot a restart cut short, again from its start for the sweep";
+            resume = false;
+        }
     } else {
         bson_destroy(&state);
         bson_init(&state);
         BSON_APPEND_UTF8(&state, "state", "running");
         BSON_APPEND_UTF8(&state, "reason", reason);
+        BSON_APPEND_BOOL(&state, "sweep", sweeps);
         BSON_APPEND_DATE_TIME(&state, "started_at", ms_clock_wall_ms());
         if (!ms_sink_state_save(b->sink, id, &state, &err)) {
             ms_log(MS_LOG_ERROR, "initial snapshot: %s", err.msg);
@@ -664,6 +711,9 @@ static void initial_snapshot(struct ms_backfill *b)
     }
     ms_log(MS_LOG_INFO, "initial snapshot (%s): copying the replicated tables, then streaming",
            reason);
+    if (sweeps) {
+        ms_pipeline_keys_begin(b->p);
+    }
     for (size_t i = 0; ok && i < ms_pipeline_table_count(b->p) && !b->stop; i++) {
         struct ms_pipeline_table pt;
         struct ms_backfill_opts o = {
@@ -678,6 +728,10 @@ static void initial_snapshot(struct ms_backfill *b)
         ok = ms_backfill_table(b, spec, &o, &r, &err);
         record_last(b, spec, &r, ok, &err);
     }
+    if (ok && !b->stop && sweeps) {
+        ok = sweep(b, &err);
+    }
+    ms_pipeline_keys_end(b->p);
     if (ok && !b->stop) {
         bson_init(&state);
         BSON_APPEND_UTF8(&state, "state", "done");
@@ -805,6 +859,9 @@ void ms_backfill_status(struct ms_backfill *b, bson_t *out)
     bson_append_array_end(out, &q);
     if (!bson_empty(&b->last)) {
         BSON_APPEND_DOCUMENT(out, "last", &b->last);
+    }
+    if (b->swept >= 0) {
+        BSON_APPEND_INT64(out, "swept", b->swept);
     }
     pthread_mutex_unlock(&b->mu);
 }

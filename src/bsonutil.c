@@ -14,10 +14,21 @@ static int kv_cmp(const void *a, const void *b)
     return strcmp(((const struct kv *)a)->key, ((const struct kv *)b)->key);
 }
 
-static void canon_into(bson_t *out, const bson_t *in, bool array);
+static void canon_into(bson_t *out, const bson_t *in, bool array, bool numbers);
 
-static void canon_value(bson_t *out, const char *key, const bson_iter_t *it)
+static void canon_value(bson_t *out, const char *key, const bson_iter_t *it, bool numbers)
 {
+    if (numbers && (BSON_ITER_HOLDS_INT32(it) || BSON_ITER_HOLDS_INT64(it))) {
+        bson_append_int64(out, key, -1, bson_iter_as_int64(it));
+        return;
+    }
+    if (numbers && BSON_ITER_HOLDS_DOUBLE(it)) {
+        double d = bson_iter_double(it);
+        if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 && d == (double)(int64_t)d) {
+            bson_append_int64(out, key, -1, (int64_t)d);
+            return;
+        }
+    }
     if (BSON_ITER_HOLDS_DOCUMENT(it) || BSON_ITER_HOLDS_ARRAY(it)) {
         bool array = BSON_ITER_HOLDS_ARRAY(it);
         const uint8_t *data;
@@ -37,7 +48,7 @@ static void canon_value(bson_t *out, const char *key, const bson_iter_t *it)
         } else {
             bson_append_document_begin(out, key, -1, &sub);
         }
-        canon_into(&sub, &in, array);
+        canon_into(&sub, &in, array, numbers);
         if (array) {
             bson_append_array_end(out, &sub);
         } else {
@@ -48,7 +59,7 @@ static void canon_value(bson_t *out, const char *key, const bson_iter_t *it)
     bson_append_iter(out, key, -1, it);
 }
 
-static void canon_into(bson_t *out, const bson_t *in, bool array)
+static void canon_into(bson_t *out, const bson_t *in, bool array, bool numbers)
 {
     struct kv *v = NULL;
     size_t n = 0, cap = 0;
@@ -73,7 +84,7 @@ static void canon_into(bson_t *out, const bson_t *in, bool array)
         qsort(v, n, sizeof(*v), kv_cmp);
     }
     for (size_t i = 0; i < n; i++) {
-        canon_value(out, v[i].key, &v[i].it);
+        canon_value(out, v[i].key, &v[i].it, numbers);
     }
     free(v);
 }
@@ -82,7 +93,15 @@ bson_t *ms_bson_canonical(const bson_t *in)
 {
     bson_t *out = bson_new();
 
-    canon_into(out, in, false);
+    canon_into(out, in, false, false);
+    return out;
+}
+
+bson_t *ms_bson_canonical_id(const bson_t *in)
+{
+    bson_t *out = bson_new();
+
+    canon_into(out, in, false, true);
     return out;
 }
 

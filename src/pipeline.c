@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "mysync/binlog.h"
+#include "mysync/bsonutil.h"
 #include "mysync/log.h"
 #include "mysync/mysql.h"
 #include "mysync/reader.h"
@@ -116,6 +117,7 @@ struct item {
     char op[8];                     /* IT_DEAD: insert|update|delete */
     uint64_t mark;                  /* IT_MARK: its sequence number */
     struct ms_error why;            /* IT_DEAD */
+    bool keyed;                     /* IT_OPS: a producer's row under ms_pipeline_keys_begin */
 };
 
 struct queue {
@@ -187,6 +189,15 @@ struct ms_pipeline {
     /* ms_pipeline_on_ddl: a table whose rows a DDL statement changed without row events */
     void (*ddl_snapshot)(void *ctx, const char *table);
     void *ddl_ctx;
+    bool snapshot_sweep; /* the snapshot_reason is a purged checkpoint */
+    /* ms_pipeline_keys_begin: _id fingerprints of the documents written for producers' rows
+     * (written by the sink thread, read after a barrier) */
+    atomic_bool keys_on;
+    uint64_t *keys;
+    size_t nkeys, capkeys;
+    bool keys_sorted;
+    char **kcolls; /* the collections they are in */
+    size_t nkcolls;
 };
 
 /* Control-plane hooks in the reader and sink loops (defined at the end of this file). */
@@ -1120,6 +1131,7 @@ struct ms_pipeline *ms_pipeline_new_opts(const struct ms_config *cfg,
                      p->start.file, (unsigned long long)p->start.pos,
                      first[0] != '\0' ? first : "none");
             p->snapshot_reason = p->snapshot_why;
+            p->snapshot_sweep = true;
             ms_log(MS_LOG_WARN,
                    "%s: sync.snapshot=when_needed takes a new snapshot, then streams "
                    "from the current position",
@@ -1195,6 +1207,7 @@ void ms_pipeline_destroy(struct ms_pipeline *p)
     if (p == NULL) {
         return;
     }
+    ms_pipeline_keys_end(p);
     for (int i = 0; i < MAX_STRATEGIES && ms_strategy_all()[i] != NULL; i++) {
         if (p->sinit[i]) {
             ms_strategy_all()[i]->destroy(p->sctx[i]);
@@ -1432,6 +1445,8 @@ static bool queue_change(struct ms_pipeline *p, struct rd *r, struct table *t,
     struct item *it = item_new(IT_OPS);
     struct ms_error merr = {0};
     bool reread = false;
+
+    it->keyed = r == NULL && atomic_load(&p->keys_on);
 
     if (!strategy_map(t, chg, &it->ops, &merr)) {
         /* a row the strategy cannot take: keep it in the dead letters, go on */
@@ -1803,7 +1818,12 @@ static bool on_ddl(struct rd *r, const struct ms_event *ev)
         switch (ddl->kind) {
         case MS_DDL_ALTER:
             t = table_select(p, ddl->table[i].db, ddl->table[i].name);
-            if (t != NULL) {
+            if (t != NULL && ddl->rows_kept) {
+                ms_log(MS_LOG_INFO,
+                       "ALTER TABLE %s.%s changes indexes, defaults or options only: no "
+                       "snapshot",
+                       t->db, t->name);
+            } else if (t != NULL) {
                 ddl_snapshot(p, t, "ALTER TABLE");
             }
             break;
@@ -2279,6 +2299,37 @@ static bool dead_letter_op(struct ms_pipeline *p, const struct item *it, const s
     return true;
 }
 
+/* A document written for a producer's row under ms_pipeline_keys_begin (sink thread). */
+static void note_key(struct ms_pipeline *p, const struct ms_op *op)
+{
+    bson_t *cid;
+    size_t i;
+
+    if (op->kind != MS_OP_REPLACE && op->kind != MS_OP_SET) {
+        return; /* deletes and updateMany create no document */
+    }
+    for (i = 0; i < p->nkcolls && strcmp(p->kcolls[i], op->collection) != 0; i++) {
+    }
+    if (i == p->nkcolls) {
+        p->kcolls = realloc(p->kcolls, (p->nkcolls + 1) * sizeof(*p->kcolls));
+        if (p->kcolls == NULL || (p->kcolls[p->nkcolls] = strdup(op->collection)) == NULL) {
+            abort();
+        }
+        p->nkcolls++;
+    }
+    if (p->nkeys == p->capkeys) {
+        p->capkeys = p->capkeys != 0 ? p->capkeys * 2 : 4096;
+        p->keys = realloc(p->keys, p->capkeys * sizeof(*p->keys));
+        if (p->keys == NULL) {
+            abort();
+        }
+    }
+    cid = ms_bson_canonical_id(&op->id);
+    p->keys[p->nkeys++] = ms_bson_id_hash(op->collection, cid);
+    p->keys_sorted = false;
+    bson_destroy(cid);
+}
+
 static void add_write(struct batch *b, const struct item *it, const struct ms_op *op)
 {
     struct ms_write *w = batch_write(b);
@@ -2359,10 +2410,16 @@ static bool flush(struct ms_pipeline *p, struct batch *b, struct ms_error *err)
             if (op->kind == MS_OP_REREAD || op->kind == MS_OP_RESOLVE) {
                 for (size_t j = start; j < it->res_end[k]; j++) {
                     add_write(b, it, &it->res.v[j]);
+                    if (it->keyed) {
+                        note_key(p, &it->res.v[j]);
+                    }
                 }
                 start = it->res_end[k];
             } else {
                 add_write(b, it, op);
+                if (it->keyed) {
+                    note_key(p, op);
+                }
             }
         }
     }
@@ -3027,6 +3084,90 @@ size_t ms_pipeline_get_collections(struct ms_pipeline *p, struct ms_pipeline_col
 }
 
 /* ---- producers ------------------------------------------------------------------------ */
+
+bool ms_pipeline_snapshot_sweeps(const struct ms_pipeline *p)
+{
+    return p->snapshot_reason != NULL && p->snapshot_sweep;
+}
+
+void ms_pipeline_keys_begin(struct ms_pipeline *p)
+{
+    ms_pipeline_keys_end(p);
+    atomic_store(&p->keys_on, true);
+}
+
+static void table_public(const struct table *t, struct ms_pipeline_table *out);
+
+static int key_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+size_t ms_pipeline_keys_collections(struct ms_pipeline *p, const char *const **out)
+{
+    if (!p->keys_sorted) {
+        qsort(p->keys, p->nkeys, sizeof(*p->keys), key_cmp);
+        p->keys_sorted = true;
+    }
+    pthread_mutex_lock(&p->tmu);
+    for (size_t i = 0; i < p->ntables; i++) {
+        const struct table *t = &p->tables[i];
+        struct ms_pipeline_table pt;
+        const char *coll = NULL;
+        size_t k;
+
+        table_public(t, &pt);
+        if (!pt.primary) {
+            continue;
+        }
+        if (t->strategy == &ms_strategy_generic) {
+            coll = t->tcfg != NULL && t->tcfg->collection != NULL ? t->tcfg->collection : t->name;
+        } else if (t->strategy->collection != NULL) {
+            coll = t->strategy->collection(t->sctx, t->tcfg, t->role);
+        }
+        for (k = 0; coll != NULL && k < p->nkcolls && strcmp(p->kcolls[k], coll) != 0; k++) {
+        }
+        if (coll != NULL && k == p->nkcolls) {
+            p->kcolls = realloc(p->kcolls, (p->nkcolls + 1) * sizeof(*p->kcolls));
+            if (p->kcolls == NULL || (p->kcolls[p->nkcolls] = strdup(coll)) == NULL) {
+                abort();
+            }
+            p->nkcolls++;
+        }
+    }
+    pthread_mutex_unlock(&p->tmu);
+    *out = (const char *const *)p->kcolls;
+    return p->nkcolls;
+}
+
+bool ms_pipeline_key_seen(struct ms_pipeline *p, const char *collection, const bson_t *id)
+{
+    bson_t *cid = ms_bson_canonical_id(id);
+    uint64_t h = ms_bson_id_hash(collection, cid);
+
+    bson_destroy(cid);
+    if (!p->keys_sorted) {
+        qsort(p->keys, p->nkeys, sizeof(*p->keys), key_cmp);
+        p->keys_sorted = true;
+    }
+    return bsearch(&h, p->keys, p->nkeys, sizeof(*p->keys), key_cmp) != NULL;
+}
+
+void ms_pipeline_keys_end(struct ms_pipeline *p)
+{
+    atomic_store(&p->keys_on, false);
+    free(p->keys);
+    p->keys = NULL;
+    p->nkeys = p->capkeys = 0;
+    p->keys_sorted = false;
+    for (size_t i = 0; i < p->nkcolls; i++) {
+        free(p->kcolls[i]);
+    }
+    free(p->kcolls);
+    p->kcolls = NULL;
+    p->nkcolls = 0;
+}
 
 const char *ms_pipeline_snapshot_reason(const struct ms_pipeline *p)
 {

@@ -483,6 +483,186 @@ static bool lex_char(struct lex *l, char c)
     return false;
 }
 
+/* Skips one token: a quoted string or identifier, a parenthesised group, or a character.
+ * false when a quote or a parenthesis is not closed. */
+static bool lex_skip_token(struct lex *l)
+{
+    char c;
+
+    lex_space(l);
+    if (l->i >= l->n) {
+        return true;
+    }
+    c = l->s[l->i];
+    if (c == '\'' || c == '"' || c == '`') {
+        l->i++;
+        while (l->i < l->n) {
+            if (l->s[l->i] == '\\' && c != '`') {
+                l->i += 2;
+            } else if (l->s[l->i] == c) {
+                l->i++;
+                if (l->i < l->n && l->s[l->i] == c) {
+                    l->i++; /* doubled quote */
+                } else {
+                    return true;
+                }
+            } else {
+                l->i++;
+            }
+        }
+        l->i = l->n;
+        return false;
+    }
+    if (c == '(') {
+        int depth = 0;
+        do {
+            lex_space(l);
+            if (l->i >= l->n) {
+                return false;
+            }
+            c = l->s[l->i];
+            if (c == '(') {
+                depth++, l->i++;
+            } else if (c == ')') {
+                depth--, l->i++;
+            } else if (c == '\'' || c == '"' || c == '`') {
+                if (!lex_skip_token(l)) {
+                    return false;
+                }
+            } else {
+                l->i++;
+            }
+        } while (depth > 0);
+        return true;
+    }
+    l->i++;
+    return true;
+}
+
+static bool lex_kw_any(struct lex *l, const char *const *kws)
+{
+    for (size_t i = 0; kws[i] != NULL; i++) {
+        if (lex_kw(l, kws[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* One ALTER TABLE clause (l bounded to it) that leaves every row's values as they are. */
+static bool clause_keeps_rows(struct lex *l)
+{
+    static const char *const index_words[] = {"INDEX",  "KEY",     "FULLTEXT", "SPATIAL",
+                                              "UNIQUE", "FOREIGN", "CHECK",    NULL};
+    static const char *const options[] = {"ENGINE",
+                                          "COMMENT",
+                                          "AUTO_INCREMENT",
+                                          "ROW_FORMAT",
+                                          "KEY_BLOCK_SIZE",
+                                          "STATS_AUTO_RECALC",
+                                          "STATS_PERSISTENT",
+                                          "STATS_SAMPLE_PAGES",
+                                          "PACK_KEYS",
+                                          "CHECKSUM",
+                                          "TABLE_CHECKSUM",
+                                          "DELAY_KEY_WRITE",
+                                          "ALGORITHM",
+                                          "LOCK",
+                                          "FORCE",
+                                          "PAGE_CHECKSUM",
+                                          "TRANSACTIONAL",
+                                          "MAX_ROWS",
+                                          "MIN_ROWS",
+                                          "AVG_ROW_LENGTH",
+                                          "INSERT_METHOD",
+                                          "CHARSET",
+                                          "COLLATE",
+                                          "PAGE_COMPRESSED",
+                                          "PAGE_COMPRESSION_LEVEL",
+                                          "IETF_QUOTES",
+                                          "SEQUENCE",
+                                          NULL};
+    char name[200];
+
+    if (lex_kw(l, "ADD")) {
+        if (lex_kw(l, "CONSTRAINT")) { /* [name] {UNIQUE|FOREIGN|CHECK|PRIMARY} */
+            static const char *const kinds[] = {"UNIQUE", "FOREIGN", "CHECK", "PRIMARY", NULL};
+            struct lex peek = *l;
+            if (!lex_kw_any(&peek, kinds)) {
+                (void)(lex_kw(l, "IF") && lex_kw(l, "NOT") && lex_kw(l, "EXISTS"));
+                lex_ident(l, name, sizeof(name));
+            }
+        }
+        return lex_kw_any(l, index_words); /* not PRIMARY KEY: the documents' _id */
+    }
+    if (lex_kw(l, "DROP")) {
+        if (lex_kw(l, "CONSTRAINT")) {
+            (void)(lex_kw(l, "IF") && lex_kw(l, "EXISTS"));
+            return lex_ident(l, name, sizeof(name)) && strcasecmp(name, "PRIMARY") != 0;
+        }
+        return lex_kw(l, "INDEX") || lex_kw(l, "KEY") || lex_kw(l, "FOREIGN") || lex_kw(l, "CHECK");
+    }
+    if (lex_kw(l, "RENAME")) {
+        return lex_kw(l, "INDEX") || lex_kw(l, "KEY");
+    }
+    if (lex_kw(l, "ALTER")) {
+        if (lex_kw(l, "INDEX") || lex_kw(l, "KEY") || lex_kw(l, "CHECK") ||
+            lex_kw(l, "CONSTRAINT")) {
+            return true; /* visibility, enforcement */
+        }
+        lex_kw(l, "COLUMN");
+        (void)(lex_kw(l, "IF") && lex_kw(l, "EXISTS"));
+        if (!lex_ident(l, name, sizeof(name))) {
+            return false;
+        }
+        return (lex_kw(l, "SET") &&
+                (lex_kw(l, "DEFAULT") || lex_kw(l, "VISIBLE") || lex_kw(l, "INVISIBLE"))) ||
+               lex_kw(l, "DROP"); /* DROP DEFAULT */
+    }
+    if (lex_kw(l, "DEFAULT")) {
+        return lex_kw(l, "CHARSET") || lex_kw(l, "CHARACTER") || lex_kw(l, "COLLATE");
+    }
+    if (lex_kw(l, "CHARACTER")) {
+        return lex_kw(l, "SET");
+    }
+    if (lex_kw(l, "ORDER")) {
+        return lex_kw(l, "BY"); /* the rows' order on disk */
+    }
+    return lex_kw_any(l, options);
+}
+
+/* Every clause of the ALTER TABLE after the table name (l->i) keeps the rows' values. */
+static bool alter_keeps_rows(struct lex *l)
+{
+    size_t clauses = 0;
+
+    for (;;) {
+        struct lex c;
+        size_t start;
+
+        lex_space(l);
+        if (l->i >= l->n || l->s[l->i] == ';') {
+            break;
+        }
+        start = l->i;
+        while (l->i < l->n && l->s[l->i] != ',' && l->s[l->i] != ';') {
+            if (!lex_skip_token(l)) {
+                return false;
+            }
+            lex_space(l);
+        }
+        c = (struct lex){l->s + start, l->i - start, 0};
+        if (!clause_keeps_rows(&c)) {
+            return false;
+        }
+        clauses++;
+        if (l->i < l->n && l->s[l->i] == ',') {
+            l->i++;
+        }
+    }
+    return clauses > 0;
+}
+
 void ms_schema_parse_ddl(const char *db, size_t db_len, const char *sql, size_t sql_len,
                          struct ms_ddl *out)
 {
@@ -518,8 +698,9 @@ void ms_schema_parse_ddl(const char *db, size_t db_len, const char *sql, size_t 
         return;
     }
     if (lex_kw(&l, "ALTER")) {
+        bool ignore;
         lex_kw(&l, "ONLINE");
-        lex_kw(&l, "IGNORE");
+        ignore = lex_kw(&l, "IGNORE"); /* ADD UNIQUE deletes the duplicates, without events */
         if (!lex_kw(&l, "TABLE")) {
             return;
         }
@@ -534,6 +715,10 @@ void ms_schema_parse_ddl(const char *db, size_t db_len, const char *sql, size_t 
         }
         out->n = 1;
         out->kind = MS_DDL_ALTER;
+        {
+            struct lex a = l;
+            out->rows_kept = !ignore && alter_keeps_rows(&a);
+        }
         /* ALTER TABLE a RENAME [TO|AS] b (alone: a rename; with other clauses the new name is
          * read too, and the table is altered under it) */
         {

@@ -125,6 +125,24 @@ struct ms_pipeline *ms_pipeline_new_opts(const struct ms_config *cfg,
  * pipeline starts at the source's current position, saved as the checkpoint. */
 const char *ms_pipeline_snapshot_reason(const struct ms_pipeline *p);
 
+/* True when the snapshot_reason is a purged checkpoint: documents of rows deleted while the
+ * binlog was lost are still in MongoDB, so the snapshot should end with a sweep (below). */
+bool ms_pipeline_snapshot_sweeps(const struct ms_pipeline *p);
+
+/* ---- the sweep after a re-snapshot: documents no row maps to are deleted ----------------
+ * ms_pipeline_keys_begin: from now on the sink notes the _id of every document written for rows
+ * queued by ms_pipeline_push_row (REPLACE and SET upserts, resolves included), per collection
+ * (8 bytes each). After ms_pipeline_barrier: ms_pipeline_keys_collections lists the collections
+ * to sweep (those written, and those the primary tables' documents live in, so that a table
+ * with no rows left is swept too) and ms_pipeline_key_seen says whether a document was written;
+ * ms_pipeline_keys_end frees the keys. Only correct while nothing else writes those
+ * collections (the stream held by opts.defer_stream), and only for a snapshot of every primary
+ * table from its start. */
+void ms_pipeline_keys_begin(struct ms_pipeline *p);
+size_t ms_pipeline_keys_collections(struct ms_pipeline *p, const char *const **out);
+bool ms_pipeline_key_seen(struct ms_pipeline *p, const char *collection, const bson_t *id);
+void ms_pipeline_keys_end(struct ms_pipeline *p);
+
 /* Lets a reader held by opts.defer_stream start (at the checkpoint). Thread-safe. */
 void ms_pipeline_start_stream(struct ms_pipeline *p);
 

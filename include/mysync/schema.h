@@ -49,6 +49,10 @@ struct ms_ddl {
     struct {
         char db[200], name[200]; /* db: the statement's or the event's default database */
     } table[MS_DDL_MAX_TABLES], to[MS_DDL_MAX_TABLES]; /* to: MS_DDL_RENAME's new names */
+    /* MS_DDL_ALTER: every clause leaves the rows' values as they are (indexes other than the
+     * primary key, foreign keys and checks, column defaults, table options), so no snapshot
+     * is needed. false for anything else or not understood. */
+    bool rows_kept;
 };
 
 /* Parses the tables of an ALTER TABLE, RENAME TABLE or TRUNCATE statement (db: the event's

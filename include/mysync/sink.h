@@ -107,6 +107,14 @@ void ms_sink_wake(struct ms_sink *s);
 bool ms_sink_delete_all(struct ms_sink *s, const char *collection, uint64_t *deleted,
                         struct ms_error *err);
 
+/* Deletes the documents of collection that keep(u, collection, id) does not want, id being
+ * {"_id": value} as read: the sweep after a re-snapshot. Reads only
+ * the _ids; deletes by _id in unordered bulks; retries transient errors like the writes.
+ * *deleted (may be NULL) gets the count. */
+bool ms_sink_sweep(struct ms_sink *s, const char *collection,
+                   bool (*keep)(void *u, const char *collection, const bson_t *id), void *u,
+                   uint64_t *deleted, struct ms_error *err);
+
 /* Applies n writes. Writes to one (collection, _id) coalesce, in order, into one (int32, int64
  * and integral double _ids that are equal numbers are the same _id, as in MongoDB):
  *   anything, then UPSERT -> the UPSERT;     anything, then DELETE -> the DELETE;

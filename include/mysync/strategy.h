@@ -109,6 +109,11 @@ struct ms_strategy {
     /* Indexes to create at start-up (idempotently); *out is a malloc'ed array the caller frees
      * (bson_destroy of each keys, then free). May be NULL. */
     bool (*indexes)(void *ctx, struct ms_index **out, size_t *n, struct ms_error *err);
+    /* The collection whose documents the rows of role (in the table configured by tcfg, may be
+     * NULL) are, for a sweep of the documents no row maps to after a re-snapshot: a table with
+     * no rows left still names the collection to empty. NULL: documents of other entities
+     * (inventory's stock in products). May be NULL. */
+    const char *(*collection)(void *ctx, const struct ms_table_cfg *tcfg, const char *role);
 };
 
 /* The registry: every strategy, in a fixed order. */
@@ -144,10 +149,8 @@ struct ms_decimal {
  * other types and more than 38 digits. */
 bool ms_decimal_from_value(const bson_value_t *v, struct ms_decimal *out);
 /* false on overflow (more than 38 digits). */
-bool ms_decimal_add(const struct ms_decimal *a, const struct ms_decimal *b,
-                    struct ms_decimal *out);
-bool ms_decimal_mul(const struct ms_decimal *a, const struct ms_decimal *b,
-                    struct ms_decimal *out);
+bool ms_decimal_add(const struct ms_decimal *a, const struct ms_decimal *b, struct ms_decimal *out);
+bool ms_decimal_mul(const struct ms_decimal *a, const struct ms_decimal *b, struct ms_decimal *out);
 int ms_decimal_sign(const struct ms_decimal *a);
 /* Plain text ("-12.50"); buffer of at least 48 bytes. */
 void ms_decimal_to_string(const struct ms_decimal *a, char *out, size_t outsz);

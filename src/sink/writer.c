@@ -7,6 +7,7 @@
 
 #include "mysync/sink.h"
 #include "mysync/clock.h"
+#include "mysync/bsonutil.h"
 #include "mysync/log.h"
 
 #include <errno.h>
@@ -2394,6 +2395,128 @@ bool ms_sink_delete_all(struct ms_sink *s, const char *collection, uint64_t *del
     call_cleanup(&c);
     if (!ok) {
         ms_error_prefix(err, "deleting every document of %s", collection);
+    }
+    if (deleted != NULL) {
+        *deleted = (uint64_t)a.deleted;
+    }
+    return ok;
+}
+
+#define SWEEP_ROUND 10000 /* stale _ids held at once: more are deleted in further rounds */
+
+struct sweep {
+    const char *collection;
+    bool (*keep)(void *u, const char *collection, const bson_t *id);
+    void *u;
+    int64_t deleted;
+};
+
+/* One round: reads every _id, deletes up to SWEEP_ROUND unwanted ones. *more: the round
+ * stopped at the limit. */
+static enum outcome sweep_round(struct call *c, struct sweep *a, bool *more, bson_error_t *berr)
+{
+    mongoc_collection_t *col =
+        mongoc_client_get_collection(c->client, c->s->database, a->collection);
+    bson_t filter = BSON_INITIALIZER, stale = BSON_INITIALIZER;
+    bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}");
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(col, &filter, opts, NULL);
+    const bson_t *doc;
+    uint32_t n = 0;
+    bool ok;
+
+    *more = false;
+    while (mongoc_cursor_next(cur, &doc)) {
+        bson_iter_t id;
+        bson_t idq = BSON_INITIALIZER;
+        bool keep;
+
+        if (!bson_iter_init_find(&id, doc, "_id")) {
+            bson_destroy(&idq);
+            continue;
+        }
+        bson_append_iter(&idq, "_id", 3, &id);
+        keep = a->keep(a->u, a->collection, &idq);
+        if (!keep) {
+            char k[16];
+            const char *key;
+            bson_uint32_to_string(n++, &key, k, sizeof(k));
+            BSON_APPEND_DOCUMENT(&stale, key, &idq);
+        }
+        bson_destroy(&idq);
+        if (n == SWEEP_ROUND) {
+            *more = true;
+            break;
+        }
+    }
+    ok = !mongoc_cursor_error(cur, berr);
+    mongoc_cursor_destroy(cur);
+    if (ok && n > 0) {
+        bson_t *bopts = BCON_NEW("ordered", BCON_BOOL(false));
+        mongoc_bulk_operation_t *bulk =
+            mongoc_collection_create_bulk_operation_with_opts(col, bopts);
+        bson_iter_t it;
+        bson_t reply;
+
+        bson_iter_init(&it, &stale);
+        while (bson_iter_next(&it)) {
+            bson_t q;
+            const uint8_t *data;
+            uint32_t len;
+            bson_iter_document(&it, &len, &data);
+            if (bson_init_static(&q, data, len)) {
+                mongoc_bulk_operation_remove_one_with_opts(bulk, &q, NULL, NULL);
+            }
+        }
+        ok = mongoc_bulk_operation_execute(bulk, &reply, berr) != 0;
+        if (ok) {
+            bson_iter_t r;
+            if (bson_iter_init_find(&r, &reply, "nRemoved") && BSON_ITER_HOLDS_NUMBER(&r)) {
+                a->deleted += bson_iter_as_int64(&r);
+            }
+        }
+        bson_destroy(&reply);
+        mongoc_bulk_operation_destroy(bulk);
+        bson_destroy(bopts);
+    }
+    bson_destroy(opts);
+    bson_destroy(&stale);
+    bson_destroy(&filter);
+    mongoc_collection_destroy(col);
+    if (ok) {
+        return OUT_DONE;
+    }
+    return transient_error(berr) ? OUT_TRANSIENT : OUT_FATAL;
+}
+
+static enum outcome sweep_attempt(struct call *c, void *arg, bson_error_t *berr)
+{
+    struct sweep *a = arg;
+    bool more = true;
+    enum outcome o = OUT_DONE;
+
+    while (more && o == OUT_DONE) {
+        o = sweep_round(c, a, &more, berr);
+    }
+    return o;
+}
+
+bool ms_sink_sweep(struct ms_sink *s, const char *collection,
+                   bool (*keep)(void *u, const char *collection, const bson_t *id), void *u,
+                   uint64_t *deleted, struct ms_error *err)
+{
+    struct sweep a = {.collection = collection, .keep = keep, .u = u};
+    struct call c;
+    bool ok;
+
+    if (s == NULL || collection == NULL || collection[0] == '\0' || keep == NULL) {
+        ms_error_set(err, MS_ERR_SYSTEM, EINVAL, "sweep: invalid arguments");
+        return false;
+    }
+    call_init(&c, s);
+    ok = with_retries(&c, "sweep", collection, sweep_attempt, &a, err);
+    call_cleanup(&c);
+    if (!ok) {
+        ms_error_prefix(err, "sweeping %s", collection);
     }
     if (deleted != NULL) {
         *deleted = (uint64_t)a.deleted;

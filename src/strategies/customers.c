@@ -171,6 +171,13 @@ static const char *collection(const struct customers *cu, const struct ms_table_
     return tcfg != NULL && tcfg->collection != NULL ? tcfg->collection : default_collection(cu);
 }
 
+static const char *customers_collection(void *ctx, const struct ms_table_cfg *tcfg,
+                                        const char *role)
+{
+    (void)role;
+    return collection(ctx, tcfg);
+}
+
 /* The id for messages: numbers and strings as they are. */
 static void id_text(const bson_iter_t *it, char *out, size_t outsz)
 {
@@ -455,4 +462,5 @@ const struct ms_strategy ms_strategy_customers = {
     .map = customers_map,
     .resolve = NULL,
     .indexes = customers_indexes,
+    .collection = customers_collection,
 };

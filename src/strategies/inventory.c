@@ -59,6 +59,13 @@ static const char *collection(const struct inventory *v, const struct ms_table_c
                                                     : v->cfg->collection_inventory;
 }
 
+static const char *inventory_collection(void *ctx, const struct ms_table_cfg *tcfg,
+                                        const char *role)
+{
+    (void)role;
+    return collection(ctx, tcfg);
+}
+
 static const char *products_collection(const struct inventory *v)
 {
     return shop_collection(v->cfg, "products", "products", v->cfg->collection_products);
@@ -255,4 +262,5 @@ const struct ms_strategy ms_strategy_inventory = {
     .map = inventory_map,
     .resolve = inventory_resolve,
     .indexes = inventory_indexes,
+    .collection = inventory_collection,
 };

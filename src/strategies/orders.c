@@ -52,6 +52,12 @@ static const char *collection(const struct orders *o)
     return shop_collection(o->cfg, "orders", "orders", o->cfg->collection_orders);
 }
 
+static const char *orders_collection(void *ctx, const struct ms_table_cfg *tcfg, const char *role)
+{
+    (void)tcfg;
+    return strcmp(role, "orders") == 0 ? collection(ctx) : NULL;
+}
+
 static bool is_items(const struct ms_change *c)
 {
     return strcmp(c->role, "order_items") == 0;
@@ -393,4 +399,5 @@ const struct ms_strategy ms_strategy_orders = {
     .map = orders_map,
     .resolve = orders_resolve,
     .indexes = orders_indexes,
+    .collection = orders_collection,
 };

@@ -49,6 +49,12 @@ static const char *collection(const struct products *p)
     return shop_collection(p->cfg, "products", "products", p->cfg->collection_products);
 }
 
+static const char *products_collection(void *ctx, const struct ms_table_cfg *tcfg, const char *role)
+{
+    (void)tcfg;
+    return strcmp(role, "products") == 0 ? collection(ctx) : NULL;
+}
+
 static bool is_categories(const struct ms_change *c)
 {
     return strcmp(c->role, "categories") == 0;
@@ -336,4 +342,5 @@ const struct ms_strategy ms_strategy_products = {
     .map = products_map,
     .resolve = products_resolve,
     .indexes = products_indexes,
+    .collection = products_collection,
 };

@@ -144,12 +144,16 @@ SQL
 # ---- MongoDB-wire servers --------------------------------------------------------------
 
 start_mongo() {
-  local d="$DIR/mongo" cp port pid
+  local d="$DIR/mongo" cp port pid heap
   cp=$(bash "$HERE/mongo-java-server/build.sh")
   mkdir -p "$d"
   port=$(getenv MS_RIG_MONGO_PORT); port=${port:-0}
+  # The heap is kept in rig.env so that a restart by a test keeps it; MS_RIG_JAVA_HEAP
+  # (e.g. 4g) is for the full-size fault runs, whose 1 M documents do not fit in 512m.
+  heap=$(getenv MS_RIG_JAVA_HEAP); heap=${heap:-${MS_RIG_JAVA_HEAP:-512m}}
+  setenv MS_RIG_JAVA_HEAP "$heap"
   : > "$d/out"
-  java -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp "$cp" MysyncMongoServer \
+  java "-Xmx$heap" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp "$cp" MysyncMongoServer \
     --port "$port" --data "$d/store.mv.db" > "$d/out" 2> "$d/err" &
   pid=$!
   echo "$pid" > "$d/pid"

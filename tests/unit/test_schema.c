@@ -131,12 +131,77 @@ static void ddl_tables(void **state)
     }
 }
 
+/* ms_schema_parse_ddl: which ALTER TABLE statements leave the rows as they are (no snapshot);
+ * anything not understood must say false. */
+static void ddl_rows_kept(void **state)
+{
+    static const struct {
+        const char *sql;
+        bool kept;
+    } cases[] = {
+        {"ALTER TABLE t ADD INDEX i (a)", true},
+        {"alter table s.t add key (a, b), add unique u (c), drop index j", true},
+        {"ALTER TABLE t ADD FULLTEXT KEY f (txt), ADD SPATIAL INDEX g (geo)", true},
+        {"ALTER TABLE t ADD CONSTRAINT fk FOREIGN KEY (a) REFERENCES p (id) ON DELETE CASCADE",
+         true},
+        {"ALTER TABLE t ADD CONSTRAINT UNIQUE (a)", true},
+        {"ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0), DROP CONSTRAINT d", true},
+        {"ALTER TABLE t DROP FOREIGN KEY fk, DROP CHECK c", true},
+        {"ALTER TABLE t RENAME INDEX a TO b, RENAME KEY c TO d", true},
+        {"ALTER TABLE t ALTER INDEX i INVISIBLE", true},
+        {"ALTER TABLE t ALTER COLUMN c SET DEFAULT 'x, y', ALTER d DROP DEFAULT", true},
+        {"ALTER TABLE t ENGINE=InnoDB", true},
+        {"ALTER TABLE t COMMENT = 'add column x, modify y' , AUTO_INCREMENT=100", true},
+        {"ALTER TABLE t ROW_FORMAT=COMPRESSED KEY_BLOCK_SIZE=8", true},
+        {"ALTER TABLE t ADD INDEX (a), ALGORITHM=INPLACE, LOCK=NONE", true},
+        {"ALTER TABLE t FORCE", true},
+        {"ALTER TABLE t DEFAULT CHARSET utf8mb4", true},
+        {"ALTER TABLE t CHARACTER SET = latin1 COLLATE latin1_bin", true},
+        {"/* c */ ALTER TABLE `t` ADD INDEX `i` (`a`(10)) COMMENT 'drop column'", true},
+        {"ALTER TABLE t ORDER BY a", true},
+        /* rows (or their identity) change */
+        {"ALTER TABLE t ADD c INT", false},
+        {"ALTER TABLE t ADD COLUMN c INT DEFAULT 5, ADD INDEX (c)", false},
+        {"ALTER TABLE t ADD INDEX (a), DROP COLUMN b", false},
+        {"ALTER TABLE t ADD PRIMARY KEY (a)", false},
+        {"ALTER TABLE t ADD CONSTRAINT pk PRIMARY KEY (a)", false},
+        {"ALTER TABLE t DROP PRIMARY KEY", false},
+        {"ALTER TABLE t DROP CONSTRAINT `PRIMARY`", false},
+        {"ALTER TABLE t DROP c", false},
+        {"ALTER TABLE t MODIFY c BIGINT", false},
+        {"ALTER TABLE t CHANGE a b INT", false},
+        {"ALTER TABLE t RENAME COLUMN a TO b", false},
+        {"ALTER TABLE t CONVERT TO CHARACTER SET utf8mb4", false},
+        {"ALTER TABLE t DROP PARTITION p0", false},
+        {"ALTER TABLE t TRUNCATE PARTITION p0", false},
+        {"ALTER TABLE t EXCHANGE PARTITION p0 WITH TABLE u", false},
+        {"ALTER TABLE t PARTITION BY HASH(a) PARTITIONS 4", false},
+        {"ALTER TABLE t ADD key_col INT", false},
+        {"ALTER TABLE t ADD `index` INT", false},
+        {"ALTER TABLE t ALTER COLUMN c SET DEFAULT 1, MODIFY d INT", false},
+        {"ALTER IGNORE TABLE t ADD UNIQUE (a)", false},
+        {"ALTER TABLE t", false},
+        {"ALTER TABLE t ADD INDEX (a", false},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct ms_ddl d;
+        ms_schema_parse_ddl("db", 2, cases[i].sql, strlen(cases[i].sql), &d);
+        if (d.kind != MS_DDL_ALTER || d.rows_kept != cases[i].kept) {
+            fail_msg("'%s': kind %d rows_kept %d, want %d", cases[i].sql, (int)d.kind,
+                     (int)d.rows_kept, (int)cases[i].kept);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(labels),
         cmocka_unit_test(ddl_detection),
         cmocka_unit_test(ddl_tables),
+        cmocka_unit_test(ddl_rows_kept),
     };
     return cmocka_run_group_tests_name("schema", tests, NULL, NULL);
 }
