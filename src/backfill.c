@@ -307,7 +307,7 @@ static bool on_row(void *arg, const bson_t *row, struct ms_error *err)
         c->delayed = true;
     }
     c->rows++;
-    return ms_pipeline_push_row(c->b->p, c->db, c->table, row, c->position, err);
+    return ms_pipeline_push_row(c->b->p, c->db, c->table, row, c->position, true, err);
 }
 
 static void fmt_count(char *out, size_t outsz, uint64_t v)

@@ -118,6 +118,10 @@ struct item {
     uint64_t mark;                  /* IT_MARK: its sequence number */
     struct ms_error why;            /* IT_DEAD */
     bool keyed;                     /* IT_OPS: a producer's row under ms_pipeline_keys_begin */
+    /* IT_OPS: its documents are probably new, so they are written insert-first
+     * (ms_write.insert_first): the REPLACE ops map made (an inserted row), and those its
+     * resolves made too (a snapshot row) */
+    bool fresh, fresh_resolved;
 };
 
 struct queue {
@@ -1438,15 +1442,18 @@ static void window_keep(struct rd *r, const struct item *it)
 }
 
 /* Validates and maps chg through t's strategy and queues the operations (or a dead letter).
- * r: the binlog reader (open windows keep a copy), NULL for a producer's snapshot row. */
+ * r: the binlog reader (open windows keep a copy), NULL for a producer's row; likely_new: a
+ * producer's row whose documents are probably not there yet (a snapshot). */
 static bool queue_change(struct ms_pipeline *p, struct rd *r, struct table *t,
-                         const struct ms_change *chg)
+                         const struct ms_change *chg, bool likely_new)
 {
     struct item *it = item_new(IT_OPS);
     struct ms_error merr = {0};
     bool reread = false;
 
     it->keyed = r == NULL && atomic_load(&p->keys_on);
+    it->fresh = chg->op == MS_CHANGE_INSERT && (r != NULL || likely_new);
+    it->fresh_resolved = r == NULL && likely_new;
 
     if (!strategy_map(t, chg, &it->ops, &merr)) {
         /* a row the strategy cannot take: keep it in the dead letters, go on */
@@ -1527,7 +1534,7 @@ static bool map_change(struct rd *r, struct table *t, const struct ms_event *ev,
     chg.position = position;
     chg.tcfg = t->tcfg;
     chg.role = t->role;
-    return queue_change(r->p, r, t, &chg);
+    return queue_change(r->p, r, t, &chg, false);
 }
 
 /* A row whose text is invalid in its character set (ms_binlog_rows_bad_text: a latin1 column
@@ -2330,10 +2337,11 @@ static void note_key(struct ms_pipeline *p, const struct ms_op *op)
     bson_destroy(cid);
 }
 
-static void add_write(struct batch *b, const struct item *it, const struct ms_op *op)
+static void add_write(struct batch *b, const struct item *it, const struct ms_op *op, bool fresh)
 {
     struct ms_write *w = batch_write(b);
 
+    w->insert_first = fresh && op->kind == MS_OP_REPLACE;
     w->collection = op->collection;
     w->id = &op->id;
     w->source = it->source;
@@ -2409,14 +2417,14 @@ static bool flush(struct ms_pipeline *p, struct batch *b, struct ms_error *err)
             const struct ms_op *op = &it->ops.v[k];
             if (op->kind == MS_OP_REREAD || op->kind == MS_OP_RESOLVE) {
                 for (size_t j = start; j < it->res_end[k]; j++) {
-                    add_write(b, it, &it->res.v[j]);
+                    add_write(b, it, &it->res.v[j], it->fresh_resolved);
                     if (it->keyed) {
                         note_key(p, &it->res.v[j]);
                     }
                 }
                 start = it->res_end[k];
             } else {
-                add_write(b, it, op);
+                add_write(b, it, op, it->fresh);
                 if (it->keyed) {
                     note_key(p, op);
                 }
@@ -3279,7 +3287,8 @@ static void producer_change(const struct table *t, enum ms_change_op op, const b
 }
 
 bool ms_pipeline_push_row(struct ms_pipeline *p, const char *db, const char *table,
-                          const bson_t *row, const char *position, struct ms_error *err)
+                          const bson_t *row, const char *position, bool likely_new,
+                          struct ms_error *err)
 {
     struct table t;
     struct ms_change chg = {0};
@@ -3290,7 +3299,7 @@ bool ms_pipeline_push_row(struct ms_pipeline *p, const char *db, const char *tab
     producer_change(&t, MS_CHANGE_INSERT, NULL, row, position != NULL ? position : "snapshot",
                     &chg);
     t.warned = true; /* a producer reports refused rows itself */
-    if (!queue_change(p, NULL, &t, &chg)) {
+    if (!queue_change(p, NULL, &t, &chg, likely_new)) {
         *err = p->fatal_err;
         return false;
     }
@@ -3308,7 +3317,7 @@ bool ms_pipeline_push_delete(struct ms_pipeline *p, const char *db, const char *
     }
     producer_change(&t, MS_CHANGE_DELETE, before, NULL, position != NULL ? position : "poll", &chg);
     t.warned = true;
-    if (!queue_change(p, NULL, &t, &chg)) {
+    if (!queue_change(p, NULL, &t, &chg, false)) {
         *err = p->fatal_err;
         return false;
     }

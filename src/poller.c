@@ -355,7 +355,7 @@ static bool on_row(void *arg, const bson_t *row, struct ms_error *err)
         ok = ms_pipeline_push_delete(c->pl->p, c->t->db, c->t->name, row, "poll", &perr);
         c->deleted += ok ? 1 : 0;
     } else {
-        ok = ms_pipeline_push_row(c->pl->p, c->t->db, c->t->name, row, "poll", &perr);
+        ok = ms_pipeline_push_row(c->pl->p, c->t->db, c->t->name, row, "poll", false, &perr);
     }
     if (!ok) {
         c->fail = perr;

@@ -116,6 +116,11 @@ struct ms_binlog_parser;
 struct ms_binlog_parser *ms_binlog_parser_new(void);
 void ms_binlog_parser_destroy(struct ms_binlog_parser *p);
 
+/* While held, the table maps (and JSON keys) that a TABLE_MAP or the end of a statement
+ * replaces stay allocated, so that rows events parsed before keep pointing at valid maps;
+ * hold=false frees them (binlog-dump's batches of rows events across statements). */
+void ms_binlog_parser_hold_maps(struct ms_binlog_parser *p, bool hold);
+
 /* Verify CRC32 footers (default true). */
 void ms_binlog_parser_set_verify(struct ms_binlog_parser *p, bool verify);
 

@@ -57,24 +57,24 @@ struct ms_kvlist {
 /* One entry of the `tables:` section: how one source table is mapped. Every member is
  * optional; -1 / NULL / empty means "the default" (the global option, the strategy's own). */
 struct ms_table_cfg {
-    char *name;       /* "table" or "db.table", as written */
-    char *strategy;   /* registry name; NULL = generic (or SYNC_STRATEGY_<TABLE>) */
-    char *role;       /* which of the strategy's source tables this is ("order_items");
-                         NULL = the table's own name */
-    char *collection; /* target collection; NULL = the strategy's (generic: the table name) */
-    char *change_column;      /* poll mode; NULL = sync.change_column */
-    char *soft_delete_column; /* poll mode; NULL = sync.soft_delete_column, "" = none */
-    struct ms_kvlist columns;    /* entity strategies: logical column -> actual column name */
-    struct ms_strlist include;   /* generic: only these columns (key columns always kept) */
-    struct ms_strlist exclude;   /* generic: all but these columns */
-    struct ms_kvlist rename;     /* generic: column -> field path; a dotted path nests */
-    struct ms_strlist json;      /* generic: text columns holding JSON, parsed into documents */
-    struct ms_kvlist pii;        /* column (logical name for entity strategies) -> "keep",
-                                    "drop", "redact" or "hash" */
-    int date_as;                 /* -1, or as sync.date_as */
-    int datetime_as;             /* -1, 0 date, 1 string "YYYY-MM-DD HH:MM:SS[.ffffff]" */
-    int time_as;                 /* -1, 0 string "HH:MM:SS[.ffffff]", 1 seconds (double) */
-    char where[160];             /* file:line:column of the entry, for errors */
+    char *name;          /* "table" or "db.table", as written */
+    char *strategy;      /* registry name; NULL = generic (or SYNC_STRATEGY_<TABLE>) */
+    char *role;          /* which of the strategy's source tables this is ("order_items");
+                            NULL = the table's own name */
+    char *collection;    /* target collection; NULL = the strategy's (generic: the table name) */
+    char *change_column; /* poll mode; NULL = sync.change_column */
+    char *soft_delete_column;  /* poll mode; NULL = sync.soft_delete_column, "" = none */
+    struct ms_kvlist columns;  /* entity strategies: logical column -> actual column name */
+    struct ms_strlist include; /* generic: only these columns (key columns always kept) */
+    struct ms_strlist exclude; /* generic: all but these columns */
+    struct ms_kvlist rename;   /* generic: column -> field path; a dotted path nests */
+    struct ms_strlist json;    /* generic: text columns holding JSON, parsed into documents */
+    struct ms_kvlist pii;      /* column (logical name for entity strategies) -> "keep",
+                                  "drop", "redact" or "hash" */
+    int date_as;               /* -1, or as sync.date_as */
+    int datetime_as;           /* -1, 0 date, 1 string "YYYY-MM-DD HH:MM:SS[.ffffff]" */
+    int time_as;               /* -1, 0 string "HH:MM:SS[.ffffff]", 1 seconds (double) */
+    char where[160];           /* file:line:column of the entry, for errors */
 };
 
 struct ms_config {
@@ -122,7 +122,7 @@ struct ms_config {
     char *collection_orders;
     char *collection_customers;
     char *collection_inventory;
-    char *sync_pii_key;      /* HMAC key for pii: hash (secret) */
+    char *sync_pii_key; /* HMAC key for pii: hash (secret) */
     char *sync_pii_key_file;
 
     /* The `tables:` section, then SYNC_STRATEGY_<TABLE>=strategy[:role] from the environment
@@ -182,10 +182,10 @@ void ms_config_redact_uri(const char *uri, char *out, size_t outsz);
 
 /* One option whose effective value differs between two configurations (ms_config_diff). */
 struct ms_config_change {
-    const char *key;  /* "log.level"; "tables" for the tables: section */
-    bool reloadable;  /* the option table's flag: SIGHUP may apply it */
-    char from[256];   /* the values as --check-config prints them: secrets "***", URI */
-    char to[256];     /* passwords redacted, unset "null" */
+    const char *key; /* "log.level"; "tables" for the tables: section */
+    bool reloadable; /* the option table's flag: SIGHUP may apply it */
+    char from[256];  /* the values as --check-config prints them: secrets "***", URI */
+    char to[256];    /* passwords redacted, unset "null" */
 };
 
 /* Calls fn for every option whose value differs between a and b (in table order), then once

@@ -33,13 +33,13 @@ bool ms_lifecycle_has_systemd(void);
 void ms_lifecycle_notify(const char *state);
 
 struct ms_lifecycle_opts {
-    const char *config_path;       /* --config FILE, or NULL (environment only) */
-    const struct ms_config *cfg;   /* the configuration the daemon runs with (borrowed) */
-    struct ms_pipeline *pipeline;  /* borrowed */
+    const char *config_path;        /* --config FILE, or NULL (environment only) */
+    const struct ms_config *cfg;    /* the configuration the daemon runs with (borrowed) */
+    struct ms_pipeline *pipeline;   /* borrowed */
     struct ms_scheduler *scheduler; /* poll mode: a reloaded interval reaches it (borrowed) */
-    struct ms_http *http;          /* borrowed; NULL when http.listen is off */
-    volatile sig_atomic_t *stop;   /* set by SIGTERM/SIGINT (read only) */
-    volatile sig_atomic_t *reload; /* set by SIGHUP; cleared by the supervisor */
+    struct ms_http *http;           /* borrowed; NULL when http.listen is off */
+    volatile sig_atomic_t *stop;    /* set by SIGTERM/SIGINT (read only) */
+    volatile sig_atomic_t *reload;  /* set by SIGHUP; cleared by the supervisor */
 };
 
 struct ms_lifecycle;

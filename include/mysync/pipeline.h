@@ -170,10 +170,13 @@ bool ms_pipeline_find_table(struct ms_pipeline *p, const char *spec, struct ms_p
 
 /* Queues a whole row of a replicated table as an insert (a snapshot row): the table's strategy
  * maps it (a row it refuses goes to the dead letters) and the sink writes it in queue order
- * with the stream's changes. position names it in dead letters and logs. Blocks while the
+ * with the stream's changes. position names it in dead letters and logs. likely_new: its
+ * documents are probably not in MongoDB yet (a snapshot, not a poll), so they are written
+ * insert-first (ms_write.insert_first; the result is the same either way). Blocks while the
  * queue is full; false when the pipeline failed (err says why). */
 bool ms_pipeline_push_row(struct ms_pipeline *p, const char *db, const char *table,
-                          const bson_t *row, const char *position, struct ms_error *err);
+                          const bson_t *row, const char *position, bool likely_new,
+                          struct ms_error *err);
 
 /* Queues the delete of a row (polling: a soft-deleted row, or one reconciliation found gone):
  * before holds at least the key columns (a whole row for entity strategies, whose deletes

@@ -55,6 +55,11 @@ struct ms_write {
                            * for DELETE */
     const char *source;   /* for dead letters: "db.table" (may be NULL) */
     const char *position; /* for dead letters: "file:pos" or the GTID of the change (may be NULL) */
+    /* UPSERT: the document is probably new (a snapshot row, an inserted row). It is sent as an
+     * insert and replaced only where its _id exists (a duplicate-key refusal): the same result
+     * as the upsert, cheaper for the server when the _id is new. A collection where half of
+     * the inserts of a bulk were refused gets upserts for its next 64 bulks. */
+    bool insert_first;
 };
 
 struct ms_sink_opts {

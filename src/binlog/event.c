@@ -34,6 +34,10 @@ struct ms_binlog_parser {
     struct map_slot *maps;
     size_t nmaps, capmaps;
     bool clear_maps; /* a statement ended: drop its table maps at the next TABLE_MAP */
+    /* ms_binlog_parser_hold_maps: maps dropped or replaced meanwhile, freed at the release */
+    bool hold;
+    struct map_slot *grave;
+    size_t ngrave, capgrave;
     char gtid[MS_GTID_MAX];
     uint8_t *scratch; /* decompressed transaction payload */
     size_t scratch_cap;
@@ -343,14 +347,45 @@ struct ms_binlog_parser *ms_binlog_parser_new(void)
     return p;
 }
 
+/* A map (and its keys) no longer current: freed, or kept while maps are held. */
+static void drop_map(struct ms_binlog_parser *p, const struct map_slot *s)
+{
+    if (p->hold) {
+        if (p->ngrave == p->capgrave) {
+            size_t cap = p->capgrave > 0 ? p->capgrave * 2 : 64;
+            struct map_slot *g = realloc(p->grave, cap * sizeof(*g));
+            if (g == NULL) {
+                abort();
+            }
+            p->grave = g;
+            p->capgrave = cap;
+        }
+        p->grave[p->ngrave++] = *s;
+        return;
+    }
+    ms_table_map_free(s->map);
+    ms_rows_json_keys_destroy(s->keys);
+}
+
 static void clear_maps(struct ms_binlog_parser *p)
 {
     for (size_t i = 0; i < p->nmaps; i++) {
-        ms_table_map_free(p->maps[i].map);
-        ms_rows_json_keys_destroy(p->maps[i].keys);
+        drop_map(p, &p->maps[i]);
     }
     p->nmaps = 0;
     p->clear_maps = false;
+}
+
+void ms_binlog_parser_hold_maps(struct ms_binlog_parser *p, bool hold)
+{
+    p->hold = hold;
+    if (!hold) {
+        for (size_t i = 0; i < p->ngrave; i++) {
+            ms_table_map_free(p->grave[i].map);
+            ms_rows_json_keys_destroy(p->grave[i].keys);
+        }
+        p->ngrave = 0;
+    }
 }
 
 static void clear_unresolved(struct ms_binlog_parser *p)
@@ -373,8 +408,10 @@ void ms_binlog_parser_destroy(struct ms_binlog_parser *p)
         return;
     }
     clear_unresolved(p);
+    ms_binlog_parser_hold_maps(p, false);
     clear_maps(p);
     free(p->maps);
+    free(p->grave);
     free(p->scratch);
     free(p->scratch2);
     if (p->zstd != NULL) {
@@ -1310,8 +1347,7 @@ static bool parse_table_map(struct ms_binlog_parser *p, struct ms_event *ev, str
     /* replace a map with the same id, else append */
     for (size_t i = 0; i < p->nmaps; i++) {
         if (p->maps[i].id == tm->table_id) {
-            ms_table_map_free(p->maps[i].map);
-            ms_rows_json_keys_destroy(p->maps[i].keys);
+            drop_map(p, &p->maps[i]);
             p->maps[i].map = tm;
             p->maps[i].keys = NULL;
             ev->u.table_map.map = tm;

@@ -335,11 +335,14 @@ static bool parse_at(struct dump *d, const uint8_t *base, size_t size, size_t of
 }
 
 /* ---- file mode: rows events written by two threads ----------------------------------- *
- * Parsing (checksums, table maps) stays sequential; the lines of a run of consecutive rows
+ * Parsing (checksums, table maps) stays sequential; the lines of up to BATCH_EVENTS rows
  * events (a batch) are written by this thread and a worker at once, each into its own
- * buffer, the worker taking the earlier half. Both halves are done before anything else is
- * parsed (table maps stay put) and written in file order, so the output is the same bytes as
- * one thread's. On 2 cores this takes the dump from ~0.22 s to ~0.13 s (bench/README.md). */
+ * buffer, the worker taking the earlier half, and then in file order, so the output is the
+ * same bytes as one thread's. A batch spans the other events of its transactions (GTID,
+ * BEGIN, XID, the TABLE_MAP before every statement): the parser holds the table maps its rows
+ * events point to until the batch is written. Only events that write lines themselves or
+ * change how what follows is read (a compressed transaction, a format description) end it.
+ * On 2 cores this takes the dump from ~0.22 s to ~0.13 s (bench/README.md). */
 
 #define BATCH_EVENTS 256
 #define BATCH_BYTES  (2u << 20) /* of row images, ~4x as much JSON */
@@ -543,6 +546,9 @@ static bool batch_run(struct dump *d, struct batch *bt, const char *path, struct
     bt->njobs = 0;
     bt->bytes = 0;
     bt->heads.len = 0;
+    /* the maps its events pointed to can go */
+    ms_binlog_parser_hold_maps(d->parser, false);
+    ms_binlog_parser_hold_maps(d->parser, true);
     return ok;
 }
 
@@ -584,6 +590,7 @@ bool ms_binlog_dump_file(const char *path, uint64_t start, const struct ms_value
         goto done;
     }
     d.parser = ms_binlog_parser_new();
+    ms_binlog_parser_hold_maps(d.parser, true); /* released as each batch is written */
     /* the format description first, whatever the start */
     if (!parse_at(&d, base, size, 4, &ev, &evlen, &partial, err)) {
         if (partial) {
@@ -612,9 +619,11 @@ bool ms_binlog_dump_file(const char *path, uint64_t start, const struct ms_value
     while (off < size) {
         const struct ms_rows_json_keys *keys;
 
-        /* only rows events join a batch: anything else may change the parser's table maps
-         * (or print lines), so the batch is written first */
-        if (bt.njobs > 0 && size - off > 4 && !ms_binlog_is_rows_event(base[off + 4]) &&
+        /* a compressed transaction writes its rows itself, a format description changes how
+         * what follows is read: the batch is written first */
+        if (bt.njobs > 0 && size - off > 4 &&
+            (base[off + 4] == MS_EV_TRANSACTION_PAYLOAD ||
+             base[off + 4] == MS_EV_FORMAT_DESCRIPTION) &&
             !batch_run(&d, &bt, path, err)) {
             goto done;
         }
@@ -641,8 +650,12 @@ bool ms_binlog_dump_file(const char *path, uint64_t start, const struct ms_value
                 goto done;
             }
         } else {
-            /* (JSON diffs, images inflated into the parser's scratch space, no table map) */
-            if (!batch_run(&d, &bt, path, err)) {
+            /* rows events written here (JSON diffs, images inflated into the parser's scratch
+             * space, no table map) keep their place after the batch's; other events write
+             * nothing here */
+            if ((ms_binlog_is_rows_event(ev.h.type) || ev.h.type == MS_EV_TRANSACTION_PAYLOAD ||
+                 d.schema != NULL) &&
+                !batch_run(&d, &bt, path, err)) {
                 goto done;
             }
             if (!handle(&d, &ev, off, err)) {

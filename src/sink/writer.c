@@ -53,6 +53,12 @@ struct ms_sink {
     pthread_mutex_t mu;        /* with cv: backoff waits that ms_sink_cancel() interrupts */
     uint64_t wakes;            /* under mu: ms_sink_wake() calls (a backoff wait ends early) */
     pthread_cond_t cv;
+    /* under mu: collections whose insert-first writes mostly met existing _ids lately: the
+     * bulks left to send as upserts */
+    struct {
+        char collection[128];
+        uint32_t upsert_bulks;
+    } ifirst[16];
 };
 
 /* State of one public call: its pooled client, retry count and the server's limits. */
@@ -86,6 +92,10 @@ struct item {
     const bson_t *doc;           /* UPSERT: replacement; SET, SET_MANY: to $set; DELETE: NULL */
     const struct ms_write *w;    /* the (last coalesced) change, for its dead letter */
     const struct letter *letter; /* dead letters: the letter this item writes */
+    bool insert_first;           /* UPSERT sent as an insert first (ms_write.insert_first) */
+    bool as_insert;              /* sent as an insert by the last attempt */
+    bool fallback;               /* the insert met an existing _id: to be sent as an upsert */
+    bool applied;                /* acknowledged: not sent again */
     bool rejected;
     int32_t code;
     char code_name[64];
@@ -551,6 +561,7 @@ struct chunk_run {
     size_t end;          /* set by a successful attempt: first item of the next chunk */
     bool ambiguous;      /* set by a successful attempt: the reply cannot be mapped to items */
     struct counts delta; /* set by a successful attempt */
+    size_t nfallback;    /* set by a successful attempt: inserts that met an existing _id */
 };
 
 static size_t write_error_count(const bson_t *reply)
@@ -567,13 +578,35 @@ static size_t write_error_count(const bson_t *reply)
     return n;
 }
 
+/* Write errors naming statements that were sent as inserts (map: statement -> item). */
+static size_t insert_errors(const bson_t *reply, const struct item *items, const size_t *map,
+                            size_t nsent)
+{
+    bson_iter_t it, arr, f;
+    size_t n = 0;
+
+    if (bson_iter_init_find(&it, reply, "writeErrors") && BSON_ITER_HOLDS_ARRAY(&it) &&
+        bson_iter_recurse(&it, &arr)) {
+        while (bson_iter_next(&arr)) {
+            if (BSON_ITER_HOLDS_DOCUMENT(&arr) && bson_iter_recurse(&arr, &f) &&
+                bson_iter_find(&f, "index") && BSON_ITER_HOLDS_NUMBER(&f)) {
+                int64_t index = nsent == 1 ? 0 : bson_iter_as_int64(&f);
+                n += index >= 0 && (size_t)index < nsent && items[map[index]].as_insert;
+            }
+        }
+    }
+    return n;
+}
+
 /* Whether a reply with write errors can be mapped to its statements. An unordered bulk of
  * upserting replacements and $set updates accounts for each statement once: upserted, matched
  * or refused. FerretDB v1 does not: it stops at the first refusal, names statement 0 and counts
- * nothing, so the statements after it would look applied. Deletes cannot be checked this way (a
- * missing document is not counted), so several deletes with a refusal are never taken at their
- * word. */
-static bool reply_accounts(const bson_t *reply, bool deletes, size_t nsent, size_t nerrors)
+ * nothing, so the statements after it would look applied. Inserts: mongo-java-server counts
+ * the refused ones as inserted too, so an insert count at least as large as the inserts not
+ * refused is taken as all of them. Deletes cannot be checked this way (a missing document is
+ * not counted), so several deletes with a refusal are never taken at their word. */
+static bool reply_accounts(const bson_t *reply, bool deletes, size_t nsent, size_t nerrors,
+                           size_t ninserts, size_t nerr_ins)
 {
     if (nsent == 1) {
         return true; /* whatever index it names, the refusal is this statement's */
@@ -581,8 +614,75 @@ static bool reply_accounts(const bson_t *reply, bool deletes, size_t nsent, size
     if (deletes) {
         return false;
     }
-    return (size_t)(reply_int(reply, "nUpserted") + reply_int(reply, "nMatched")) + nerrors ==
-           nsent;
+    return (size_t)(reply_int(reply, "nUpserted") + reply_int(reply, "nMatched")) + nerrors -
+                   nerr_ins ==
+               nsent - ninserts &&
+           (size_t)reply_int(reply, "nInserted") + nerr_ins >= ninserts;
+}
+
+/* A document that goes as an insert exactly as it would as a replacement: its _id is the
+ * filter's, the same type and bytes (an insert would take the document's where the
+ * replacement is refused), no key starting with '$' at any depth, none empty (libmongoc
+ * refuses a replacement with a top-level '$' key but lets an insert of it through, and
+ * MongoDB 5 stores it). The others go as upserts, whose verdict stays what it always was. */
+static bool insertable(const bson_t *filter, const bson_t *doc)
+{
+    bson_iter_t b;
+    bson_error_t e;
+    bson_t id = BSON_INITIALIZER;
+    bool same;
+
+    if (!bson_iter_init_find(&b, doc, "_id")) {
+        return false;
+    }
+    bson_append_iter(&id, "_id", 3, &b);
+    same = id.len == filter->len && memcmp(bson_get_data(&id), bson_get_data(filter), id.len) == 0;
+    bson_destroy(&id);
+    if (!same) {
+        return false;
+    }
+    return bson_validate_with_error(doc,
+                                    BSON_VALIDATE_UTF8 | BSON_VALIDATE_UTF8_ALLOW_NULL |
+                                        BSON_VALIDATE_EMPTY_KEYS | BSON_VALIDATE_DOLLAR_KEYS,
+                                    &e);
+}
+
+/* Whether insert-first writes to collection are sent as inserts now (one call per bulk). */
+static bool insert_first_on(struct ms_sink *s, const char *collection)
+{
+    bool on = true;
+
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < sizeof(s->ifirst) / sizeof(s->ifirst[0]); i++) {
+        if (s->ifirst[i].upsert_bulks > 0 && strcmp(s->ifirst[i].collection, collection) == 0) {
+            s->ifirst[i].upsert_bulks--;
+            on = false;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return on;
+}
+
+/* Half of a bulk's inserts met existing _ids (a backfill run again, a replay): upserts for a
+ * while. */
+static void insert_first_off(struct ms_sink *s, const char *collection)
+{
+    size_t slot = 0;
+
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < sizeof(s->ifirst) / sizeof(s->ifirst[0]); i++) {
+        if (strcmp(s->ifirst[i].collection, collection) == 0) {
+            slot = i;
+            break;
+        }
+        if (s->ifirst[i].upsert_bulks < s->ifirst[slot].upsert_bulks) {
+            slot = i;
+        }
+    }
+    snprintf(s->ifirst[slot].collection, sizeof(s->ifirst[slot].collection), "%s", collection);
+    s->ifirst[slot].upsert_bulks = 64;
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* Records the write errors of a successful bulk in the items they name. */
@@ -625,6 +725,11 @@ static bool record_write_errors(struct chunk_run *r, const bson_t *reply, const 
         }
         seen[index] = true;
         error_doc(&arr, &code, &name, &msg);
+        if (code == CODE_DUPLICATE_KEY && r->items[map[index]].as_insert) {
+            r->items[map[index]].fallback = true; /* the _id exists: replaced next */
+            r->nfallback++;
+            continue;
+        }
         item_reject(&r->items[map[index]], code, name, msg);
     }
     ok = true;
@@ -654,9 +759,9 @@ static enum outcome chunk_attempt(struct call *c, void *arg, bson_error_t *berr)
     bson_t *bulk_opts = NULL, *upsert_opts = NULL;
     bson_t reply, update;
     bool executed = false;
-    size_t *map = NULL, nsent = 0, nerrors, end;
+    size_t *map = NULL, nsent = 0, nerrors, end, ninserts = 0, nerr_ins = 0;
     int64_t bytes = 0;
-    bool deletes;
+    bool deletes, inserts = true;
     enum outcome o = OUT_FATAL;
 
     if (!fetch_limits(c, berr)) {
@@ -688,12 +793,19 @@ static enum outcome chunk_attempt(struct call *c, void *arg, bson_error_t *berr)
     }
     coll = mongoc_client_get_collection(c->client, c->s->database, r->collection);
     bulk = mongoc_collection_create_bulk_operation_with_opts(coll, bulk_opts);
+    for (size_t i = r->pos; i < end && inserts; i++) {
+        if (r->items[i].insert_first && !r->items[i].fallback) {
+            inserts = insert_first_on(c->s, r->collection);
+            break;
+        }
+    }
     for (size_t i = r->pos; i < end; i++) {
         struct item *it = &r->items[i];
         bson_error_t aerr;
         bool added;
 
-        if (it->rejected) {
+        it->as_insert = false;
+        if (it->rejected || it->applied) {
             continue;
         }
         if (it->doc != NULL && (int64_t)it->doc->len > c->max_doc) {
@@ -704,7 +816,16 @@ static enum outcome chunk_attempt(struct call *c, void *arg, bson_error_t *berr)
             continue;
         }
         memset(&aerr, 0, sizeof(aerr));
-        if (it->kind == MS_WRITE_UPSERT) {
+        if (it->kind == MS_WRITE_UPSERT && it->insert_first && !it->fallback && inserts &&
+            insertable(it->filter, it->doc) &&
+            mongoc_bulk_operation_insert_with_opts(bulk, it->doc, NULL, &aerr)) {
+            /* (one libmongoc refuses as an insert, a name with a dot say, goes as the upsert
+             * below, which decides as it always did) */
+            added = true;
+            it->as_insert = true;
+            ninserts++;
+        } else if (it->kind == MS_WRITE_UPSERT) {
+            memset(&aerr, 0, sizeof(aerr));
             /* libmongoc refuses top-level '$' keys and empty keys here, without a round trip */
             added = mongoc_bulk_operation_replace_one_with_opts(bulk, it->filter, it->doc,
                                                                 upsert_opts, &aerr);
@@ -732,6 +853,7 @@ static enum outcome chunk_attempt(struct call *c, void *arg, bson_error_t *berr)
     }
     memset(&r->delta, 0, sizeof(r->delta));
     r->ambiguous = false;
+    r->nfallback = 0;
     if (nsent == 0) {
         r->end = end;
         o = OUT_DONE;
@@ -743,7 +865,10 @@ static enum outcome chunk_attempt(struct call *c, void *arg, bson_error_t *berr)
         (unique_violation(berr) ||
          (nsent == 1 && r->items[map[0]].kind == MS_WRITE_SET_MANY && statement_refused(berr)))) {
         /* a refusal of one statement, reported for the whole command */
-        if (nsent == 1) {
+        if (nsent == 1 && r->items[map[0]].as_insert && unique_violation(berr)) {
+            r->items[map[0]].fallback = true; /* the _id exists: replaced next */
+            r->nfallback = 1;
+        } else if (nsent == 1) {
             char msg[sizeof(berr->message) + 40];
             bool dup = unique_violation(berr);
             snprintf(msg, sizeof(msg), "%s%s", dup ? "duplicate key: " : "", berr->message);
@@ -765,7 +890,8 @@ static enum outcome chunk_attempt(struct call *c, void *arg, bson_error_t *berr)
         goto done;
     }
     nerrors = write_error_count(&reply);
-    if (nerrors > 0 && !reply_accounts(&reply, deletes, nsent, nerrors)) {
+    nerr_ins = ninserts > 0 ? insert_errors(&reply, r->items, map, nsent) : 0;
+    if (nerrors > 0 && !reply_accounts(&reply, deletes, nsent, nerrors, ninserts, nerr_ins)) {
         /* which statements were applied is unknown: the caller bisects the chunk */
         ms_log_kv(MS_LOG_INFO,
                   ((struct ms_log_field[]){MS_LF_STR("collection", r->collection),
@@ -782,11 +908,19 @@ static enum outcome chunk_attempt(struct call *c, void *arg, bson_error_t *berr)
         o = OUT_FATAL;
         goto done;
     }
-    r->delta.upserted = reply_int(&reply, "nUpserted");
+    /* the inserts not refused (mongo-java-server's nInserted counts the refused ones too) */
+    r->delta.upserted = reply_int(&reply, "nUpserted") + (int64_t)(ninserts - nerr_ins);
     r->delta.matched = reply_int(&reply, "nMatched");
     r->delta.modified = reply_int(&reply, "nModified");
     r->delta.deleted = reply_int(&reply, "nRemoved");
     r->end = end;
+    for (size_t i = 0; i < nsent; i++) {
+        struct item *it = &r->items[map[i]];
+        it->applied = !it->rejected && !it->fallback;
+    }
+    if (ninserts >= 8 && r->nfallback * 2 >= ninserts) {
+        insert_first_off(c->s, r->collection);
+    }
 done:
     if (executed) {
         bson_destroy(&reply);
@@ -805,6 +939,28 @@ static void counts_add(struct counts *k, const struct counts *d)
     k->matched += d->matched;
     k->modified += d->modified;
     k->deleted += d->deleted;
+}
+
+static bool bisect(struct call *c, const struct chunk_run *parent, size_t lo, size_t hi,
+                   struct counts *k, struct ms_error *err);
+
+/* Sends [lo, hi) again for the inserts that met existing _ids: as upserts now (what was
+ * applied or refused is skipped). */
+static bool resend_fallbacks(struct call *c, const struct chunk_run *parent, size_t lo, size_t hi,
+                             struct counts *k, struct ms_error *err)
+{
+    struct chunk_run r = {.collection = parent->collection,
+                          .items = parent->items,
+                          .n = parent->n,
+                          .pos = lo,
+                          .hi = hi,
+                          .fixed = true};
+
+    if (!with_retries(c, "bulk write", r.collection, chunk_attempt, &r, err)) {
+        return false;
+    }
+    counts_add(k, &r.delta);
+    return !r.ambiguous || bisect(c, &r, r.pos, r.hi, k, err);
 }
 
 /* Writes items [lo, hi) again in halves, down to single statements where a reply stays
@@ -832,6 +988,9 @@ static bool bisect(struct call *c, const struct chunk_run *parent, size_t lo, si
         if (r.ambiguous && !bisect(c, &r, r.pos, r.hi, k, err)) {
             return false;
         }
+        if (!r.ambiguous && r.nfallback > 0 && !resend_fallbacks(c, &r, r.pos, r.hi, k, err)) {
+            return false;
+        }
     }
     return true;
 }
@@ -848,6 +1007,9 @@ static bool run_items(struct call *c, const char *collection, struct item *items
         }
         counts_add(k, &r.delta);
         if (r.ambiguous && !bisect(c, &r, r.pos, r.end, k, err)) {
+            return false;
+        }
+        if (!r.ambiguous && r.nfallback > 0 && !resend_fallbacks(c, &r, r.pos, r.end, k, err)) {
             return false;
         }
         r.pos = r.end;
@@ -1573,6 +1735,9 @@ static bool plan_build(const struct ms_write *w, size_t n, size_t base, struct p
         it->kind = sv->kind;
         it->filter = w[i].id;
         it->w = &w[i];
+        /* the write's own document, not one merged from a SET */
+        it->insert_first =
+            sv->kind == MS_WRITE_UPSERT && w[i].kind == MS_WRITE_UPSERT && w[i].insert_first;
         if (it->doc != NULL && it->doc->len > MS_SINK_MAX_DOC_SIZE) {
             char msg[160];
             snprintf(msg, sizeof(msg), "document is %u bytes, over the %d-byte BSON limit",

@@ -205,11 +205,13 @@ static void batch_parse(struct batch *b, const char *writes)
         while (bson_iter_next(&f)) {
             const char *k = bson_iter_key(&f);
             if (strcmp(k, "u") == 0 || strcmp(k, "d") == 0 || strcmp(k, "s") == 0 ||
-                strcmp(k, "m") == 0) {
-                w->kind = k[0] == 'u'   ? MS_WRITE_UPSERT
-                          : k[0] == 's' ? MS_WRITE_SET
-                          : k[0] == 'm' ? MS_WRITE_SET_MANY
-                                        : MS_WRITE_DELETE;
+                strcmp(k, "m") == 0 || strcmp(k, "i") == 0) {
+                /* i: an upsert written insert-first (a snapshot row) */
+                w->insert_first = k[0] == 'i';
+                w->kind = k[0] == 'u' || k[0] == 'i' ? MS_WRITE_UPSERT
+                          : k[0] == 's'              ? MS_WRITE_SET
+                          : k[0] == 'm'              ? MS_WRITE_SET_MANY
+                                                     : MS_WRITE_DELETE;
                 w->collection = bson_iter_utf8(&f, NULL);
             } else if (strcmp(k, "filter") == 0) {
                 uint32_t flen;
@@ -416,6 +418,38 @@ static const struct state_case state_cases[] = {
        0, 3, 0, 0, NULL}},
      "{\"c\": [{\"_id\": 1, \"a\": \"x\"}, {\"_id\": 3, \"a\": \"z\"}],"
      " \"d\": [{\"_id\": \"k\", \"a\": [1, 2]}]}"},
+
+    /* insert-first upserts (snapshot rows): new _ids are inserted, existing ones replaced
+     * (a duplicate-key refusal of the insert, then the upsert), whatever the mix in a bulk;
+     * with a SET coalesced after it, the merged document is upserted */
+    {"insert_first",
+     {{"[{\"i\": \"f\", \"doc\": {\"_id\": 1, \"v\": 1}}, {\"i\": \"f\", \"doc\": {\"_id\": 2, "
+       "\"v\": 1}}, {\"i\": \"f\", \"doc\": {\"_id\": {\"a\": 1, \"b\": \"x\"}, \"v\": 1}}]",
+       3, 0, 0, 0, NULL},
+      {"[{\"i\": \"f\", \"doc\": {\"_id\": 0, \"v\": 2}}, {\"i\": \"f\", \"doc\": {\"_id\": 1, "
+       "\"v\": 2, \"w\": \"new\"}}, {\"i\": \"f\", \"doc\": {\"_id\": 3, \"v\": 2}},"
+       " {\"i\": \"f\", \"doc\": {\"_id\": {\"a\": 1, \"b\": \"x\"}, \"v\": 2}},"
+       " {\"i\": \"f\", \"doc\": {\"_id\": 4, \"v\": 2}}, {\"s\": \"f\", \"id\": 4, \"doc\": "
+       "{\"s\": true}}, {\"i\": \"f\", \"doc\": {\"_id\": 5, \"v\": 2}}, {\"d\": \"f\", \"id\": "
+       "5}]",
+       3, 2, 0, 0,
+       "{\"f\": [{\"_id\": 0, \"v\": 2}, {\"_id\": 1, \"v\": 2, \"w\": \"new\"}, {\"_id\": 2, "
+       "\"v\": 1}, {\"_id\": 3, \"v\": 2}, {\"_id\": {\"a\": 1, \"b\": \"x\"}, \"v\": 2},"
+       " {\"_id\": 4, \"v\": 2, \"s\": true}]}"},
+      /* every _id exists: all go the second way (and the next bulks are upserts) */
+      {"[{\"i\": \"f\", \"doc\": {\"_id\": 0, \"v\": 3}}, {\"i\": \"f\", \"doc\": {\"_id\": 1, "
+       "\"v\": 3}}, {\"i\": \"f\", \"doc\": {\"_id\": 2, \"v\": 3}}, {\"i\": \"f\", \"doc\": "
+       "{\"_id\": 3, \"v\": 3}}, {\"i\": \"f\", \"doc\": {\"_id\": 4, \"v\": 3}},"
+       " {\"i\": \"f\", \"doc\": {\"_id\": 6, \"v\": 3}}, {\"i\": \"f\", \"doc\": {\"_id\": 7, "
+       "\"v\": 3}}, {\"i\": \"f\", \"doc\": {\"_id\": 8, \"v\": 3}}]",
+       ANY, ANY, 0, 0, NULL},
+      {"[{\"i\": \"f\", \"doc\": {\"_id\": 9, \"v\": 4}}, {\"i\": \"f\", \"doc\": {\"_id\": 1, "
+       "\"v\": 4}}]",
+       1, 1, 0, 0, NULL}},
+     "{\"f\": [{\"_id\": 0, \"v\": 3}, {\"_id\": 1, \"v\": 4}, {\"_id\": 2, \"v\": 3}, {\"_id\": "
+     "3, \"v\": 3}, {\"_id\": 4, \"v\": 3}, {\"_id\": 6, \"v\": 3}, {\"_id\": 7, \"v\": 3}, "
+     "{\"_id\": 8, \"v\": 3}, {\"_id\": 9, \"v\": 4}, {\"_id\": {\"a\": 1, \"b\": \"x\"}, \"v\": "
+     "2}]}"},
 
     /* composite primary keys as subdocument _ids */
     {"composite_ids",
@@ -789,9 +823,9 @@ static const struct refusal refusals[] = {
 
 #define NREFUSALS (sizeof(refusals) / sizeof(refusals[0]))
 
-static void refused_documents(void **state)
+/* insert_first: the same writes as snapshot rows (ms_write.insert_first) get the same verdicts */
+static void refused_documents_run(const struct server *srv, bool insert_first)
 {
-    const struct server *srv = *state;
     struct env e;
     struct ms_write w[NREFUSALS + 2];
     bson_t *docs[NREFUSALS + 2], *ids[NREFUSALS + 2];
@@ -811,15 +845,15 @@ static void refused_documents(void **state)
             assert_true(bson_iter_init_find(&it, docs[n], "_id"));
             bson_append_iter(ids[n], "_id", 3, &it);
         }
-        w[n] = (struct ms_write){MS_WRITE_UPSERT, "refusals",      ids[n],
-                                 docs[n],         "shop.refusals", refusals[i].name};
+        w[n] = (struct ms_write){MS_WRITE_UPSERT, "refusals",       ids[n],      docs[n],
+                                 "shop.refusals", refusals[i].name, insert_first};
         expect_dead += (srv->ferret ? refusals[i].code_ferret : refusals[i].code_mjs) != APPLIED;
     }
     for (int g = 0; g < 2; g++, n++) {
         docs[n] = BCON_NEW("_id", BCON_INT32(g), "good", BCON_BOOL(true));
         ids[n] = BCON_NEW("_id", BCON_INT32(g));
-        w[n] = (struct ms_write){MS_WRITE_UPSERT, "refusals",      ids[n],
-                                 docs[n],         "shop.refusals", "good"};
+        w[n] = (struct ms_write){MS_WRITE_UPSERT, "refusals", ids[n],      docs[n],
+                                 "shop.refusals", "good",     insert_first};
     }
     if (!ms_sink_apply(e.sink, w, n, &r, &err)) {
         fail_msg("%s: %s", srv->name, err.msg);
@@ -868,6 +902,12 @@ static void refused_documents(void **state)
         bson_destroy(docs[i]);
         bson_destroy(ids[i]);
     }
+}
+
+static void refused_documents(void **state)
+{
+    refused_documents_run(*state, false);
+    refused_documents_run(*state, true);
 }
 
 /* (7) a duplicate key on a unique secondary index: one of the two is dead-lettered. */
