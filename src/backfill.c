@@ -371,6 +371,31 @@ static void show_progress(const struct ms_backfill_opts *o, const char *table, u
     }
 }
 
+/* A chunk read and queued whose progress is saved once its rows are written. */
+struct pending {
+    bool set;
+    uint64_t mark;
+    bson_t prog;
+};
+
+/* Waits for the pending chunk's rows, then saves its progress. */
+static bool save_pending(struct ms_backfill *b, const char *id, struct pending *pend,
+                         struct ms_error *err)
+{
+    bool ok;
+
+    if (!pend->set) {
+        return true;
+    }
+    ok = ms_pipeline_wait_mark(b->p, pend->mark, err) &&
+         ms_sink_state_save(b->sink, id, &pend->prog, err);
+    if (ok) {
+        bson_destroy(&pend->prog);
+        pend->set = false;
+    }
+    return ok;
+}
+
 bool ms_backfill_table(struct ms_backfill *b, const char *spec, const struct ms_backfill_opts *o,
                        struct ms_backfill_result *res, struct ms_error *err)
 {
@@ -384,8 +409,9 @@ bool ms_backfill_table(struct ms_backfill *b, const char *spec, const struct ms_
     bson_t stored = BSON_INITIALIZER, cursor = BSON_INITIALIZER;
     bool found = false, ok = false;
     int64_t started = ms_clock_mono_ms(), last_show = 0, run_started_wall = ms_clock_wall_ms();
-    uint64_t base_rows = 0, dead0;
+    uint64_t base_rows = 0, dead0, mark = 0;
     int failures = 0;
+    struct pending pend = {.set = false};
     struct ms_pipeline_stats st;
 
     memset(res, 0, sizeof(*res));
@@ -488,10 +514,16 @@ bool ms_backfill_table(struct ms_backfill *b, const char *spec, const struct ms_
         if (chunk_ok) {
             chunk_ok = ms_scan_chunk(sc, (size_t)chunk, on_row, &cc, &n, err);
         }
-        /* whatever was queued is written before the window closes */
-        if (!ms_pipeline_barrier(b->p, err)) {
-            break; /* the pipeline failed or stops: its error */
+        if (wm || !chunk_ok) {
+            /* whatever was queued is written before the window closes */
+            if (!ms_pipeline_barrier(b->p, err)) {
+                break; /* the pipeline failed or stops: its error */
+            }
+        } else if (!ms_pipeline_mark(b->p, &mark, err)) {
+            break;
         }
+        /* without a window to close, the next chunk is read while this one's last rows are
+         * written: its progress is saved once they are (pend) */
         if (chunk_ok && wm) {
             chunk_ok = watermark(b, "snapshot-window-close", qualified, run,
                                  (int64_t)res->chunks + 1, err);
@@ -529,9 +561,22 @@ bool ms_backfill_table(struct ms_backfill *b, const char *spec, const struct ms_
         BSON_APPEND_INT64(&prog, "chunks", (int64_t)res->chunks);
         BSON_APPEND_UTF8(&prog, "run", run);
         BSON_APPEND_DATE_TIME(&prog, "started_at", run_started_wall);
-        ok = ms_sink_state_save(b->sink, id, &prog, err);
-        bson_destroy(&prog);
         bson_destroy(&cur);
+        if (wm || n < (size_t)chunk) {
+            /* saved now: after the barrier, or the last chunk (after the one before it) */
+            ok = save_pending(b, id, &pend, err) &&
+                 (wm || ms_pipeline_wait_mark(b->p, mark, err)) &&
+                 ms_sink_state_save(b->sink, id, &prog, err);
+            bson_destroy(&prog);
+        } else {
+            ok = save_pending(b, id, &pend, err);
+            if (ok) {
+                pend.mark = mark;
+                bson_copy_to(&prog, &pend.prog);
+                pend.set = true;
+            }
+            bson_destroy(&prog);
+        }
         if (!ok) {
             break;
         }
@@ -549,6 +594,15 @@ bool ms_backfill_table(struct ms_backfill *b, const char *spec, const struct ms_
             show_progress(o, qualified, base_rows + res->rows, res->estimate,
                           secs > 0 ? (double)res->rows / secs : 0, false);
             last_show = ms_clock_mono_ms();
+        }
+    }
+    if (pend.set) {
+        /* stopped or failed after a chunk whose progress waits: kept if it was written */
+        struct ms_error perr = {0};
+        if (!save_pending(b, id, &pend, &perr)) {
+            ms_log(MS_LOG_DEBUG, "%s: the last chunk's progress is not saved (%s)", qualified,
+                   perr.msg);
+            bson_destroy(&pend.prog);
         }
     }
     res->seconds = (double)(ms_clock_mono_ms() - started) / 1000.0;

@@ -3397,18 +3397,30 @@ bool ms_pipeline_push_bad_row(struct ms_pipeline *p, const char *db, const char 
 
 bool ms_pipeline_barrier(struct ms_pipeline *p, struct ms_error *err)
 {
-    struct item *it = item_new(IT_MARK);
     uint64_t seq;
-    bool ok;
+
+    return ms_pipeline_mark(p, &seq, err) && ms_pipeline_wait_mark(p, seq, err);
+}
+
+bool ms_pipeline_mark(struct ms_pipeline *p, uint64_t *seq, struct ms_error *err)
+{
+    struct item *it = item_new(IT_MARK);
 
     pthread_mutex_lock(&p->mark_mu);
-    seq = ++p->mark_next;
+    *seq = ++p->mark_next;
     pthread_mutex_unlock(&p->mark_mu);
-    it->mark = seq;
+    it->mark = *seq;
     if (!queue_push(p, it)) {
         *err = p->fatal_err;
         return false;
     }
+    return true;
+}
+
+bool ms_pipeline_wait_mark(struct ms_pipeline *p, uint64_t seq, struct ms_error *err)
+{
+    bool ok;
+
     pthread_mutex_lock(&p->mark_mu);
     while (p->mark_done < seq && !atomic_load(&p->fatal) && !atomic_load(&p->sink_done) &&
            !atomic_load(&p->cancelled)) {

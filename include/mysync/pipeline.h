@@ -202,6 +202,12 @@ bool ms_pipeline_push_bad_row(struct ms_pipeline *p, const char *db, const char 
  * dead-lettered). false when the pipeline stops or fails first. */
 bool ms_pipeline_barrier(struct ms_pipeline *p, struct ms_error *err);
 
+/* ms_pipeline_barrier in two halves: mark queues the barrier (its number in *seq) and returns
+ * at once; wait_mark waits until everything queued before mark seq is written. A producer
+ * goes on reading while its last rows are written (backfill chunks without watermarks). */
+bool ms_pipeline_mark(struct ms_pipeline *p, uint64_t *seq, struct ms_error *err);
+bool ms_pipeline_wait_mark(struct ms_pipeline *p, uint64_t seq, struct ms_error *err);
+
 /* Operations replayed at the close of snapshot watermark windows (see README "Snapshots"). */
 uint64_t ms_pipeline_windows_replayed(struct ms_pipeline *p);
 
