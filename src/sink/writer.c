@@ -2544,20 +2544,30 @@ static enum outcome delete_all_attempt(struct call *c, void *arg, bson_error_t *
     return transient_error(berr) ? OUT_TRANSIENT : OUT_FATAL;
 }
 
+/* One attempt function run as a public call: a pooled client, retries of transient errors. */
+static bool one_call(struct ms_sink *s, const char *what, const char *collection, attempt_fn fn,
+                     void *arg, struct ms_error *err)
+{
+    struct call c;
+    bool ok;
+
+    call_init(&c, s);
+    ok = with_retries(&c, what, collection, fn, arg, err);
+    call_cleanup(&c);
+    return ok;
+}
+
 bool ms_sink_delete_all(struct ms_sink *s, const char *collection, uint64_t *deleted,
                         struct ms_error *err)
 {
     struct delete_all a = {.collection = collection};
-    struct call c;
     bool ok;
 
     if (s == NULL || collection == NULL || collection[0] == '\0') {
         ms_error_set(err, MS_ERR_SYSTEM, EINVAL, "delete all: invalid arguments");
         return false;
     }
-    call_init(&c, s);
-    ok = with_retries(&c, "delete all", collection, delete_all_attempt, &a, err);
-    call_cleanup(&c);
+    ok = one_call(s, "delete all", collection, delete_all_attempt, &a, err);
     if (!ok) {
         ms_error_prefix(err, "deleting every document of %s", collection);
     }
@@ -2670,16 +2680,13 @@ bool ms_sink_sweep(struct ms_sink *s, const char *collection,
                    uint64_t *deleted, struct ms_error *err)
 {
     struct sweep a = {.collection = collection, .keep = keep, .u = u};
-    struct call c;
     bool ok;
 
     if (s == NULL || collection == NULL || collection[0] == '\0' || keep == NULL) {
         ms_error_set(err, MS_ERR_SYSTEM, EINVAL, "sweep: invalid arguments");
         return false;
     }
-    call_init(&c, s);
-    ok = with_retries(&c, "sweep", collection, sweep_attempt, &a, err);
-    call_cleanup(&c);
+    ok = one_call(s, "sweep", collection, sweep_attempt, &a, err);
     if (!ok) {
         ms_error_prefix(err, "sweeping %s", collection);
     }
