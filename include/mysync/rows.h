@@ -91,6 +91,10 @@ struct ms_column {
     size_t n_enum;
     char **set_values; /* SET labels, bit i = set_values[i] */
     size_t n_set;
+    /* the byte lengths of the ENUM or SET labels as the TABLE_MAP gave them (in the column's
+     * character set: UCS-2, UTF-16 and UTF-32 labels hold NUL bytes), until they are
+     * converted to UTF-8; NULL afterwards */
+    size_t *label_len;
 };
 
 struct ms_table_map {
@@ -112,9 +116,11 @@ void ms_rows_civil_from_days(int64_t z, int64_t *year, unsigned *month, unsigned
 
 /* Converts ENUM/SET labels (n strings, replaced in place) from the character set of collation
  * to UTF-8; labels of UTF-8, ASCII, binary and unknown (0) collations are left as they are,
- * and must be UTF-8 (ASCII for ascii). False with an MS_ERR_DECODE error when a label does
- * not convert or is not UTF-8. */
-bool ms_rows_labels_to_utf8(uint16_t collation, char **labels, size_t n, struct ms_error *err);
+ * and must be UTF-8 (ASCII for ascii). len: the labels' byte lengths (NULL: NUL-terminated;
+ * needed for UCS-2, UTF-16 and UTF-32, whose labels hold NUL bytes). False with an
+ * MS_ERR_DECODE error when a label does not convert or is not UTF-8. */
+bool ms_rows_labels_to_utf8(uint16_t collation, char **labels, const size_t *len, size_t n,
+                            struct ms_error *err);
 
 /* Decodes one non-NULL value of col at p and appends it to doc under key. *used gets the
  * bytes consumed. */

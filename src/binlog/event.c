@@ -1050,25 +1050,40 @@ static void free_str_list(char **v, size_t n)
 }
 
 /* Reads n length-prefixed strings into a new array; false when truncated. */
-static bool read_str_list(const uint8_t *b, size_t n, size_t *off, size_t count, char ***out)
+/* count length-prefixed strings, as they are (NUL-terminated copies; *lens gets their byte
+ * lengths, since UCS-2/UTF-16/UTF-32 labels hold NUL bytes). */
+static bool read_str_list(const uint8_t *b, size_t n, size_t *off, size_t count, char ***out,
+                          size_t **lens)
 {
     char **v = calloc(count > 0 ? count : 1, sizeof(char *));
+    size_t *l = calloc(count > 0 ? count : 1, sizeof(size_t));
     size_t used;
     uint64_t len;
 
+    if (v == NULL || l == NULL) {
+        free(v);
+        free(l);
+        return false;
+    }
     for (size_t i = 0; i < count; i++) {
-        if (!ms_binlog_packed_int(b + *off, n - *off, &used, &len) || len > n - *off - used) {
+        if (!ms_binlog_packed_int(b + *off, n - *off, &used, &len) || len > n - *off - used ||
+            (v[i] = malloc((size_t)len + 1)) == NULL) {
             for (size_t j = 0; j < i; j++) {
                 free(v[j]);
             }
             free(v);
+            free(l);
             return false;
         }
         *off += used;
-        v[i] = strndup((const char *)b + *off, (size_t)len);
+        memcpy(v[i], b + *off, (size_t)len);
+        v[i][len] = '\0';
+        l[i] = (size_t)len;
         *off += (size_t)len;
     }
     *out = v;
+    free(*lens); /* (a repeated field: the last one counts) */
+    *lens = l;
     return true;
 }
 
@@ -1206,7 +1221,7 @@ static bool parse_optional_metadata(struct ms_table_map *tm, const uint8_t *b, s
                     c->n_enum = 0;
                 }
                 if (!read_str_list(f, (size_t)len, &fo, (size_t)count,
-                                   type == 5 ? &c->set_values : &c->enum_values)) {
+                                   type == 5 ? &c->set_values : &c->enum_values, &c->label_len)) {
                     return false;
                 }
                 if (type == 5) {
@@ -1337,12 +1352,16 @@ static bool parse_table_map(struct ms_binlog_parser *p, struct ms_event *ev, str
         struct ms_column *c = &tm->cols[i];
         c->is_binary = c->collation == 63;
         /* ENUM/SET labels arrive in the column's character set: store them as UTF-8 */
-        if (!ms_rows_labels_to_utf8(c->collation, c->enum_values, c->n_enum, err) ||
-            !ms_rows_labels_to_utf8(c->collation, c->set_values, c->n_set, err)) {
+        if (!ms_rows_labels_to_utf8(c->collation, c->enum_values,
+                                    c->enum_values != NULL ? c->label_len : NULL, c->n_enum, err) ||
+            !ms_rows_labels_to_utf8(c->collation, c->set_values,
+                                    c->set_values != NULL ? c->label_len : NULL, c->n_set, err)) {
             ms_error_prefix(err, "%s.%s column %zu labels", tm->db, tm->table, i + 1);
             ms_table_map_free(tm);
             return false;
         }
+        free(c->label_len); /* UTF-8 and NUL-terminated from here on */
+        c->label_len = NULL;
     }
     /* replace a map with the same id, else append */
     for (size_t i = 0; i < p->nmaps; i++) {

@@ -2284,6 +2284,7 @@ void ms_table_map_free(struct ms_table_map *tm)
         free(tm->cols[i].name);
         free_labels(tm->cols[i].enum_values, tm->cols[i].n_enum);
         free_labels(tm->cols[i].set_values, tm->cols[i].n_set);
+        free(tm->cols[i].label_len);
     }
     free(tm->cols);
     free(tm->pk);
@@ -2321,25 +2322,34 @@ void ms_value_opts_for_table(struct ms_value_opts *vo, const struct ms_value_opt
     }
 }
 
-bool ms_rows_labels_to_utf8(uint16_t collation, char **labels, size_t n, struct ms_error *err)
+bool ms_rows_labels_to_utf8(uint16_t collation, char **labels, const size_t *lens, size_t n,
+                            struct ms_error *err)
 {
     const struct charset *cs = collation != 0 ? charset_of(collation) : NULL;
     bool convert = cs != NULL && (cs->kind == K_LATIN1 || cs->kind == K_ICONV);
+    /* UCS-2, UTF-16, UTF-32: not a superset of ASCII ("x" is 00 78 in UCS-2) */
+    bool wide = cs != NULL && cs->kind == K_ICONV &&
+                (strncmp(cs->iconv, "UCS-2", 5) == 0 || strncmp(cs->iconv, "UTF-16", 6) == 0 ||
+                 strncmp(cs->iconv, "UTF-32", 6) == 0);
 
     for (size_t i = 0; labels != NULL && i < n; i++) {
         const uint8_t *s = (const uint8_t *)labels[i];
-        size_t len = strlen(labels[i]), k;
+        size_t len = lens != NULL ? lens[i] : strlen(labels[i]), k;
         struct sbuf buf;
         char *u;
-        for (k = 0; k < len && s[k] < 0x80; k++) {
+        for (k = 0; k < len && s[k] < 0x80 && s[k] != 0; k++) {
         }
-        if (k == len) {
+        if (k == len && !wide) {
             continue; /* ASCII: the same bytes in every supported set */
+        }
+        if (wide && len == 0) {
+            continue; /* the empty label */
         }
         if (!convert) {
             /* decode_enum/decode_set emit labels as BSON strings: UTF-8 only (the other
              * labels of a binary or unknown set have no text to stand for; found by fuzzing) */
-            if ((cs != NULL && cs->kind == K_ASCII) || utf8_check(s, len) != len) {
+            if ((cs != NULL && cs->kind == K_ASCII) || utf8_check(s, len) != len ||
+                memchr(s, 0, len) != NULL) {
                 ms_error_set(err, MS_ERR_DECODE, MS_DECODE_CHARSET, "label %zu is not %s", i + 1,
                              cs != NULL && cs->kind != K_BINARY ? cs->name : "UTF-8");
                 return false;

@@ -269,6 +269,63 @@ static void no_metadata_completed_from_information_schema(void **state)
     mysql_close(m);
 }
 
+/* ENUM, SET and text columns in UCS-2, UTF-16, UTF-16LE and UTF-32: with FULL metadata the
+ * TABLE_MAP carries the labels in the column's character set, where they hold NUL bytes (they
+ * decoded as "" before); with NO_LOG information_schema gives them. Both decode to UTF-8. */
+static void wide_charset_labels(void **state)
+{
+    static const char *const modes[] = {"FULL", "NO_LOG"};
+    MYSQL *m = tu_mysql_admin(NULL);
+
+    (void)state;
+    for (size_t k = 0; k < 2; k++) {
+        char file[256], start[300], bufs[3][128];
+        const char *env[4];
+        unsigned long long pos;
+        struct tu_proc p;
+        static const char *const want[] = {
+            "\"after\" : { \"id\" : 1, \"a\" : \"yy\", \"b\" : [ \"q\", \"\xc3\x9f\" ], \"c\" : "
+            "\"\xe2\x82\xac\", \"d\" : \"mn\", \"v\" : \"Gr\xc3\xbc\xc3\x9f \xf0\x9f\x98\x80\" }",
+            "\"after\" : { \"id\" : 2, \"a\" : \"\xc3\xbc\", \"b\" : [ \"p\" ], \"c\" : \"k\", "
+            "\"d\" : \"\xe2\x82\xac\", \"v\" : \"x\" }",
+            "\"after\" : { \"id\" : 3, \"a\" : \"x\", \"b\" : [  ], \"c\" : null, \"d\" : "
+            "\"mn\", \"v\" : \"\" }",
+        };
+
+        char set_mode[80];
+        snprintf(set_mode, sizeof(set_mode), "SET GLOBAL binlog_row_metadata = '%s'", modes[k]);
+        tu_sql(m, set_mode);
+        tu_sql(m, "DROP DATABASE IF EXISTS it_wide");
+        tu_sql(m, "CREATE DATABASE it_wide");
+        tu_sql(m, "CREATE TABLE it_wide.t (id INT PRIMARY KEY, "
+                  "a ENUM('x','yy','\xc3\xbc') CHARACTER SET ucs2, "
+                  "b SET('p','q','\xc3\x9f') CHARACTER SET utf16, "
+                  "c ENUM('k','\xe2\x82\xac') CHARACTER SET utf32, "
+                  "d ENUM('mn','\xe2\x82\xac') CHARACTER SET utf16le, "
+                  "v VARCHAR(20) CHARACTER SET utf16)");
+        tu_master_status(m, file, sizeof(file), &pos);
+        tu_sql(m, "INSERT INTO it_wide.t VALUES (1, 'yy', 'q,\xc3\x9f', '\xe2\x82\xac', 'mn', "
+                  "'Gr\xc3\xbc\xc3\x9f \xf0\x9f\x98\x80'), (2, '\xc3\xbc', 'p', 'k', "
+                  "'\xe2\x82\xac', 'x'), (3, 'x', '', NULL, 'mn', '')");
+        tu_sql(m, "SET GLOBAL binlog_row_metadata = 'FULL'");
+        snprintf(start, sizeof(start), "%s:%llu", file, pos);
+        mysync_env(env, bufs, "MS_RIG_MARIADB_PORT", NULL, NULL);
+        const char *argv[] = {getenv("MS_MYSYNC"), "binlog-dump", "--from-server", "--start", start,
+                              "--no-follow",       NULL};
+        assert_true(tu_run(argv, env, 60, &p));
+        assert_int_equal(p.status, 0);
+        for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+            if (strstr(p.out, want[i]) == NULL) {
+                fail_msg("binlog_row_metadata=%s: no\n%s\nin\n%s\n%s", modes[k], want[i], p.out,
+                         p.err);
+            }
+        }
+        tu_proc_cleanup(&p);
+    }
+    tu_sql(m, "DROP DATABASE it_wide");
+    mysql_close(m);
+}
+
 static size_t count_of(const char *hay, const char *needle)
 {
     size_t n = 0;
@@ -335,6 +392,7 @@ int main(void)
         cmocka_unit_test(refuses_purged_position),
         cmocka_unit_test(refuses_missing_privilege),
         cmocka_unit_test(no_metadata_completed_from_information_schema),
+        cmocka_unit_test(wide_charset_labels),
         cmocka_unit_test(follow_survives_mariadb_restart),
     };
     return tu_finish(cmocka_run_group_tests_name("binlog", tests, NULL, NULL));

@@ -1126,7 +1126,21 @@ static void test_labels_to_utf8(void **state)
         uint16_t collation;
         const char *label, *want; /* want NULL: refused with an error containing err */
         const char *err;
+        size_t len;                     /* of label, in its character set (0: strlen) */
+        const char *first, *first_want; /* the other label, in that set and in UTF-8 */
+        size_t first_len;
     } lcases[] = {
+        /* UCS-2, UTF-16, UTF-32 and UTF-16LE labels hold NUL bytes, and ASCII letters are
+         * not ASCII bytes there (ucs2_general_ci 35, utf16_general_ci 54, utf32_general_ci 60,
+         * utf16le_general_ci 56; measured: MariaDB 10.11 wrote ENUM('x','yy','\u00fc') so) */
+        {35, "\x00y\x00y", "yy", NULL, 4, "\x00x", "x", 2},
+        {35, "\x00\xfc", "\xc3\xbc", NULL, 2, "\x00x", "x", 2},
+        {54, "\xd8\x3d\xde\x00", "\xf0\x9f\x98\x80", NULL, 4, "\x00p", "p", 2},
+        {60, "\x00\x00\x20\xac", "\xe2\x82\xac", NULL, 4, "\x00\x00\x00k", "k", 4},
+        {56, "m\x00n\x00", "mn", NULL, 4, "\xac\x20", "\xe2\x82\xac", 2},
+        {35, "", "", NULL, 0, "\x00x", "x", 2},
+        {35, "\x00", NULL, "invalid ucs2 label", 1, "\x00x", "x", 2},
+        {UTF8MB4, "a\x00b", NULL, "label 2 is not utf8mb4", 3, "ok", "ok", 2},
         {UTF8MB4, "caf\xc3\xa9", "caf\xc3\xa9", NULL},
         {UTF8MB4, "\xf6", NULL, "label 2 is not utf8mb4"},
         {UTF8MB3, "a\xed\xa0\x80", NULL, "label 2 is not utf8mb3"}, /* a surrogate */
@@ -1140,14 +1154,25 @@ static void test_labels_to_utf8(void **state)
 
     (void)state;
     for (size_t i = 0; i < sizeof(lcases) / sizeof(lcases[0]); i++) {
-        char *labels[2] = {strdup("ok"), strdup(lcases[i].label)};
+        const char *first = lcases[i].first != NULL ? lcases[i].first : "ok";
+        size_t lens[2] = {lcases[i].first != NULL ? lcases[i].first_len : 2,
+                          lcases[i].len != 0 || lcases[i].first != NULL ? lcases[i].len
+                                                                        : strlen(lcases[i].label)};
+        char *labels[2] = {malloc(lens[0] + 1), malloc(lens[1] + 1)};
         struct ms_error err = {0};
-        bool ok = ms_rows_labels_to_utf8(lcases[i].collation, labels, 2, &err);
+        bool ok;
 
+        memcpy(labels[0], first, lens[0]);
+        labels[0][lens[0]] = '\0';
+        memcpy(labels[1], lcases[i].label, lens[1]);
+        labels[1][lens[1]] = '\0';
+        ok = ms_rows_labels_to_utf8(lcases[i].collation, labels, lens, 2, &err);
         if (lcases[i].want != NULL) {
             if (!ok) {
                 fail_msg("case %zu: %s", i, err.msg);
             }
+            assert_string_equal(labels[0],
+                                lcases[i].first_want != NULL ? lcases[i].first_want : "ok");
             assert_string_equal(labels[1], lcases[i].want);
         } else {
             if (ok) {
