@@ -431,6 +431,9 @@ static bool lex_ident(struct lex *l, char *out, size_t outsz)
                     break;
                 }
             }
+            if (l->s[l->i] == '\0') {
+                return false; /* not in an identifier (found by fuzzing) */
+            }
             if (o + 1 < outsz) {
                 out[o++] = l->s[l->i];
             }
@@ -748,6 +751,7 @@ void ms_schema_parse_ddl(const char *db, size_t db_len, const char *sql, size_t 
                     if (lex_table(&r, db, db_len, out->to[0].db, out->to[0].name,
                                   sizeof(out->to[0].db))) {
                         out->kind = MS_DDL_RENAME;
+                        out->rows_kept = false; /* (ALTER only; found by fuzzing) */
                     }
                     return;
                 }

@@ -17,6 +17,9 @@ void ms_fuzz_mysqljson_one(const uint8_t *data, size_t size);
 /* A YAML configuration file (and, after a NUL, NUL-separated environment entries). */
 void ms_fuzz_config_one(const uint8_t *data, size_t size);
 
+/* The SQL of a QUERY event through ms_schema_parse_ddl. */
+void ms_fuzz_ddl_one(const uint8_t *data, size_t size);
+
 /* Reports a broken property on stderr and aborts (libFuzzer saves the input as a crash). */
 void ms_fuzz_fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 

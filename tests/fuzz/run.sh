@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A time-boxed libFuzzer run of every harness (CI runs it through tests/run.sh):
 #
-#   tests/fuzz/run.sh [--seconds N] [--only binlog|mysqljson|config] [--keep-corpus]
+#   tests/fuzz/run.sh [--seconds N] [--only binlog|mysqljson|config|ddl] [--keep-corpus]
 #
 # Builds build-fuzz (clang, -Dfuzz=true, ASan + UBSan), writes the seed corpora
 # (tests/fuzz/seeds.sh), then runs each harness for N seconds (default 60), one at a time under
@@ -16,7 +16,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 
 seconds=60 keep=0
-harnesses=(binlog mysqljson config)
+harnesses=(binlog mysqljson config ddl)
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;

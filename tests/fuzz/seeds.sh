@@ -6,6 +6,7 @@
 #   OUTDIR/binlog     the binlog files of tests/data/binlogs and ../shared/binlogs
 #   OUTDIR/mysqljson  test_mysqljson's vectors: binary JSON, text JSON, JSON diffs
 #   OUTDIR/config     config/*.yaml and test_config's cases (YAML, then NUL-separated env)
+#   OUTDIR/ddl        test_schema's DDL statements
 #
 # and, in each, the saved artifacts of that harness (tests/data/fuzz/<harness>-*). BUILDDIR is
 # a meson build with the unit tests (-Dtests=true, the default): the test programs write their
@@ -19,8 +20,8 @@ fi
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=$1 out=$2
 
-ninja -C "$build" tests/test_mysqljson tests/test_config > /dev/null
-for h in binlog mysqljson config; do
+ninja -C "$build" tests/test_mysqljson tests/test_config tests/test_schema > /dev/null
+for h in binlog mysqljson config ddl; do
   rm -rf "${out:?}/$h"
   mkdir -p "$out/$h"
 done
@@ -38,8 +39,9 @@ else
 fi
 MS_FUZZ_SEEDS="$out/mysqljson" "$build/tests/test_mysqljson"
 MS_FUZZ_SEEDS="$out/config" "$build/tests/test_config"
+MS_FUZZ_SEEDS="$out/ddl" "$build/tests/test_schema"
 cp "$ROOT"/config/*.yaml "$out/config/"
-for h in binlog mysqljson config; do
+for h in binlog mysqljson config ddl; do
   for f in "$ROOT"/tests/data/fuzz/"$h"-*; do
     cp "$f" "$out/$h/"
   done
