@@ -229,13 +229,26 @@ static void refuses_missing_privilege(void **state)
     mysql_close(m);
 }
 
+/* binlog-dump --from-server of what was written since file:pos, to the end; exit 0. */
+static void dump_since(const char *file, unsigned long long pos, struct tu_proc *p)
+{
+    char start[300], bufs[3][128];
+    const char *env[4];
+
+    snprintf(start, sizeof(start), "%s:%llu", file, pos);
+    mysync_env(env, bufs, "MS_RIG_MARIADB_PORT", NULL, NULL);
+    const char *argv[] = {getenv("MS_MYSYNC"), "binlog-dump", "--from-server", "--start", start,
+                          "--no-follow",       NULL};
+    assert_true(tu_run(argv, env, 60, p));
+    assert_int_equal(p->status, 0);
+}
+
 /* MariaDB's default binlog_row_metadata=NO_LOG carries no names, signedness or charsets:
  * information_schema completes them, and detects MariaDB JSON (LONGTEXT + json_valid). */
 static void no_metadata_completed_from_information_schema(void **state)
 {
     MYSQL *m = tu_mysql_admin(NULL);
-    char file[256], start[300], bufs[3][128];
-    const char *env[4];
+    char file[256];
     unsigned long long pos;
     struct tu_proc p;
 
@@ -250,12 +263,7 @@ static void no_metadata_completed_from_information_schema(void **state)
     tu_sql(m, "INSERT INTO it_sc.t VALUES (4294967295, 'k', 18446744073709551615, 'y''q', 'p,q', "
               "'{\"n\": [1, {\"x\": null}]}', 'd\xc3\xa9j\xc3\xa0 \xe2\x82\xac', 0x00ff)");
     tu_sql(m, "SET GLOBAL binlog_row_metadata = 'FULL'");
-    snprintf(start, sizeof(start), "%s:%llu", file, pos);
-    mysync_env(env, bufs, "MS_RIG_MARIADB_PORT", NULL, NULL);
-    const char *argv[] = {getenv("MS_MYSYNC"), "binlog-dump", "--from-server", "--start", start,
-                          "--no-follow",       NULL};
-    assert_true(tu_run(argv, env, 60, &p));
-    assert_int_equal(p.status, 0);
+    dump_since(file, pos, &p);
     if (strstr(p.out,
                "\"after\" : { \"a\" : 4294967295, \"b\" : \"k\", \"big\" : { "
                "\"$numberDecimal\" : \"18446744073709551615\" }, \"e\" : \"y'q\", "
@@ -279,8 +287,7 @@ static void wide_charset_labels(void **state)
 
     (void)state;
     for (size_t k = 0; k < 2; k++) {
-        char file[256], start[300], bufs[3][128];
-        const char *env[4];
+        char file[256];
         unsigned long long pos;
         struct tu_proc p;
         static const char *const want[] = {
@@ -308,12 +315,7 @@ static void wide_charset_labels(void **state)
                   "'Gr\xc3\xbc\xc3\x9f \xf0\x9f\x98\x80'), (2, '\xc3\xbc', 'p', 'k', "
                   "'\xe2\x82\xac', 'x'), (3, 'x', '', NULL, 'mn', '')");
         tu_sql(m, "SET GLOBAL binlog_row_metadata = 'FULL'");
-        snprintf(start, sizeof(start), "%s:%llu", file, pos);
-        mysync_env(env, bufs, "MS_RIG_MARIADB_PORT", NULL, NULL);
-        const char *argv[] = {getenv("MS_MYSYNC"), "binlog-dump", "--from-server", "--start", start,
-                              "--no-follow",       NULL};
-        assert_true(tu_run(argv, env, 60, &p));
-        assert_int_equal(p.status, 0);
+        dump_since(file, pos, &p);
         for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
             if (strstr(p.out, want[i]) == NULL) {
                 fail_msg("binlog_row_metadata=%s: no\n%s\nin\n%s\n%s", modes[k], want[i], p.out,
