@@ -1436,8 +1436,8 @@ static void index_options(void **state)
 /* A replay writes the dead letters it wrote before again (the checkpoint was before them):
  * every write succeeds and each letter is there once. On mongo-java-server, past ~400
  * documents upserted with a document _id some drop out of its _id index and their upsert
- * answers E11000 on _id_ (README, Testing): that must not stop replication (it did, in the
- * fault suite's poison_rows after a SIGTERM). */
+ * answers E11000 on _id_ (README, test server quirks): that must not stop replication (it did, in
+ * the fault suite's poison_rows after a SIGTERM). */
 static void dead_letters_replayed(void **state)
 {
     const struct server *srv = *state;
