@@ -1199,10 +1199,10 @@ static void dead_letters_free(struct dead_letters *d)
     memset(d, 0, sizeof(*d));
 }
 
-/* A dead letter whose upsert met its own _id: the same letter (collection, _id and position
- * make its _id) is there already, written before a replay. mongo-java-server answers so where
- * its _id index lost a document upserted with a document _id (README: test server quirks); MongoDB
- * when two upserts of one _id race. Not a refusal. */
+/* A dead letter whose upsert met its own _id: the same letter (its _id is made of where the
+ * change came from and what it held) is there already, written before a replay. mongo-java-server
+ * answers so where its _id index lost a document upserted with a document _id (README: test server
+ * quirks); MongoDB when two upserts of one _id race. Not a refusal. */
 static bool letter_exists(const struct item *it)
 {
     return it->rejected && it->code == CODE_DUPLICATE_KEY && it->msg != NULL &&
