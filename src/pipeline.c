@@ -1749,6 +1749,12 @@ static bool query_is(const struct ms_event *ev, const char *word)
            (ev->u.query.sql_len == n || ev->u.query.sql[n] == ' ' || ev->u.query.sql[n] == ';');
 }
 
+/* The collection of a generic table: its tables: entry's, else the table's name. */
+static const char *generic_collection(const struct table *t)
+{
+    return t->tcfg != NULL && t->tcfg->collection != NULL ? t->tcfg->collection : t->name;
+}
+
 /* The collection a generic table writes, when no other replicated table writes it too (NULL:
  * an entity strategy's table, or a shared collection). */
 static const char *own_collection(struct ms_pipeline *p, const struct table *t)
@@ -1758,16 +1764,14 @@ static const char *own_collection(struct ms_pipeline *p, const struct table *t)
     if (t->strategy != &ms_strategy_generic) {
         return NULL;
     }
-    coll = t->tcfg != NULL && t->tcfg->collection != NULL ? t->tcfg->collection : t->name;
+    coll = generic_collection(t);
     for (size_t i = 0; i < p->ntables; i++) {
         const struct table *o = &p->tables[i];
         const char *oc;
         if (o == t) {
             continue;
         }
-        oc = o->strategy != &ms_strategy_generic              ? o->role
-             : o->tcfg != NULL && o->tcfg->collection != NULL ? o->tcfg->collection
-                                                              : o->name;
+        oc = o->strategy != &ms_strategy_generic ? o->role : generic_collection(o);
         if (oc != NULL && strcmp(oc, coll) == 0) {
             return NULL;
         }
@@ -2306,24 +2310,38 @@ static bool dead_letter_op(struct ms_pipeline *p, const struct item *it, const s
     return true;
 }
 
+/* The fingerprint of {"_id": value} in collection, numbers in one form (ms_bson_canonical_id). */
+static uint64_t key_hash(const char *collection, const bson_t *id)
+{
+    bson_t *cid = ms_bson_canonical_id(id);
+    uint64_t h = ms_bson_id_hash(collection, cid);
+
+    bson_destroy(cid);
+    return h;
+}
+
+/* Adds collection to the ones to sweep, once. */
+static void kcoll_add(struct ms_pipeline *p, const char *collection)
+{
+    for (size_t i = 0; i < p->nkcolls; i++) {
+        if (strcmp(p->kcolls[i], collection) == 0) {
+            return;
+        }
+    }
+    p->kcolls = realloc(p->kcolls, (p->nkcolls + 1) * sizeof(*p->kcolls));
+    if (p->kcolls == NULL || (p->kcolls[p->nkcolls] = strdup(collection)) == NULL) {
+        abort();
+    }
+    p->nkcolls++;
+}
+
 /* A document written for a producer's row under ms_pipeline_keys_begin (sink thread). */
 static void note_key(struct ms_pipeline *p, const struct ms_op *op)
 {
-    bson_t *cid;
-    size_t i;
-
     if (op->kind != MS_OP_REPLACE && op->kind != MS_OP_SET) {
         return; /* deletes and updateMany create no document */
     }
-    for (i = 0; i < p->nkcolls && strcmp(p->kcolls[i], op->collection) != 0; i++) {
-    }
-    if (i == p->nkcolls) {
-        p->kcolls = realloc(p->kcolls, (p->nkcolls + 1) * sizeof(*p->kcolls));
-        if (p->kcolls == NULL || (p->kcolls[p->nkcolls] = strdup(op->collection)) == NULL) {
-            abort();
-        }
-        p->nkcolls++;
-    }
+    kcoll_add(p, op->collection);
     if (p->nkeys == p->capkeys) {
         p->capkeys = p->capkeys != 0 ? p->capkeys * 2 : 4096;
         p->keys = realloc(p->keys, p->capkeys * sizeof(*p->keys));
@@ -2331,10 +2349,8 @@ static void note_key(struct ms_pipeline *p, const struct ms_op *op)
             abort();
         }
     }
-    cid = ms_bson_canonical_id(&op->id);
-    p->keys[p->nkeys++] = ms_bson_id_hash(op->collection, cid);
+    p->keys[p->nkeys++] = key_hash(op->collection, &op->id);
     p->keys_sorted = false;
-    bson_destroy(cid);
 }
 
 static void add_write(struct batch *b, const struct item *it, const struct ms_op *op, bool fresh)
@@ -3112,36 +3128,35 @@ static int key_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-size_t ms_pipeline_keys_collections(struct ms_pipeline *p, const char *const **out)
+/* Sorted once the sink has written them all (after a barrier), for bsearch. */
+static void keys_sort(struct ms_pipeline *p)
 {
     if (!p->keys_sorted) {
         qsort(p->keys, p->nkeys, sizeof(*p->keys), key_cmp);
         p->keys_sorted = true;
     }
+}
+
+size_t ms_pipeline_keys_collections(struct ms_pipeline *p, const char *const **out)
+{
+    keys_sort(p);
     pthread_mutex_lock(&p->tmu);
     for (size_t i = 0; i < p->ntables; i++) {
         const struct table *t = &p->tables[i];
         struct ms_pipeline_table pt;
         const char *coll = NULL;
-        size_t k;
 
         table_public(t, &pt);
         if (!pt.primary) {
             continue;
         }
         if (t->strategy == &ms_strategy_generic) {
-            coll = t->tcfg != NULL && t->tcfg->collection != NULL ? t->tcfg->collection : t->name;
+            coll = generic_collection(t);
         } else if (t->strategy->collection != NULL) {
             coll = t->strategy->collection(t->sctx, t->tcfg, t->role);
         }
-        for (k = 0; coll != NULL && k < p->nkcolls && strcmp(p->kcolls[k], coll) != 0; k++) {
-        }
-        if (coll != NULL && k == p->nkcolls) {
-            p->kcolls = realloc(p->kcolls, (p->nkcolls + 1) * sizeof(*p->kcolls));
-            if (p->kcolls == NULL || (p->kcolls[p->nkcolls] = strdup(coll)) == NULL) {
-                abort();
-            }
-            p->nkcolls++;
+        if (coll != NULL) {
+            kcoll_add(p, coll);
         }
     }
     pthread_mutex_unlock(&p->tmu);
@@ -3151,14 +3166,9 @@ size_t ms_pipeline_keys_collections(struct ms_pipeline *p, const char *const **o
 
 bool ms_pipeline_key_seen(struct ms_pipeline *p, const char *collection, const bson_t *id)
 {
-    bson_t *cid = ms_bson_canonical_id(id);
-    uint64_t h = ms_bson_id_hash(collection, cid);
+    uint64_t h = key_hash(collection, id);
 
-    bson_destroy(cid);
-    if (!p->keys_sorted) {
-        qsort(p->keys, p->nkeys, sizeof(*p->keys), key_cmp);
-        p->keys_sorted = true;
-    }
+    keys_sort(p);
     return bsearch(&h, p->keys, p->nkeys, sizeof(*p->keys), key_cmp) != NULL;
 }
 

@@ -756,7 +756,7 @@ static enum outcome chunk_attempt(struct call *c, void *arg, bson_error_t *berr)
     struct chunk_run *r = arg;
     mongoc_collection_t *coll = NULL;
     mongoc_bulk_operation_t *bulk = NULL;
-    bson_t *bulk_opts = NULL, *upsert_opts = NULL;
+    bson_t *bulk_opts = NULL, *upsert_opts = NULL, *insert_opts = NULL;
     bson_t reply, update;
     bool executed = false;
     size_t *map = NULL, nsent = 0, nerrors, end, ninserts = 0, nerr_ins = 0;
@@ -787,13 +787,15 @@ static enum outcome chunk_attempt(struct call *c, void *arg, bson_error_t *berr)
     map = malloc((end - r->pos) * sizeof(*map));
     bulk_opts = BCON_NEW("ordered", BCON_BOOL(false));
     upsert_opts = BCON_NEW("upsert", BCON_BOOL(true));
-    if (map == NULL || bulk_opts == NULL || upsert_opts == NULL) {
+    /* insertable() has validated the document, with stricter flags than libmongoc's */
+    insert_opts = BCON_NEW("validate", BCON_BOOL(false));
+    if (map == NULL || bulk_opts == NULL || upsert_opts == NULL || insert_opts == NULL) {
         bson_set_error(berr, MONGOC_ERROR_CLIENT, 0, "out of memory");
         goto done;
     }
     coll = mongoc_client_get_collection(c->client, c->s->database, r->collection);
     bulk = mongoc_collection_create_bulk_operation_with_opts(coll, bulk_opts);
-    for (size_t i = r->pos; i < end && inserts; i++) {
+    for (size_t i = r->pos; i < end; i++) {
         if (r->items[i].insert_first && !r->items[i].fallback) {
             inserts = insert_first_on(c->s, r->collection);
             break;
@@ -818,9 +820,8 @@ static enum outcome chunk_attempt(struct call *c, void *arg, bson_error_t *berr)
         memset(&aerr, 0, sizeof(aerr));
         if (it->kind == MS_WRITE_UPSERT && it->insert_first && !it->fallback && inserts &&
             insertable(it->filter, it->doc) &&
-            mongoc_bulk_operation_insert_with_opts(bulk, it->doc, NULL, &aerr)) {
-            /* (one libmongoc refuses as an insert, a name with a dot say, goes as the upsert
-             * below, which decides as it always did) */
+            mongoc_bulk_operation_insert_with_opts(bulk, it->doc, insert_opts, &aerr)) {
+            /* (one libmongoc refuses anyway goes as the upsert below, which decides) */
             added = true;
             it->as_insert = true;
             ninserts++;
@@ -929,6 +930,7 @@ done:
     mongoc_collection_destroy(coll);
     bson_destroy(bulk_opts);
     bson_destroy(upsert_opts);
+    bson_destroy(insert_opts);
     free(map);
     return o;
 }
